@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import resource
 import socket
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -287,3 +291,119 @@ def test_accept_proxy_drops_a_client_without_a_valid_header(procs: Procs) -> Non
             data = b""
         assert data == b""  # a greeting would mean a backend was reached
         assert time.monotonic() - start < 1.0
+
+
+# -- volume ------------------------------------------------------------------------------
+
+
+def bulk_echo(port: int, total: int) -> tuple[float, int, int, int]:
+    """Send `total` bytes through an echo and read them all back, both at once: returns
+    (seconds, crc32 sent, crc32 received, bytes received)."""
+    block = bytearray(os.urandom(1 << 20))
+    sent_crc = 0
+    with connect(port, timeout=30) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def send() -> None:
+            nonlocal sent_crc
+            left = total
+            i = 0
+            while left > 0:
+                block[:8] = i.to_bytes(8, "big")  # every block differs: order matters
+                view = memoryview(block)[: min(left, len(block))]
+                sent_crc = zlib.crc32(view, sent_crc)
+                s.sendall(view)
+                left -= len(view)
+                i += 1
+            s.shutdown(socket.SHUT_WR)
+
+        start = time.monotonic()
+        sender = threading.Thread(target=send)
+        sender.start()
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        got = 0
+        recv_crc = 0
+        while n := s.recv_into(view):
+            recv_crc = zlib.crc32(view[:n], recv_crc)
+            got += n
+        sender.join()
+        return time.monotonic() - start, sent_crc, recv_crc, got
+
+
+BULK_BYTES = int(os.environ.get("ROTA_TCP_BULK_BYTES", str(1 << 30)))
+
+
+def test_bulk_each_way_checksummed_with_bounded_memory(procs: Procs) -> None:
+    echo = procs.echo("a")
+    lb = procs.rota_tcp([echo.port])
+    rss_before = lb.peak_rss_kib()
+    seconds, sent_crc, recv_crc, got = bulk_echo(lb.port, BULK_BYTES)
+    rss_peak = lb.peak_rss_kib()
+    print(
+        f"\nbulk: {BULK_BYTES / 2**20:.0f} MiB each way in {seconds:.2f} s "
+        f"({BULK_BYTES / 2**20 / seconds:.0f} MiB/s each way); "
+        f"rota peak RSS {rss_before / 1024:.1f} -> {rss_peak / 1024:.1f} MiB"
+    )
+    assert got == BULK_BYTES
+    assert recv_crc == sent_crc
+    # Back-pressure bounds rota's buffers to a few write buffers, whatever the volume.
+    assert rss_peak - rss_before < 64 * 1024
+
+
+CONCURRENT = 5000
+
+
+def test_5000_concurrent_connections(procs: Procs) -> None:
+    raise_nofile_limit()
+    echo = procs.echo("a")
+    lb = procs.rota_tcp([echo.port])
+
+    async def one(i: int, opened: asyncio.Event, all_open: asyncio.Event) -> bytes:
+        reader, writer = await asyncio.open_connection(HOST, lb.port)
+        message = f"{i:08d}".encode()
+        writer.write(message)
+        reply = await reader.readexactly(8)
+        opened.set()
+        await all_open.wait()  # hold it open until every connection is up
+        writer.write_eof()
+        rest = await reader.read()
+        writer.close()
+        return reply + rest
+
+    async def run() -> tuple[list[bytes], float]:
+        all_open = asyncio.Event()
+        counter = 0
+        done = asyncio.Event()
+
+        async def tracked(i: int) -> bytes:
+            nonlocal counter
+            opened = asyncio.Event()
+            task = asyncio.ensure_future(one(i, opened, all_open))
+            await opened.wait()
+            counter += 1
+            if counter == CONCURRENT:
+                done.set()
+            return await task
+
+        start = time.monotonic()
+        async with asyncio.timeout(60):
+            tasks = [asyncio.ensure_future(tracked(i)) for i in range(CONCURRENT)]
+            await done.wait()
+            elapsed = time.monotonic() - start
+            all_open.set()
+            return list(await asyncio.gather(*tasks)), elapsed
+
+    replies, elapsed = asyncio.run(run())
+    print(f"\n{CONCURRENT} concurrent connections open and echoing in {elapsed:.2f} s")
+    assert replies == [f"{i:08d}".encode() for i in range(CONCURRENT)]
+
+
+def raise_nofile_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 4 * CONCURRENT
+    if soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if target < wanted:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {wanted}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
