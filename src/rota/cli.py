@@ -26,9 +26,11 @@ class Flag:
 
     flag: str
     field: str
-    type: Callable[[str], Any]
+    type: Callable[[str], Any]  # unused for a switch
     help: str
     metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    action: str | None = None  # "store_true" for a switch
 
 
 def _seconds(text: str) -> float:
@@ -55,6 +57,49 @@ LB_FLAGS: tuple[Flag, ...] = (
         "seconds between health checks of each backend (default 5)",
         "SECONDS",
     ),
+    Flag(
+        "--health-check-type",
+        "health_check.type",
+        str,
+        "http (GET the health path, default) or tcp (connect only)",
+        choices=("http", "tcp"),
+    ),
+    Flag("--mode", "mode", str, "http (default) or tcp", choices=("http", "tcp")),
+    Flag(
+        "--max-connections",
+        "limits.max_connections",
+        _int,
+        "concurrent client connections; the excess waits in the backlog (default 10000)",
+        "N",
+    ),
+    Flag(
+        "--connect-timeout",
+        "timeouts.connect",
+        _seconds,
+        "seconds to connect to a backend before trying the next (default 3)",
+        "SECONDS",
+    ),
+    Flag(
+        "--idle-timeout",
+        "timeouts.idle",
+        _seconds,
+        "seconds of client silence before closing (tcp mode: no byte either way) (default 60)",
+        "SECONDS",
+    ),
+    Flag(
+        "--send-proxy",
+        "send_proxy",
+        str,
+        "tcp mode: send a PROXY protocol header of this version to backends",
+        choices=("v1", "v2"),
+    ),
+    Flag(
+        "--accept-proxy",
+        "accept_proxy",
+        str,
+        "tcp mode: expect a PROXY protocol header (v1 or v2) on every client connection",
+        action="store_true",
+    ),
 )
 
 
@@ -71,8 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"backends and settings, JSON or TOML (default ./{DEFAULT_CONFIG})",
     )
     for f in LB_FLAGS:
+        if f.action is not None:
+            lb.add_argument(f.flag, dest=f.field, action=f.action, default=None, help=f.help)
+            continue
         lb.add_argument(
-            f.flag, dest=f.field, type=f.type, default=None, help=f.help, metavar=f.metavar
+            f.flag,
+            dest=f.field,
+            type=f.type,
+            default=None,
+            help=f.help,
+            metavar=f.metavar,
+            choices=f.choices,
         )
 
     backend = sub.add_parser("backend", help="run the simple HTTP backend server")

@@ -8,10 +8,11 @@ import logging
 import signal
 import sys
 
-from rota.config.model import Config
+from rota.config.model import Config, Mode
 from rota.pool import Pool, State
 from rota.proxy.context import ProxyContext
 from rota.proxy.server import serve_http
+from rota.proxy.tcp_server import TcpProxy, serve_tcp
 from rota.runtime import loop_factory, raise_fd_limit
 
 log = logging.getLogger("rota")
@@ -40,6 +41,10 @@ async def _main(config: Config) -> None:
     pool = Pool(config.backends)
     pool.subscribe(_log_transition)
 
+    if config.mode is Mode.TCP:
+        await _serve_tcp(config, pool, stop)
+        return
+
     def ready(ctx: ProxyContext, server: asyncio.Server) -> None:
         print(
             f"rota listening on http://{_hostport(config.host, config.port)} "
@@ -49,6 +54,24 @@ async def _main(config: Config) -> None:
 
     try:
         await serve_http(config, pool, stop, on_ready=ready)
+    except OSError as exc:
+        what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ListenError(
+            f"cannot listen on {_hostport(config.host, config.port)}: {what}"
+        ) from None
+
+
+async def _serve_tcp(config: Config, pool: Pool, stop: asyncio.Event) -> None:
+    def ready(proxy: TcpProxy) -> None:
+        # The bound port, not the configured one: `--port 0` picks a free port.
+        port = proxy.sockets[0].getsockname()[1] if proxy.sockets else config.port
+        print(
+            f"rota listening on tcp://{_hostport(config.host, port)} ({len(pool)} backends)",
+            flush=True,
+        )
+
+    try:
+        await serve_tcp(config, pool, stop, on_ready=ready)
     except OSError as exc:
         what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
         raise ListenError(

@@ -249,7 +249,7 @@ def test_max_connections_makes_the_excess_wait_not_fail(procs: Procs) -> None:
 @pytest.mark.parametrize("version", [1, 2])
 def test_send_proxy_tells_the_backend_the_client_address(procs: Procs, version: int) -> None:
     backend = procs.echo("p", "--proxy")
-    lb = procs.rota_tcp([backend.port], "--send-proxy", str(version))
+    lb = procs.rota_tcp([backend.port], "--send-proxy", f"v{version}")
     with connect(lb.port) as s:
         s.sendall(b"after the header")
         info = json.loads(recv_line(s))
@@ -262,7 +262,7 @@ def test_send_proxy_tells_the_backend_the_client_address(procs: Procs, version: 
 
 def test_accept_proxy_passes_the_front_balancers_client_on(procs: Procs) -> None:
     backend = procs.echo("p", "--proxy")
-    lb = procs.rota_tcp([backend.port], "--accept-proxy", "--send-proxy", "2")
+    lb = procs.rota_tcp([backend.port], "--accept-proxy", "--send-proxy", "v2")
     with connect(lb.port) as s:
         # Address only as text in a header: documentation ranges, no traffic goes there.
         s.sendall(b"PROXY TCP4 203.0.113.7 198.51.100.1 4242 443\r\nhi")

@@ -6,10 +6,12 @@ for free ports.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -56,6 +58,7 @@ class Procs:
     """The processes one test started; `stop_all` ends them."""
 
     started: list[Proc] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
 
     def start(self, *args: str, timeout: float = 10.0) -> Proc:
         env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
@@ -90,11 +93,21 @@ class Procs:
         return self.start("-m", "tests.support.echo_backend", "--name", name, *extra)
 
     def rota_tcp(self, backends: list[int], *extra: str) -> Proc:
-        """rota's TCP mode over backends on 127.0.0.1 at the given ports."""
-        args = ["-m", "tests.support.tcp_launcher"]
-        for port in backends:
-            args += ["--backend", f"127.0.0.1:{port}"]
-        return self.start(*args, *extra)
+        """`rota lb --mode tcp` over backends on 127.0.0.1 at the given ports, on a free port.
+        Health checks only connect (`type: tcp`): the test backends do not speak HTTP."""
+        config = {
+            "server_list": [
+                {"id": i + 1, "host": "127.0.0.1", "port": port} for i, port in enumerate(backends)
+            ],
+            "health_check": {"type": "tcp", "interval": 0.5, "timeout": 0.5},
+        }
+        fd, path = tempfile.mkstemp(prefix="rota-tcp-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(config, f)
+        self.files.append(path)
+        return self.start(
+            "-m", "rota", "lb", "--config", path, "--mode", "tcp", "--port", "0", *extra
+        )
 
     def stop_all(self) -> None:
         for proc in reversed(self.started):
@@ -107,6 +120,9 @@ class Procs:
                 proc.popen.kill()
                 proc.popen.wait()
         self.started.clear()
+        for path in self.files:
+            os.unlink(path)
+        self.files.clear()
 
 
 def procs_fixture() -> Iterator[Procs]:

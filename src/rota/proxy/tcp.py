@@ -1,6 +1,6 @@
 """TCP mode: relay bytes both ways between a client and a backend chosen per connection.
 
-One `_Tunnel` per client connection joins two `asyncio.Protocol`s, the client side and the
+One `Tunnel` per client connection joins two `asyncio.Protocol`s, the client side and the
 backend side. Everything on the data path is a callback; the only task per connection is
 the short set-up (read an optional PROXY header, connect to a backend with retries), and
 it ends once the relay runs.
@@ -24,23 +24,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from rota import proxy_protocol
-from rota.balancing.base import Balancer
+from rota.config.model import Config
 from rota.pool import Backend
-from rota.proxy.listener import DEFAULT_BACKLOG, Listener, bind
+from rota.proxy.listener import DEFAULT_BACKLOG
+
+if TYPE_CHECKING:
+    from rota.proxy.tcp_server import TcpProxy
 
 log = logging.getLogger("rota.tcp")
-
-# Called when connecting to a backend failed (refused, timed out, unreachable): the hook
-# for passive health checks. (backend, reason)
-BackendErrorHook = Callable[[Backend, str], None]
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
@@ -58,6 +56,20 @@ class TcpSettings:
     high_water: int = 256 * 1024  # write buffer above which the other side stops reading
     backlog: int = DEFAULT_BACKLOG
 
+    @classmethod
+    def from_config(cls, config: Config) -> TcpSettings:
+        """TCP mode reads `timeouts.connect`, `timeouts.idle` (here: no byte either way),
+        `timeouts.header` (for an accepted PROXY header), `limits.max_connections`,
+        `send_proxy` and `accept_proxy`."""
+        return cls(
+            connect_timeout=config.timeouts.connect,
+            idle_timeout=config.timeouts.idle,
+            max_connections=config.limits.max_connections,
+            send_proxy=config.send_proxy,
+            accept_proxy=config.accept_proxy,
+            proxy_header_timeout=config.timeouts.header,
+        )
+
 
 def _reset(transport: asyncio.Transport) -> None:
     """Close with an RST rather than a FIN: tells the peer the stream was cut short."""
@@ -70,13 +82,13 @@ def _reset(transport: asyncio.Transport) -> None:
 
 class _Side(asyncio.Protocol):
     """One socket of a tunnel. `peer` is the other socket's side and `out` its transport,
-    set before this side can receive anything (see `_Tunnel`)."""
+    set before this side can receive anything (see `Tunnel`)."""
 
     __slots__ = ("active", "open", "out", "peer", "read_done", "transport", "tunnel")
 
     transport: asyncio.Transport  # set by connection_made; `open` says whether it is live
 
-    def __init__(self, tunnel: _Tunnel) -> None:
+    def __init__(self, tunnel: Tunnel) -> None:
         self.tunnel = tunnel
         self.out: asyncio.Transport | None = None
         self.peer: _Side | None = None
@@ -137,7 +149,7 @@ class _ClientSide(_Side):
 
     __slots__ = ("header", "header_waiter", "pending")
 
-    def __init__(self, tunnel: _Tunnel) -> None:
+    def __init__(self, tunnel: Tunnel) -> None:
         super().__init__(tunnel)
         self.pending = bytearray()
         self.header: proxy_protocol.ProxyHeader | None = None
@@ -186,7 +198,7 @@ class _ClientSide(_Side):
         super().connection_lost(exc)
 
 
-class _Tunnel:
+class Tunnel:
     """One client connection and, once connected, its backend connection."""
 
     __slots__ = ("backend", "client", "idle_sweeps", "proxy", "upstream")
@@ -234,7 +246,7 @@ class _Tunnel:
                 async with asyncio.timeout(settings.proxy_header_timeout):
                     await client.header_waiter
             except (proxy_protocol.ProxyProtocolError, TimeoutError, ConnectionError) as exc:
-                log.debug("client %s: no valid PROXY header: %s", _peer(client), exc)
+                log.debug("client %s: no valid PROXY header: %s", peer_name(client), exc)
                 client.transport.abort()
                 return
         await self._connect()
@@ -247,7 +259,7 @@ class _Tunnel:
             backend = proxy.balancer.pick(tried)
             if backend is None:
                 # Nothing (left) to try: the client learns at once, rather than hanging.
-                log.debug("client %s: no backend available", _peer(client))
+                log.debug("client %s: no backend available", peer_name(client))
                 client.transport.close()
                 return
             tried.append(backend)
@@ -315,100 +327,5 @@ def _const(side: _Side) -> Callable[[], _Side]:
     return lambda: side
 
 
-def _peer(side: _Side) -> str:
+def peer_name(side: _Side) -> str:
     return str(side.transport.get_extra_info("peername"))
-
-
-class TcpProxy:
-    """TCP mode's listener: accept, pick a backend per connection, relay.
-
-    `on_backend_error(backend, reason)` is called when a connect to a backend fails
-    (refused, timed out, unreachable); the health integration uses it for passive checks."""
-
-    def __init__(
-        self,
-        balancer: Balancer,
-        settings: TcpSettings,
-        *,
-        on_backend_error: BackendErrorHook | None = None,
-        loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        self.balancer = balancer
-        self.settings = settings
-        self.on_backend_error = on_backend_error
-        self.loop = loop or asyncio.get_running_loop()
-        self.listener: Listener | None = None
-        self.tunnels: set[_Tunnel] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._sweeper: asyncio.TimerHandle | None = None
-        # Idle sweep: every `period` seconds; a tunnel with no byte in `limit` sweeps in a row
-        # has been idle for at least idle_timeout and at most idle_timeout + period.
-        idle = settings.idle_timeout
-        self._period = min(max(idle / 4, 0.05), 5.0)
-        self._limit = math.ceil(idle / self._period) + 1
-
-    def __repr__(self) -> str:
-        return f"<TcpProxy [{len(self.tunnels)} connections]>"
-
-    @property
-    def sockets(self) -> list[socket.socket]:
-        return self.listener.sockets if self.listener is not None else []
-
-    def start(self, sockets: list[socket.socket]) -> None:
-        """Serve on already-bound, listening sockets (see `rota.proxy.listener.bind`)."""
-        self.listener = Listener(self.loop, sockets, self._accepted, self.settings.max_connections)
-        self.listener.start()
-        self._sweeper = self.loop.call_later(self._period, self._sweep)
-
-    def listen(self, host: str, port: int) -> list[socket.socket]:
-        sockets = bind(host, port, self.settings.backlog)
-        self.start(sockets)
-        return sockets
-
-    def close(self) -> None:
-        """Stop accepting and abort every open connection."""
-        if self.listener is not None:
-            self.listener.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        for task in list(self._tasks):
-            task.cancel()
-        for tunnel in list(self.tunnels):
-            tunnel.abort()
-
-    def _accepted(self, sock: socket.socket) -> None:
-        tunnel = _Tunnel(self)
-        self.tunnels.add(tunnel)
-        task = self.loop.create_task(tunnel.run(sock))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def finished(self, tunnel: _Tunnel) -> None:
-        if tunnel in self.tunnels:
-            self.tunnels.remove(tunnel)
-            if self.listener is not None:
-                self.listener.release()
-
-    def backend_error(self, backend: Backend, reason: str) -> None:
-        log.info("backend %s: connect failed: %s; trying the next", backend.name, reason)
-        hook = self.on_backend_error
-        if hook is not None:
-            hook(backend, reason)
-
-    def _sweep(self) -> None:
-        limit = self._limit
-        for tunnel in list(self.tunnels):
-            upstream = tunnel.upstream
-            if upstream is None:
-                continue  # still setting up: the header and connect timeouts apply
-            client = tunnel.client
-            if client.active or upstream.active:
-                client.active = upstream.active = False
-                tunnel.idle_sweeps = 0
-                continue
-            tunnel.idle_sweeps += 1
-            if tunnel.idle_sweeps >= limit:
-                log.debug("client %s: idle timeout", _peer(client))
-                tunnel.abort()
-        self._sweeper = self.loop.call_later(self._period, self._sweep)
