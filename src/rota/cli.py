@@ -148,11 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _example(args)
 
 
-def _lb(args: argparse.Namespace) -> int:
-    from rota import lb
-    from rota.runtime import setup_logging
-
-    setup_logging()
+def lb_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, str]]:
+    """The config fields the given flags set, and which flag set each (for errors)."""
     overrides: dict[str, object] = {}
     flags: dict[str, str] = {}
     for f in LB_FLAGS:
@@ -160,6 +157,15 @@ def _lb(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[f.field] = value
             flags[f.field] = f.flag
+    return overrides, flags
+
+
+def _lb(args: argparse.Namespace) -> int:
+    from rota import lb
+    from rota.runtime import setup_logging
+
+    setup_logging()
+    overrides, flags = lb_overrides(args)
     path = args.config if args.config is not None else DEFAULT_CONFIG
     try:
         config = load_config(Path(path), overrides, flags)
