@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import struct
 from collections.abc import Callable
@@ -274,7 +275,7 @@ class Tunnel:
                 proxy.backend_error(backend, "connect timed out")
                 continue
             except OSError as exc:
-                proxy.backend_error(backend, exc.strerror or str(exc))
+                proxy.backend_error(backend, _reason(exc))
                 continue
             self._join(backend, upstream)
             return
@@ -321,6 +322,12 @@ def _address(raw: Any) -> proxy_protocol.Address | None:
     if isinstance(raw, tuple) and len(raw) >= 2:
         return str(raw[0]), int(raw[1])
     return None
+
+
+def _reason(exc: OSError) -> str:
+    # asyncio words it "Connect call failed (...)", uvloop "[Errno 111] ...": say it the
+    # same way whichever loop runs.
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def _const(side: _Side) -> Callable[[], _Side]:
