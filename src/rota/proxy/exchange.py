@@ -261,7 +261,9 @@ class Exchange:
     def on_response_body(self, data: bytes) -> None:
         client = self.client
         if self.rechunk:
-            client.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            client.write(b"%x\r\n" % len(data))
+            client.write(data)
+            client.write(b"\r\n")
         else:
             client.write(data)
         client.touch_body()
@@ -282,7 +284,7 @@ class Exchange:
                 conn.reusable = False
                 self.keep_client = False
             ctx = self.client.ctx
-            ctx.upstream_pools[conn.backend.index].release(conn, ctx.loop.time())
+            ctx.upstream_pools[conn.backend.index].release(conn, ctx.now)
         self.client.exchange_done(self, self.keep_client)
 
     def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
