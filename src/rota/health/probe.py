@@ -157,11 +157,11 @@ class Probe:
     def _read_status_line(self, sock: socket.socket, deadline: float) -> bytes | None:
         buf = b""
         while True:
-            end = buf.find(b"\n")
+            end = buf.find(b"\n", 0, MAX_STATUS_LINE)
             if end >= 0:
                 return buf[:end]
-            if len(buf) > MAX_STATUS_LINE:
-                return buf  # no line ending: _parse_status rejects it
+            if len(buf) >= MAX_STATUS_LINE:
+                return b""  # no line ending where one must be: _parse_status rejects it
             sock.settimeout(self._remaining(deadline))
             chunk = sock.recv(4096)
             if not chunk:
