@@ -55,7 +55,7 @@ def test_refused_connect_reports_the_backend_and_the_client_is_served() -> None:
         port = proxy.listen("127.0.0.1", 0)[0].getsockname()[1]
         try:
             assert await roundtrip(port, b"hello") == b"hello"
-            assert errors == [("dead", "Connection refused")]
+            assert errors == [("dead", "connection refused")]
             assert pool.backends[1].active == 0  # counted while connected, then released
         finally:
             proxy.close()

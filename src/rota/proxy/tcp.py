@@ -272,7 +272,7 @@ class Tunnel:
                 async with asyncio.timeout(proxy.settings.connect_timeout):
                     await proxy.loop.create_connection(_const(upstream), backend.host, backend.port)
             except TimeoutError:
-                proxy.backend_error(backend, "connect timed out")
+                proxy.backend_error(backend, "connect timeout")
                 continue
             except OSError as exc:
                 proxy.backend_error(backend, _reason(exc))
@@ -326,8 +326,8 @@ def _address(raw: Any) -> proxy_protocol.Address | None:
 
 def _reason(exc: OSError) -> str:
     # asyncio words it "Connect call failed (...)", uvloop "[Errno 111] ...": say it the
-    # same way whichever loop runs.
-    return os.strerror(exc.errno) if exc.errno else str(exc)
+    # same way whichever loop runs, and as HTTP mode does ("connection refused").
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
 
 
 def _const(side: _Side) -> Callable[[], _Side]:
