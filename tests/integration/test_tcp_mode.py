@@ -405,7 +405,12 @@ def test_5000_concurrent_connections(procs: Procs) -> None:
             return list(await asyncio.gather(*tasks)), elapsed
 
     replies, elapsed = asyncio.run(run())
-    print(f"\n{CONCURRENT} concurrent connections open and echoing in {elapsed:.2f} s")
+    rss = lb.peak_rss_kib() / 1024
+    print(
+        f"\n{CONCURRENT} concurrent connections open and echoing in {elapsed:.2f} s; "
+        f"rota peak RSS {rss:.1f} MiB"
+    )
+    assert rss < 256  # a few KiB per connection pair, not a thread stack each
     assert replies == [f"{i:08d}".encode() for i in range(CONCURRENT)]
 
 
