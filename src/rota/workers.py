@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import multiprocessing
@@ -30,11 +31,13 @@ import sys
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from rota.config.model import Config
+from rota.config.model import Config, Mode
 from rota.health.monitor import HealthMonitor
 from rota.pool import Backend, Pool, State
 from rota.proxy.context import ProxyContext
+from rota.proxy.listener import bind
 from rota.proxy.server import GRACE_SECONDS, serve_http
+from rota.proxy.tcp_server import TcpProxy, serve_tcp
 from rota.runtime import loop_factory, raise_fd_limit, setup_logging
 from rota.shared_state import SharedStates
 
@@ -49,8 +52,9 @@ def hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def check_bindable(config: Config) -> str | None:
-    """Fail fast, before any worker starts, if the address cannot be bound."""
+def check_bindable(config: Config) -> tuple[int, str | None]:
+    """Fail fast, before any worker starts, if the address cannot be bound. Returns the
+    port to use: with port 0 the kernel picks one here, and every worker takes that one."""
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         # Without SO_REUSEPORT, so that any listener on the port, another rota's workers
@@ -60,18 +64,19 @@ def check_bindable(config: Config) -> str | None:
             s.bind((config.host, config.port))
         except OSError as exc:
             what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            return f"cannot listen on {hostport(config.host, config.port)}: {what}"
-    return None
+            return config.port, f"cannot listen on {hostport(config.host, config.port)}: {what}"
+        return int(s.getsockname()[1]), None
 
 
 # ---------------------------------------------------------------------------- supervisor
 
 
 def run_supervisor(config: Config) -> int:
-    problem = check_bindable(config)
+    port, problem = check_bindable(config)
     if problem is not None:
         print(f"rota: {problem}", file=sys.stderr)
         return 1
+    config = dataclasses.replace(config, port=port)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(Supervisor(config).run())
 
@@ -118,7 +123,7 @@ class Supervisor:
                 return 0
             health.start()
             print(
-                f"rota listening on http://{hostport(config.host, config.port)} "
+                f"rota listening on {config.mode.value}://{hostport(config.host, config.port)} "
                 f"({len(pool)} backends, {config.workers} workers)",
                 flush=True,
             )
@@ -244,6 +249,9 @@ async def _worker(
         ctx.on_backend_error = backend_failed
         pipe.send(("ready", os.getpid()))
 
+    def tcp_ready(proxy: TcpProxy) -> None:
+        pipe.send(("ready", os.getpid()))
+
     async def sync() -> None:
         while True:
             await asyncio.sleep(SYNC_SECONDS)
@@ -251,6 +259,17 @@ async def _worker(
 
     syncer = loop.create_task(sync())
     try:
-        await serve_http(config, pool, stop, reuse_port=True, on_ready=ready)
+        if config.mode is Mode.TCP:
+            sockets = bind(config.host, config.port, reuse_port=True)
+            await serve_tcp(
+                config,
+                pool,
+                stop,
+                sockets=sockets,
+                on_ready=tcp_ready,
+                on_backend_error=backend_failed,
+            )
+        else:
+            await serve_http(config, pool, stop, reuse_port=True, on_ready=ready)
     finally:
         syncer.cancel()

@@ -117,3 +117,24 @@ def test_port_in_use_exits_1_before_starting_workers(tmp_path: Path) -> None:
         proc.stop()
     assert code == 1
     assert f"cannot listen on 127.0.0.1:{port}: address already in use" in proc.output()
+
+
+def test_tcp_mode_with_workers(tmp_path: Path) -> None:
+    from tests.support.tcp_procs import Procs
+
+    procs = Procs()
+    try:
+        echoes = [procs.echo(f"e{i}") for i in range(2)]
+        lb = procs.rota_tcp([e.port for e in echoes], "--workers", "2")
+        assert "2 workers" in lb.ready_line
+        for i in range(6):
+            with socket.create_connection(("127.0.0.1", lb.port), timeout=5) as s:
+                payload = b"hello %d" % i
+                s.sendall(payload)
+                s.shutdown(socket.SHUT_WR)
+                received = b""
+                while chunk := s.recv(4096):
+                    received += chunk
+            assert payload in received
+    finally:
+        procs.stop_all()
