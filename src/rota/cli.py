@@ -47,7 +47,20 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    return _int(text)
+
+
 LB_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "--workers",
+        "workers",
+        _workers,
+        "worker processes, or 'auto' for one per CPU (default 1)",
+        "N|auto",
+    ),
     Flag("--host", "listen.host", str, "address to listen on (default 127.0.0.1)"),
     Flag("--port", "listen.port", _int, "port to listen on (default 5432)"),
     Flag(

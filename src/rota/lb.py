@@ -24,6 +24,10 @@ class ListenError(Exception):
 
 
 def run(config: Config) -> int:
+    if config.workers > 1:
+        from rota.workers import run_supervisor
+
+        return run_supervisor(config)
     raise_fd_limit()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         try:

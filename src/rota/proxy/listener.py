@@ -32,9 +32,12 @@ _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 OnAccept = Callable[[socket.socket], None]
 
 
-def bind(host: str, port: int, backlog: int = DEFAULT_BACKLOG) -> list[socket.socket]:
+def bind(
+    host: str, port: int, backlog: int = DEFAULT_BACKLOG, *, reuse_port: bool = False
+) -> list[socket.socket]:
     """Non-blocking listening sockets for every address `host` resolves to (one, usually).
-    With port 0 the first socket's port is reused for the others, so all share one port."""
+    With port 0 the first socket's port is reused for the others, so all share one port.
+    `reuse_port` lets several worker processes listen on the same port (SO_REUSEPORT)."""
     infos = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
     )
@@ -49,6 +52,8 @@ def bind(host: str, port: int, backlog: int = DEFAULT_BACKLOG) -> list[socket.so
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 # One socket per family, as asyncio does; "::" must not also take IPv4.
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
