@@ -163,6 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     backend.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     backend.add_argument("--port", type=_int, required=True, help="port to listen on")
     backend.add_argument("--name", default=None, help="name in responses (default HOST:PORT)")
+    backend.add_argument(
+        "--health-status",
+        type=_int,
+        default=200,
+        metavar="CODE",
+        help="status /health answers, for demos and tests (default 200; see /control/health)",
+    )
+    backend.add_argument(
+        "--health-hang", action="store_true", help="never answer /health (until told otherwise)"
+    )
 
     example = sub.add_parser("example", help="run three backends and the load balancer")
     example.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE")
@@ -211,8 +221,16 @@ def _backend(args: argparse.Namespace) -> int:
     import signal
 
     from rota.backend.server import serve_backend
+    from rota.backend.sickness import Sickness
     from rota.runtime import loop_factory, raise_fd_limit
 
+    if not 200 <= args.health_status <= 599:
+        print(
+            f"rota backend: --health-status: expected 200-599, got {args.health_status}",
+            file=sys.stderr,
+        )
+        return 2
+    sickness = Sickness(args.health_status, args.health_hang)
     name = args.name or (
         f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
     )
@@ -222,7 +240,7 @@ def _backend(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve_backend(args.host, args.port, name, stop)
+        await serve_backend(args.host, args.port, name, stop, sickness)
 
     raise_fd_limit()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:

@@ -44,8 +44,10 @@ def run_example(config_path: Path) -> int:
             flush=True,
         )
         while not stopping:
-            if any(c.poll() is not None for c in children):
-                print("rota example: a process exited; stopping the rest", file=sys.stderr)
+            # A backend may die (or be killed, to watch rota route around it); only the
+            # load balancer's exit ends the example.
+            if children[-1].poll() is not None:
+                print("rota example: the load balancer exited; stopping", file=sys.stderr)
                 break
             time.sleep(0.2)
     finally:

@@ -1,7 +1,8 @@
 """The simple HTTP backend: the seed's demo server, grown into a benchmark-grade one.
 
 HTTP/1.1 with keep-alive and pipelining, asyncio + httptools. Routes:
-  GET  /health          200 "ok"
+  GET  /health          200 "ok" (or what /control/health made it: fail, hang; sickness.py)
+  GET  /control/health  the /health switch's state as JSON; POST ok|fail|hang|CODE sets it
   GET  /bytes/N         N bytes of a deterministic pattern (`?chunked=1`: chunked framing;
                         `?close=1`: no length, ends by closing), streamed with back-pressure
   POST /sha256          the SHA-256 and length of the request body, as "HEX LENGTH\n"
@@ -14,12 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
+from http import HTTPStatus
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 import httptools
 
+from rota.backend.sickness import CONTROL_PATH, ControlError, Sickness
+
 BLOCK = 64 * 1024
+CONTROL = CONTROL_PATH.encode()
 
 
 def pattern_block() -> bytes:
@@ -30,8 +36,9 @@ def pattern_block() -> bytes:
 class BackendState:
     """What every connection of one backend server shares."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, sickness: Sickness | None = None) -> None:
         self.name = name
+        self.sickness = sickness if sickness is not None else Sickness()
         self.hello = f"Hello from {name}\n".encode()
         self.served_by = name.encode()
         self.block = pattern_block()
@@ -39,6 +46,7 @@ class BackendState:
 
 class BackendConnection(asyncio.Protocol):
     __slots__ = (
+        "_control",
         "_expect",
         "_hash",
         "_headers",
@@ -60,6 +68,7 @@ class BackendConnection(asyncio.Protocol):
         self._length = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._streaming: _Stream | None = None
+        self._control: bytearray | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -93,6 +102,7 @@ class BackendConnection(asyncio.Protocol):
         self._hash = None
         self._length = 0
         self._headers = []
+        self._control = None
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -105,6 +115,8 @@ class BackendConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         if self._url.startswith(b"/sha256"):
             self._hash = hashlib.sha256()
+        elif self._url == CONTROL:
+            self._control = bytearray()
         if self._expect and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -112,13 +124,21 @@ class BackendConnection(asyncio.Protocol):
         if self._hash is not None:
             self._hash.update(body)
             self._length += len(body)
+        elif self._control is not None and len(self._control) < 64:
+            self._control += body[:64]
 
     def on_message_complete(self) -> None:
         url = self._url
         keep = self._parser.should_keep_alive()
         head_only = self._parser.get_method() == b"HEAD"
         if url == b"/health":
-            self._send(200, b"ok\n", close=not keep, head_only=head_only)
+            status = self.state.sickness.health(time.monotonic())
+            if status is None:
+                return  # hanging on purpose: no answer, the connection stays open
+            body = b"ok\n" if status < 400 else b"sick\n"
+            self._send(status, body, close=not keep, head_only=head_only)
+        elif self._control is not None:
+            self._answer_control(keep, head_only)
         elif self._hash is not None:
             body = f"{self._hash.hexdigest()} {self._length}\n".encode()
             self._send(200, body, close=not keep, head_only=head_only)
@@ -137,7 +157,10 @@ class BackendConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        reason = b"OK" if status == 200 else b"Bad Request"
+        try:
+            reason = HTTPStatus(status).phrase.encode()
+        except ValueError:
+            reason = b"Unknown"
         head = (
             b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
             b"X-Served-By: %s\r\n%s\r\n"
@@ -152,6 +175,16 @@ class BackendConnection(asyncio.Protocol):
         transport.write(head if head_only else head + body)
         if close:
             transport.close()
+
+    def _answer_control(self, keep: bool, head_only: bool) -> None:
+        sickness = self.state.sickness
+        if self._parser.get_method() == b"POST":
+            try:
+                sickness.control(bytes(self._control or b""))
+            except ControlError as exc:
+                self._send(400, str(exc).encode(), close=not keep, head_only=head_only)
+                return
+        self._send(200, sickness.report(), close=not keep, head_only=head_only)
 
     def _start_stream(self, url: bytes, keep: bool, head_only: bool) -> None:
         transport = self.transport
@@ -225,9 +258,11 @@ class _Stream:
             self.conn._streaming = None
 
 
-async def serve_backend(host: str, port: int, name: str, stop: asyncio.Event) -> None:
+async def serve_backend(
+    host: str, port: int, name: str, stop: asyncio.Event, sickness: Sickness | None = None
+) -> None:
     loop = asyncio.get_running_loop()
-    state = BackendState(name)
+    state = BackendState(name, sickness)
     server = await loop.create_server(
         lambda: BackendConnection(state), host=host, port=port, reuse_address=True, backlog=1024
     )

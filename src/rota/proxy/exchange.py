@@ -294,26 +294,34 @@ class Exchange:
             return
         head = self.head
         if not self.response_started:
-            if (
-                self.reused
-                and not conn.received
-                and not self.retried
+            safe = (
+                not conn.received
                 and head.body is Body.NONE
                 and head.method in IDEMPOTENT
                 and self.backend is not None
-            ):
+            )
+            if safe and self.reused and not self.retried:
                 # A pooled connection the backend closed while we were sending: nothing
                 # came back, the request is idempotent; one retry on a fresh connection.
                 self.retried = True
                 self.reused = False
                 self.upstream = None
                 conn.backend.active -= 1
-                self.client.ctx.loop.create_task(self._connect(self.backend))
+                self.client.ctx.loop.create_task(self._connect(conn.backend))
                 return
-            if isinstance(exc, ConnectionResetError) and not self.reused:
-                # A fresh connection reset before any answer: the backend is in trouble
-                # (passive check). A reused one may just have hit its keep-alive timer.
-                self.client.ctx.backend_failed(conn.backend, "connection reset")
+            if not self.reused:
+                # A fresh connection reset or closed before any answer: the backend is in
+                # trouble (passive check; it died with our request, say). A reused one
+                # may just have hit its keep-alive timer, and was retried above.
+                reason = "connection reset" if exc is not None else "closed without answer"
+                self.client.ctx.backend_failed(conn.backend, reason)
+                if safe:
+                    # Idempotent and nothing came back: the next backend may answer it.
+                    self.tried.append(conn.backend)
+                    self._drop_upstream(abort=True)
+                    self.retried = False
+                    self.start()
+                    return
             self.fail(502)
             return
         if self.response_body is ResponseBody.UNTIL_CLOSE and exc is None:
