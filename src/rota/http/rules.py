@@ -286,21 +286,24 @@ def check_request(
     connection: list[bytes] = []
     upgrades: list[bytes] = []
     expects: list[bytes] = []
-    lists = {
-        _HOST: hosts,
-        _CL: cls,
-        _TE: tes,
-        _CONNECTION: connection,
-        _UPGRADE: upgrades,
-        _EXPECT: expects,
-    }
     for name, value in fields:
         size += len(name) + len(value) + 4
         if not name:
             raise ProtocolError(400, "empty field name")
         lname = name.lower()
         if lname in _SPECIAL:
-            lists[lname].append(value)
+            if lname == _HOST:
+                hosts.append(value)
+            elif lname == _CL:
+                cls.append(value)
+            elif lname == _TE:
+                tes.append(value)
+            elif lname == _CONNECTION:
+                connection.append(value)
+            elif lname == _UPGRADE:
+                upgrades.append(value)
+            else:
+                expects.append(value)
     if size > limits.max_header_bytes:
         raise ProtocolError(431, "request header section too large")
 
