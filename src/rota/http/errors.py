@@ -1,7 +1,8 @@
-"""HTTP errors, each carrying the status rota answers with.
+"""Errors of the HTTP layer. Each carries the status a server should answer with, so the
+proxy turns any of them into a response in one place (`rota.proxy.responses`).
 
-One exception for "the client broke HTTP": the data plane catches `ProtocolError` in one place,
-answers `status`, and closes the connection (RFC 9112 9.6: after a framing error the rest of
+One exception for "the peer broke HTTP (or a limit)": the data plane answers `status` and
+closes the connection (RFC 9112 9.6: after a framing error the rest of
 the stream cannot be trusted, so keep-alive is never kept).
 """
 
