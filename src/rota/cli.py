@@ -55,6 +55,23 @@ LB_FLAGS: tuple[Flag, ...] = (
         "seconds between health checks of each backend (default 5)",
         "SECONDS",
     ),
+    Flag(
+        "--health-check-timeout",
+        "health_check.timeout",
+        _seconds,
+        "one deadline for a check's connect and response, at most the interval (default 2)",
+        "SECONDS",
+    ),
+    Flag("--health-check-path", "health_check.path", str, "path checked (default /health)", "PATH"),
+    Flag(
+        "--health-check-status",
+        "health_check.status",
+        str,
+        "statuses that pass, a range or one code (default 200-399)",
+        "RANGE",
+    ),
+    Flag("--rise", "health_check.rise", _int, "passes that bring a backend back (default 2)", "N"),
+    Flag("--fall", "health_check.fall", _int, "failures that take a backend out (default 3)", "N"),
 )
 
 

@@ -9,7 +9,8 @@ import signal
 import sys
 
 from rota.config.model import Config
-from rota.pool import Pool, State
+from rota.health.monitor import HealthMonitor
+from rota.pool import Pool
 from rota.proxy.context import ProxyContext
 from rota.proxy.server import serve_http
 from rota.runtime import loop_factory, raise_fd_limit
@@ -38,9 +39,12 @@ async def _main(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     pool = Pool(config.backends)
-    pool.subscribe(_log_transition)
+    # Checker threads start with the server; their transitions come back on this loop.
+    health = HealthMonitor(pool, config.health, loop, log=log.info)
 
     def ready(ctx: ProxyContext, server: asyncio.Server) -> None:
+        ctx.on_backend_error = health.observe_failure  # passive checks
+        health.start()
         print(
             f"rota listening on http://{_hostport(config.host, config.port)} "
             f"({len(pool)} backends)",
@@ -54,11 +58,9 @@ async def _main(config: Config) -> None:
         raise ListenError(
             f"cannot listen on {_hostport(config.host, config.port)}: {what}"
         ) from None
+    finally:
+        health.stop()
 
 
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _log_transition(backend: object, old: State, new: State, reason: str) -> None:
-    log.info("backend %s %s (%s)", backend, new.value, reason)
