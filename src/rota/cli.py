@@ -72,6 +72,71 @@ LB_FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--rise", "health_check.rise", _int, "passes that bring a backend back (default 2)", "N"),
     Flag("--fall", "health_check.fall", _int, "failures that take a backend out (default 3)", "N"),
+    # Limits on what a client may send (docs/configuration.md, `limits`).
+    Flag(
+        "--max-request-line",
+        "limits.max_request_line",
+        _int,
+        "bytes of the request line; over it 414 (default 8192)",
+        "BYTES",
+    ),
+    Flag(
+        "--max-header-bytes",
+        "limits.max_header_bytes",
+        _int,
+        "bytes of the whole request head; over it 431 (default 32768)",
+        "BYTES",
+    ),
+    Flag(
+        "--max-headers",
+        "limits.max_headers",
+        _int,
+        "header fields in a request; over it 431, never truncated (default 100)",
+        "N",
+    ),
+    Flag(
+        "--max-body-bytes",
+        "limits.max_body_bytes",
+        _int,
+        "bytes of a request body; over it 413 (default unlimited)",
+        "BYTES",
+    ),
+    # Timeouts, all finite by default (docs/configuration.md, `timeouts`).
+    Flag(
+        "--timeout-connect",
+        "timeouts.connect",
+        _seconds,
+        "connect to a backend; then the next one, then 503 (default 3)",
+        "SECONDS",
+    ),
+    Flag(
+        "--timeout-header",
+        "timeouts.header",
+        _seconds,
+        "a client's whole request head, however slowly it trickles; 408 (default 10)",
+        "SECONDS",
+    ),
+    Flag(
+        "--timeout-idle",
+        "timeouts.idle",
+        _seconds,
+        "keep-alive silence between a client's requests; silent close (default 60)",
+        "SECONDS",
+    ),
+    Flag(
+        "--timeout-response",
+        "timeouts.response",
+        _seconds,
+        "the backend's response head after the request was sent; 504 (default 30)",
+        "SECONDS",
+    ),
+    Flag(
+        "--timeout-body",
+        "timeouts.body",
+        _seconds,
+        "silence in either direction mid-body; both sides closed (default 60)",
+        "SECONDS",
+    ),
 )
 
 

@@ -16,7 +16,14 @@ import httptools
 from rota.config.model import LimitSpec
 from rota.http.errors import ProtocolError, from_parser_error
 from rota.http.headers import Headers
-from rota.http.rules import BodyKind, RequestHead, check_request, check_trailers, resume_head
+from rota.http.rules import (
+    BodyKind,
+    RequestHead,
+    check_body_size,
+    check_request,
+    check_trailers,
+    resume_head,
+)
 
 # One framing decision type for the whole data plane (rota.http.rules).
 Body = BodyKind
@@ -40,6 +47,8 @@ class RequestParser:
     """Feeds client bytes to llhttp and turns its callbacks into validated events."""
 
     __slots__ = (
+        "_began",
+        "_body_bytes",
         "_error",
         "_head_bytes",
         "_headers",
@@ -69,6 +78,8 @@ class RequestParser:
         self._swallow_end = False
         self._upgrade_head: RequestHead | None = None
         self._trailers: Headers = []
+        self._body_bytes = 0
+        self._began = False
 
     @property
     def in_head(self) -> bool:
@@ -80,6 +91,7 @@ class RequestParser:
 
         After an error the parser is unusable: the connection must be closed.
         """
+        self._began = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -103,9 +115,12 @@ class RequestParser:
             if self._error is not None:
                 raise self._error from None
             raise from_parser_error(exc) from None
-        if self._in_head:
+        if self._in_head and not self._began:
             # llhttp buffers a field until it is complete, so a single endless header
             # would never reach on_header: bound the head by the bytes fed meanwhile.
+            # Only whole reads inside one head count: a read where a head began may hold
+            # the end of a body before it (a pipelined upload), and its head bytes are
+            # bounded by the read size and re-checked by rules.check_request.
             self._head_bytes += len(data)
             if self._head_bytes > self._limits.max_header_bytes + self._limits.max_request_line:
                 raise ProtocolError(431, "request head too large")
@@ -116,6 +131,8 @@ class RequestParser:
         if self._muted:
             return
         self._in_head = True
+        self._began = True
+        self._body_bytes = 0
         self._head_bytes = 0
         self._url = b""
         self._headers = []
@@ -153,6 +170,11 @@ class RequestParser:
         self._sink.on_request(head)
 
     def on_body(self, body: bytes) -> None:
+        if self._limits.max_body_bytes is not None:
+            # A Content-Length over the limit was refused with the head; a chunked body
+            # is refused when it passes the limit (RFC 9110 15.5.14).
+            self._body_bytes += len(body)
+            check_body_size(self._body_bytes, self._limits)
         self._sink.on_request_body(body)
 
     def on_message_complete(self) -> None:
