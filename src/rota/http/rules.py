@@ -11,14 +11,14 @@ bare CR/LF, NUL and other controls in fields, obs-fold, invalid field-name chara
 chunk sizes/extensions/data framing, controls and spaces in the target, unknown methods.
 What it lets through and this module refuses: missing/duplicate/invalid Host, Transfer-Encoding
 on HTTP/1.0, codings before `chunked` (`gzip, chunked`), a fragment or `*` with a method other
-than OPTIONS, HTTP/2.0 and HTTP/0.9 request lines, CONNECT, trailing whitespace in values
-(llhttp strips only the leading OWS), trailer fields that must not be trailers (Host), size
-limits (llhttp has none). The full table is in docs/http-strictness.md.
+than OPTIONS, HTTP/2.0 and HTTP/0.9 request lines, CONNECT, trailer fields that must not be
+trailers (Host), size limits (llhttp has none). Values it reads are OWS-stripped here (llhttp
+strips only the leading OWS). The full table is in docs/http-strictness.md.
 
 Performance: this is on the proxy's hot path, once per request. The checks use bytes.translate
 (C speed) over joined names/values instead of per-byte Python loops, and the serialiser does
-one b"".join. Measured in docs/http-strictness.md (about 4 us for check_request plus 3 us for
-build_request_head on a typical 8-field browser request, CPython 3.11).
+one b"".join. Measured with timeit (docs/http-strictness.md): check_request 3.2 us for a
+3-field request, 5.0 us for an 8-field browser request; build_request_head 1.5 / 2.4 us.
 """
 
 from __future__ import annotations
