@@ -101,6 +101,11 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # Half-closed by the client: finish what is queued, then close (RFC 9112 9.6).
+        parsing = self.parsing
+        if parsing is not None and not parsing.request_done:
+            # ... unless it left in the middle of a request body, which can never end now:
+            # close both sides at once (connection_lost aborts the backend connection).
+            return False
         if not self.queue:
             return False
         self.closing = True

@@ -56,6 +56,7 @@ class Exchange:
         "head",
         "interim",
         "keep_client",
+        "none_left",
         "pending",
         "pending_size",
         "rechunk",
@@ -86,6 +87,9 @@ class Exchange:
         self.reused = False
         self.retried = False
         self.keep_client = head.keep_alive
+        # The status when no backend is left to try: 503, or 502 once a backend took the
+        # request and closed without an answer (a bad gateway, not an unavailable one).
+        self.none_left = 503
 
     def __repr__(self) -> str:
         where = self.backend.name if self.backend else "-"
@@ -98,7 +102,7 @@ class Exchange:
         ctx = self.client.ctx
         backend = ctx.balancer.pick(self.tried)
         if backend is None:
-            self.fail(503)
+            self.fail(self.none_left)
             return
         self.backend = backend
         conn = ctx.upstream_pools[backend.index].acquire()
@@ -309,6 +313,7 @@ class Exchange:
                 self.client.ctx.backend_failed(conn.backend, reason)
                 if safe:
                     # Idempotent and nothing came back: the next backend may answer it.
+                    self.none_left = 502
                     self.tried.append(conn.backend)
                     self._drop_upstream(abort=True)
                     self.retried = False
