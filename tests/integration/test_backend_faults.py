@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.http import Client
 from tests.support.procs import Proc, start_lb, write_config
-from tests.support.scripted_backend import OK, Script, ScriptedBackend
+from tests.support.scripted_backend import OK, Script, ScriptedBackend, read_body
 
 
 @pytest.fixture
@@ -204,3 +204,39 @@ def test_client_leaving_mid_request_closes_the_backend_connection(behind_rota: o
     (conn,) = backend.conns_of(b"/up")
     assert backend.closed[conn].wait(3)
     assert time.monotonic() - started < 2
+
+
+def test_expect_100_continue_is_passed_through(behind_rota: object) -> None:
+    def script(conn: int, n: int, head: bytes, sock: socket.socket) -> bool:
+        if b"100-continue" in head.lower():
+            sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = read_body(sock, head)
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        else:
+            sock.sendall(OK)
+        return True
+
+    _, port = behind_rota(script)  # type: ignore[operator]
+    with Client(port) as c:
+        c.send(b"POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        interim = c.read_response()
+        assert interim.status == 100  # the body is sent only after this
+        c.send(b"hello")
+        final = c.read_response()
+        assert (final.status, final.body) == (200, b"hello")
+        assert c.request("GET", "/").status == 200  # still in sync, still kept alive
+
+
+def test_final_answer_to_expect_without_the_body_closes(behind_rota: object) -> None:
+    def script(conn: int, n: int, head: bytes, sock: socket.socket) -> bool:
+        sock.sendall(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n")
+        return True
+
+    _, port = behind_rota(script)  # type: ignore[operator]
+    with Client(port) as c:
+        c.send(b"POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 417
+        # The body was never sent: the connection cannot carry another request in sync.
+        assert r.header("connection") == "close"
+        assert c.closed_by_peer()
