@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from rota.config.model import HealthSpec
-from rota.health.probe import Probe, ProbeResult
+from rota.health.probe import ProbeResult
 from rota.health.state import ProbeSchedule, RiseFall, Transition
 
 ProbeFn = Callable[[], ProbeResult]
@@ -72,18 +72,6 @@ class Checker:
         self._pending_down: str | None = None
         # Daemon: a checker stuck in a probe must never keep the process alive at exit.
         self._thread = threading.Thread(target=self._run, name=f"health {name}", daemon=True)
-
-    @classmethod
-    def for_backend(
-        cls,
-        host: str,
-        port: int,
-        name: str,
-        spec: HealthSpec,
-        on_transition: Callable[[Transition], None],
-    ) -> Checker:
-        """A checker with the real socket probe."""
-        return cls(name, spec, Probe(host, port, spec), on_transition)
 
     def __repr__(self) -> str:
         alive = "running" if self._thread.is_alive() else "stopped"
