@@ -26,9 +26,11 @@ class Flag:
 
     flag: str
     field: str
-    type: Callable[[str], Any]
+    type: Callable[[str], Any]  # unused for a switch
     help: str
     metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    action: str | None = None  # "store_true" for a switch
 
 
 def _seconds(text: str) -> float:
@@ -45,7 +47,20 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    return _int(text)
+
+
 LB_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "--workers",
+        "workers",
+        _workers,
+        "worker processes, or 'auto' for one per CPU (default 1)",
+        "N|auto",
+    ),
     Flag("--host", "listen.host", str, "address to listen on (default 127.0.0.1)"),
     Flag("--port", "listen.port", _int, "port to listen on (default 5432)"),
     Flag(
@@ -72,6 +87,114 @@ LB_FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--rise", "health_check.rise", _int, "passes that bring a backend back (default 2)", "N"),
     Flag("--fall", "health_check.fall", _int, "failures that take a backend out (default 3)", "N"),
+    # Limits on what a client may send (docs/configuration.md, `limits`).
+    Flag(
+        "--max-request-line",
+        "limits.max_request_line",
+        _int,
+        "bytes of the request line; over it 414 (default 8192)",
+        "BYTES",
+    ),
+    Flag(
+        "--max-header-bytes",
+        "limits.max_header_bytes",
+        _int,
+        "bytes of the whole request head; over it 431 (default 32768)",
+        "BYTES",
+    ),
+    Flag(
+        "--max-headers",
+        "limits.max_headers",
+        _int,
+        "header fields in a request; over it 431, never truncated (default 100)",
+        "N",
+    ),
+    Flag(
+        "--max-body-bytes",
+        "limits.max_body_bytes",
+        _int,
+        "bytes of a request body; over it 413 (default unlimited)",
+        "BYTES",
+    ),
+    # Timeouts, all finite by default (docs/configuration.md, `timeouts`).
+    Flag(
+        "--timeout-connect",
+        "timeouts.connect",
+        _seconds,
+        "connect to a backend; then the next one, then 503 (default 3); = --connect-timeout",
+        "SECONDS",
+    ),
+    Flag(
+        "--timeout-header",
+        "timeouts.header",
+        _seconds,
+        "a client's whole request head, however slowly it trickles; 408 (default 10)",
+        "SECONDS",
+    ),
+    Flag(
+        "--timeout-idle",
+        "timeouts.idle",
+        _seconds,
+        "keep-alive silence between requests; silent close (default 60); = --idle-timeout",
+        "SECONDS",
+    ),
+    Flag(
+        "--timeout-response",
+        "timeouts.response",
+        _seconds,
+        "the backend's response head after the request was sent; 504 (default 30)",
+        "SECONDS",
+    ),
+    Flag(
+        "--timeout-body",
+        "timeouts.body",
+        _seconds,
+        "silence in either direction mid-body; both sides closed (default 60)",
+        "SECONDS",
+    ),
+    Flag(
+        "--health-check-type",
+        "health_check.type",
+        str,
+        "http (GET the health path, default) or tcp (connect only)",
+        choices=("http", "tcp"),
+    ),
+    Flag("--mode", "mode", str, "http (default) or tcp", choices=("http", "tcp")),
+    Flag(
+        "--max-connections",
+        "limits.max_connections",
+        _int,
+        "concurrent client connections; the excess waits in the backlog (default 10000)",
+        "N",
+    ),
+    Flag(
+        "--connect-timeout",
+        "timeouts.connect",
+        _seconds,
+        "seconds to connect to a backend before trying the next (default 3)",
+        "SECONDS",
+    ),
+    Flag(
+        "--idle-timeout",
+        "timeouts.idle",
+        _seconds,
+        "seconds of client silence before closing (tcp mode: no byte either way) (default 60)",
+        "SECONDS",
+    ),
+    Flag(
+        "--send-proxy",
+        "send_proxy",
+        str,
+        "tcp mode: send a PROXY protocol header of this version to backends",
+        choices=("v1", "v2"),
+    ),
+    Flag(
+        "--accept-proxy",
+        "accept_proxy",
+        str,
+        "tcp mode: expect a PROXY protocol header (v1 or v2) on every client connection",
+        action="store_true",
+    ),
 )
 
 
@@ -88,8 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"backends and settings, JSON or TOML (default ./{DEFAULT_CONFIG})",
     )
     for f in LB_FLAGS:
+        if f.action is not None:
+            lb.add_argument(f.flag, dest=f.field, action=f.action, default=None, help=f.help)
+            continue
         lb.add_argument(
-            f.flag, dest=f.field, type=f.type, default=None, help=f.help, metavar=f.metavar
+            f.flag,
+            dest=f.field,
+            type=f.type,
+            default=None,
+            help=f.help,
+            metavar=f.metavar,
+            choices=f.choices,
         )
 
     backend = sub.add_parser("backend", help="run the simple HTTP backend server")
@@ -121,11 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _example(args)
 
 
-def _lb(args: argparse.Namespace) -> int:
-    from rota import lb
-    from rota.runtime import setup_logging
-
-    setup_logging()
+def lb_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, str]]:
+    """The config fields the given flags set, and which flag set each (for errors)."""
     overrides: dict[str, object] = {}
     flags: dict[str, str] = {}
     for f in LB_FLAGS:
@@ -133,6 +262,15 @@ def _lb(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[f.field] = value
             flags[f.field] = f.flag
+    return overrides, flags
+
+
+def _lb(args: argparse.Namespace) -> int:
+    from rota import lb
+    from rota.runtime import setup_logging
+
+    setup_logging()
+    overrides, flags = lb_overrides(args)
     path = args.config if args.config is not None else DEFAULT_CONFIG
     try:
         config = load_config(Path(path), overrides, flags)

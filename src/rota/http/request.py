@@ -1,74 +1,35 @@
 """Sans-I/O request parsing: bytes in, request events out, no sockets.
 
 httptools (llhttp) does the byte-level parsing and rejects most malformed input. This layer
-adds what llhttp leaves to the application: size limits, Host rules, and the framing
-decision (RFC 9112 section 6.3) that decides how many bytes belong to the body. Events go to
-a `RequestSink` (the client connection), three calls per request: head, body*, end.
+adds what llhttp leaves to the application: size limits while the head arrives, and
+`rota.http.rules.check_request` (Host rules, framing decision per RFC 9112 section 6.3,
+everything llhttp lets through). Events go to a `RequestSink` (the client connection), three
+calls per request: head, body*, end.
 """
 
 from __future__ import annotations
 
-import enum
 from typing import Protocol
 
 import httptools
 
 from rota.config.model import LimitSpec
-from rota.http.errors import ProtocolError
-from rota.http.headers import HOP_BY_HOP, Headers, connection_tokens
+from rota.http.errors import ProtocolError, from_parser_error
+from rota.http.headers import Headers
+from rota.http.rules import (
+    BodyKind,
+    RequestHead,
+    check_body_size,
+    check_request,
+    check_trailers,
+    resume_head,
+)
 
+# One framing decision type for the whole data plane (rota.http.rules).
+Body = BodyKind
+__all__ = ["IDEMPOTENT", "Body", "RequestHead", "RequestParser", "RequestSink"]
 
-class Body(enum.Enum):
-    NONE = 0
-    LENGTH = 1
-    CHUNKED = 2
-
-
-class RequestHead:
-    """One parsed, validated request head."""
-
-    __slots__ = (
-        "body",
-        "content_length",
-        "drop",
-        "expect_continue",
-        "headers",
-        "host",
-        "keep_alive",
-        "method",
-        "target",
-        "upgrade",
-        "version",
-    )
-
-    def __init__(
-        self,
-        method: bytes,
-        target: bytes,
-        version: str,
-        headers: Headers,
-        host: bytes,
-        keep_alive: bool,
-        body: Body,
-        content_length: int,
-        drop: frozenset[bytes],
-        upgrade: bytes | None,
-        expect_continue: bool,
-    ) -> None:
-        self.method = method
-        self.target = target
-        self.version = version
-        self.headers = headers
-        self.host = host
-        self.keep_alive = keep_alive
-        self.body = body
-        self.content_length = content_length
-        self.drop = drop  # header names not to forward (hop-by-hop + Connection-named)
-        self.upgrade = upgrade  # the protocol asked for (e.g. b"websocket"), or None
-        self.expect_continue = expect_continue
-
-    def __repr__(self) -> str:
-        return f"<RequestHead {self.method.decode()} {self.target!r} HTTP/{self.version}>"
+_VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
 
 
 class RequestSink(Protocol):
@@ -86,13 +47,19 @@ class RequestParser:
     """Feeds client bytes to llhttp and turns its callbacks into validated events."""
 
     __slots__ = (
+        "_began",
+        "_body_bytes",
         "_error",
         "_head_bytes",
         "_headers",
         "_in_head",
         "_limits",
+        "_muted",
         "_parser",
         "_sink",
+        "_swallow_end",
+        "_trailers",
+        "_upgrade_head",
         "_url",
     )
 
@@ -105,6 +72,14 @@ class RequestParser:
         self._in_head = False
         self._head_bytes = 0
         self._error: ProtocolError | None = None
+        # After llhttp pauses on an Upgrade we strip, a fresh parser is primed with a
+        # synthetic head (rules.resume_head) whose callbacks are muted.
+        self._muted = False
+        self._swallow_end = False
+        self._upgrade_head: RequestHead | None = None
+        self._trailers: Headers = []
+        self._body_bytes = 0
+        self._began = False
 
     @property
     def in_head(self) -> bool:
@@ -116,24 +91,36 @@ class RequestParser:
 
         After an error the parser is unusable: the connection must be closed.
         """
+        self._began = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             # llhttp stops after an Upgrade request (its head and message callbacks have
-            # run). Upgrade is hop-by-hop and is not forwarded, so the backend answers a
-            # plain request; parsing goes on with a fresh parser for what follows.
+            # run) and took it as bodiless. rota does not tunnel (rules strip the Upgrade),
+            # so the backend answers a plain request: parsing goes on with a fresh parser.
+            # If the request has a body, llhttp skipped it, and the bytes that follow would
+            # parse as a new request (smuggling): prime the fresh parser with a synthetic head
+            # of the same framing, so they are read as this request's body.
             offset = int(exc.args[0])
             self._parser = httptools.HttpRequestParser(self)
+            head = self._upgrade_head
+            self._upgrade_head = None
+            if head is not None and head.body is not Body.NONE:
+                self._muted = True
+                self._parser.feed_data(resume_head(head))
             if offset < len(data):
                 self.feed(data[offset:])
             return
         except httptools.HttpParserError as exc:
             if self._error is not None:
                 raise self._error from None
-            raise ProtocolError(400, f"malformed request: {exc}") from None
-        if self._in_head:
+            raise from_parser_error(exc) from None
+        if self._in_head and not self._began:
             # llhttp buffers a field until it is complete, so a single endless header
             # would never reach on_header: bound the head by the bytes fed meanwhile.
+            # Only whole reads inside one head count: a read where a head began may hold
+            # the end of a body before it (a pipelined upload), and its head bytes are
+            # bounded by the read size and re-checked by rules.check_request.
             self._head_bytes += len(data)
             if self._head_bytes > self._limits.max_header_bytes + self._limits.max_request_line:
                 raise ProtocolError(431, "request head too large")
@@ -141,31 +128,63 @@ class RequestParser:
     # llhttp callbacks. Raising inside one aborts parsing; feed() re-raises _error.
 
     def on_message_begin(self) -> None:
+        if self._muted:
+            return
         self._in_head = True
+        self._began = True
+        self._body_bytes = 0
         self._head_bytes = 0
         self._url = b""
         self._headers = []
 
     def on_url(self, url: bytes) -> None:
+        if self._muted:
+            return
         self._url += url
         if len(self._url) > self._limits.max_request_line:
             self._fail(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._muted:
+            return
+        if not self._in_head:
+            # Trailer fields of a chunked body: checked at the end, not forwarded.
+            self._trailers.append((name, value))
+            return
         headers = self._headers
         headers.append((name, value))
         if len(headers) > self._limits.max_headers:
             self._fail(431, "too many header fields")
 
     def on_headers_complete(self) -> None:
+        if self._muted:
+            self._muted = False
+            return
         self._in_head = False
         head = self._frame()
+        if self._parser.should_upgrade():
+            self._upgrade_head = head
+            # llhttp skips the body of an upgrade request and ends the message at once;
+            # the real end comes from the primed parser (see feed).
+            self._swallow_end = head.body is not Body.NONE
         self._sink.on_request(head)
 
     def on_body(self, body: bytes) -> None:
+        if self._limits.max_body_bytes is not None:
+            # A Content-Length over the limit was refused with the head; a chunked body
+            # is refused when it passes the limit (RFC 9110 15.5.14).
+            self._body_bytes += len(body)
+            check_body_size(self._body_bytes, self._limits)
         self._sink.on_request_body(body)
 
     def on_message_complete(self) -> None:
+        if self._swallow_end:
+            self._swallow_end = False
+            return
+        trailers = self._trailers
+        if trailers:
+            self._trailers = []
+            check_trailers(trailers, self._limits)
         self._sink.on_request_end()
 
     def _fail(self, status: int, reason: str) -> None:
@@ -173,76 +192,16 @@ class RequestParser:
         raise self._error
 
     def _frame(self) -> RequestHead:
-        """Validate the head and decide the body framing (RFC 9112 6.3)."""
+        """Validate the head and decide the body framing (rota.http.rules)."""
         parser = self._parser
-        method = parser.get_method()
-        version = parser.get_http_version()
-        headers = self._headers
-        limits = self._limits
-        size = len(self._url)
-        host: bytes | None = None
-        content_length: bytes | None = None
-        transfer_encoding: bytes | None = None
-        upgrade: bytes | None = None
-        expect_continue = False
-        for name, value in headers:
-            size += len(name) + len(value) + 4
-            lname = name.lower()
-            if lname == b"host":
-                if host is not None:
-                    self._fail(400, "more than one Host field")
-                host = value
-            elif lname == b"content-length":
-                if content_length is not None and content_length != value:
-                    self._fail(400, "conflicting Content-Length fields")
-                content_length = value
-            elif lname == b"transfer-encoding":
-                transfer_encoding = (
-                    value if transfer_encoding is None else transfer_encoding + b"," + value
-                )
-            elif lname == b"upgrade":
-                upgrade = value.strip().lower()
-            elif lname == b"expect":
-                expect_continue = value.strip().lower() == b"100-continue"
-        if size > limits.max_header_bytes:
-            self._fail(431, "request head too large")
-        if method == b"CONNECT":
-            self._fail(405, "CONNECT is not supported")
-        if host is None:
-            if version == "1.1":
-                self._fail(400, "missing Host field")  # RFC 9112 3.2
-            host = b""
-        body = Body.NONE
-        length = 0
-        if transfer_encoding is not None:
-            if content_length is not None:
-                self._fail(400, "both Content-Length and Transfer-Encoding")  # RFC 9112 6.1
-            if version != "1.1":
-                self._fail(400, "Transfer-Encoding in an HTTP/1.0 request")  # RFC 9112 6.1
-            if transfer_encoding.strip().lower() != b"chunked":
-                self._fail(501, "unsupported Transfer-Encoding")
-            body = Body.CHUNKED
-        elif content_length is not None:
-            if not content_length.isdigit() or len(content_length) > 18:
-                self._fail(400, "invalid Content-Length")  # RFC 9110 8.6: 1*DIGIT
-            length = int(content_length)
-            if length:
-                body = Body.LENGTH
-        max_body = limits.max_body_bytes
-        if max_body is not None and body is not Body.NONE and length > max_body:
-            self._fail(413, "request body too large")
-        tokens = connection_tokens(headers)
-        drop = HOP_BY_HOP | tokens if tokens else HOP_BY_HOP
-        return RequestHead(
-            method=method,
-            target=self._url,
-            version=version,
-            headers=headers,
-            host=host,
-            keep_alive=parser.should_keep_alive(),
-            body=body,
-            content_length=length,
-            drop=drop,
-            upgrade=upgrade,
-            expect_continue=expect_continue,
-        )
+        text = parser.get_http_version()
+        version = _VERSIONS.get(text)
+        if version is None:
+            major, _, minor = text.partition(".")
+            version = (int(major), int(minor or 0))
+        head = check_request(parser.get_method(), self._url, version, self._headers, self._limits)
+        if head.websocket:
+            # WebSocket tunnelling is not implemented yet: strip the Upgrade like h2c, so
+            # the backend answers a plain request (a 101 would be a backend error).
+            head = head._replace(websocket=False, upgrade_stripped=True)
+        return head

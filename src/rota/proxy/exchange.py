@@ -13,8 +13,9 @@ import enum
 import errno
 from typing import TYPE_CHECKING
 
-from rota.http.headers import HOP_BY_HOP, Headers, build_request_head, build_response_head
+from rota.http.headers import HOP_BY_HOP, Headers, build_response_head
 from rota.http.request import IDEMPOTENT, Body, RequestHead
+from rota.http.rules import build_request_head
 from rota.pool import Backend
 from rota.proxy.upstream import UpstreamConnection
 
@@ -172,21 +173,12 @@ class Exchange:
         conn.exchange = self
         conn.uses += 1
         backend.active += 1
-        if head.body is Body.LENGTH:
-            framing = b"Content-Length: %d\r\n" % head.content_length
-        elif head.body is Body.CHUNKED:
-            framing = b"Transfer-Encoding: chunked\r\n"
-        else:
-            framing = b""
         data = build_request_head(
-            head.method,
-            head.target,
-            head.headers,
-            drop=head.drop,
-            client_ip=client.peer_ip,
-            proto=b"http",
-            host=head.host,
-            body_framing=framing,
+            head,
+            client.peer_ip,
+            b"http",
+            # Only for an HTTP/1.0 request without Host: HTTP/1.1 upstream requires one.
+            default_host=backend.address.encode() if head.host is None else b"",
         )
         if self.pending:
             data = b"".join([data, *self.pending])
@@ -241,7 +233,7 @@ class Exchange:
             if self.upstream is not None:
                 self.upstream.reusable = False
         if body is ResponseBody.CHUNKED or body is ResponseBody.UNTIL_CLOSE:
-            if head.version == "1.1":
+            if head.version == (1, 1):
                 framing = b"Transfer-Encoding: chunked\r\n"
                 self.rechunk = True
             else:
@@ -252,7 +244,7 @@ class Exchange:
             self.keep_client = False
         if not self.keep_client:
             framing += b"Connection: close\r\n"
-        elif head.version != "1.1":
+        elif head.version != (1, 1):
             framing += b"Connection: keep-alive\r\n"
         drop = HOP_BY_HOP.union(tokens) if tokens else HOP_BY_HOP
         client.write(build_response_head(status, reason, headers, drop=drop, framing=framing))
@@ -263,7 +255,9 @@ class Exchange:
     def on_response_body(self, data: bytes) -> None:
         client = self.client
         if self.rechunk:
-            client.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            client.write(b"%x\r\n" % len(data))
+            client.write(data)
+            client.write(b"\r\n")
         else:
             client.write(data)
         client.touch_body()
@@ -284,7 +278,7 @@ class Exchange:
                 conn.reusable = False
                 self.keep_client = False
             ctx = self.client.ctx
-            ctx.upstream_pools[conn.backend.index].release(conn, ctx.loop.time())
+            ctx.upstream_pools[conn.backend.index].release(conn, ctx.now)
         self.client.exchange_done(self, self.keep_client)
 
     def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:

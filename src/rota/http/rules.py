@@ -1,0 +1,516 @@
+"""Request strictness and framing rules: what llhttp lets through, we refuse here.
+
+Pure functions, no I/O. The parser wrapper collects one request head from httptools (method,
+raw target, version, fields exactly as received) and calls `check_request`, which either
+returns a `RequestHead` (the framing decision) or raises `ProtocolError` with the status to
+answer. `build_request_head` then serialises what goes to the backend.
+
+What llhttp 0.9 (httptools 0.9, strict defaults) already rejects, measured: CL+TE together,
+duplicate Content-Length (even identical), non-digit Content-Length, whitespace before a colon,
+bare CR/LF, NUL and other controls in fields, obs-fold, invalid field-name characters, bad
+chunk sizes/extensions/data framing, controls and spaces in the target, unknown methods.
+What it lets through and this module refuses: missing/duplicate/invalid Host, Transfer-Encoding
+on HTTP/1.0, codings before `chunked` (`gzip, chunked`), a fragment or `*` with a method other
+than OPTIONS, HTTP/2.0 and HTTP/0.9 request lines, CONNECT, trailing whitespace in values
+(llhttp strips only the leading OWS), trailer fields that must not be trailers (Host), size
+limits (llhttp has none). The full table is in docs/http-strictness.md.
+
+Performance: this is on the proxy's hot path, once per request. The checks use bytes.translate
+(C speed) over joined names/values instead of per-byte Python loops, and the serialiser does
+one b"".join. Measured in docs/http-strictness.md (about 4 us for check_request plus 3 us for
+build_request_head on a typical 8-field browser request, CPython 3.11).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import NamedTuple
+
+from rota.config.model import LimitSpec
+from rota.http.errors import ProtocolError
+
+Fields = list[tuple[bytes, bytes]]
+
+_DIGITS = b"0123456789"
+_ALPHA = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_HEX = _DIGITS + b"abcdefABCDEF"
+# RFC 9110 5.6.2: tchar.
+_TCHAR = _ALPHA + _DIGITS + b"!#$%&'*+-.^_`|~"
+# RFC 3986 2.2/2.3: unreserved and sub-delims.
+_UNRESERVED = _ALPHA + _DIGITS + b"-._~"
+_SUB_DELIMS = b"!$&'()*+,;="
+# RFC 3986 3.3/3.4: path and query characters, plus "%" of pct-encoded. "[" and "]" are not
+# RFC 3986 path characters, but HAProxy admits them by default and real clients send them
+# unencoded (PHP-style `a[]=1`); they are not a smuggling vector. Everything else is refused:
+# "#" (a fragment is never sent, RFC 9112 3.2.1), and `"<>\^`{|}` as HAProxy does by default.
+_TARGET_CHARS = _UNRESERVED + _SUB_DELIMS + b":@/?%[]"
+# RFC 3986 3.2.2: reg-name (IPv4 addresses are a subset).
+_REG_NAME = _UNRESERVED + _SUB_DELIMS + b"%"
+_IPV6_CHARS = _HEX + b":."
+# RFC 9110 5.5: field-value bytes are VCHAR, obs-text, SP, HTAB. llhttp already refuses the
+# rest; re-checking is one translate over the joined values and keeps these rules correct on
+# their own (the response side, a lenient parser setting).
+_VALUE_CHARS = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
+_OWS = b" \t"
+
+_MAX_CONTENT_LENGTH = 2**63 - 1  # HAProxy, nginx and Envoy all keep lengths in int64
+
+# RFC 9110 7.6.1: hop-by-hop fields, never forwarded. Transfer-Encoding and Content-Length
+# are re-emitted from the framing decision; Upgrade is re-emitted for a WebSocket tunnel.
+# Trailer (RFC 2616 13.5.1) is dropped because rota re-chunks the body without trailers'
+# announcement guarantees. X-Forwarded-* and Via are rewritten, not copied.
+_DROP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+        b"trailer",
+        b"content-length",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"via",
+    }
+)
+_KEEP = frozenset({b"host"})
+# Fields whose value check_request reads; all others are only copied.
+_HOST = b"host"
+_CL = b"content-length"
+_TE = b"transfer-encoding"
+_CONNECTION = b"connection"
+_UPGRADE = b"upgrade"
+_EXPECT = b"expect"
+_SPECIAL = frozenset({_HOST, _CL, _TE, _CONNECTION, _UPGRADE, _EXPECT})
+
+# RFC 9110 6.5.1: a sender must not put framing, routing, request-modifier or authentication
+# fields in trailers; a recipient that merged them could be steered (trailer `Host: evil`).
+_FORBIDDEN_TRAILERS = frozenset(
+    {
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"upgrade",
+        b"te",
+        b"trailer",
+        b"expect",
+        b"range",
+        b"if-match",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-unmodified-since",
+        b"if-range",
+        b"max-forwards",
+        b"cache-control",
+        b"authorization",
+        b"proxy-authorization",
+        b"cookie",
+        b"content-type",
+        b"content-encoding",
+        b"content-range",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"via",
+    }
+)
+
+
+class BodyKind(Enum):
+    NONE = 0
+    LENGTH = 1  # Content-Length: RequestHead.content_length bytes
+    CHUNKED = 2  # Transfer-Encoding: chunked
+
+
+class RequestHead(NamedTuple):
+    """The framing decision for one accepted request. A NamedTuple: built once per request on
+    the hot path, and tuple construction is several times cheaper than a frozen dataclass."""
+
+    method: bytes
+    target: bytes  # forwarded byte for byte
+    version: tuple[int, int]
+    fields: Fields  # as received
+    body: BodyKind
+    content_length: int  # for BodyKind.LENGTH, else 0
+    host: bytes | None  # the Host value, OWS-stripped; None only for HTTP/1.0 without Host
+    keep_alive: bool  # the client wants the connection kept after this exchange
+    websocket: bool  # a WebSocket upgrade to tunnel once the backend answers 101
+    upgrade_stripped: bool  # an Upgrade we do not tunnel (h2c, ...), removed when forwarding
+    expect_continue: bool  # Expect: 100-continue (HTTP/1.1 only, RFC 9110 10.1.1)
+    connection_tokens: frozenset[bytes]  # lower-case Connection options, hop-by-hop too
+
+
+def _split_list(values: list[bytes]) -> list[bytes]:
+    """RFC 9110 5.6.1 list elements of several field lines, OWS-stripped, lower-cased, empty
+    elements kept (callers decide whether an empty element is an error)."""
+    out: list[bytes] = []
+    for value in values:
+        out.extend(part.strip(_OWS).lower() for part in value.split(b","))
+    return out
+
+
+def _valid_host(host: bytes) -> bool:
+    """RFC 9110 7.2 / RFC 3986 3.2.2: uri-host [ ":" port ]; no userinfo. Empty is allowed
+    (RFC 9112 3.2: a target without authority is sent with an empty Host)."""
+    if host.startswith(b"["):
+        end = host.find(b"]")
+        if end < 2 or host[1:end].translate(None, _IPV6_CHARS):
+            return False
+        rest = host[end + 1 :]
+        if not rest:
+            return True
+        return rest.startswith(b":") and not rest[1:].translate(None, _DIGITS) and len(rest) <= 6
+    name, colon, port = host.partition(b":")
+    if name.translate(None, _REG_NAME):
+        return False
+    if not colon:
+        return True
+    return not port.translate(None, _DIGITS) and len(port) <= 5
+
+
+def _check_target(method: bytes, target: bytes) -> bytes | None:
+    """RFC 9112 3.2: validate the request-target; return the authority of an absolute-form
+    target (to compare with Host), else None."""
+    first = target[:1]
+    if first == b"/":
+        if target.translate(None, _TARGET_CHARS):
+            raise ProtocolError(400, "invalid character in request target")
+        return None
+    if target == b"*":
+        # RFC 9112 3.2.4: asterisk-form is only for a server-wide OPTIONS.
+        if method != b"OPTIONS":
+            raise ProtocolError(400, "asterisk-form target with a method other than OPTIONS")
+        return None
+    # RFC 9112 3.2.2: absolute-form. Authority-form (3.2.3) belongs to CONNECT, refused before.
+    scheme, sep, rest = target.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        raise ProtocolError(400, "invalid request target form")
+    cut = len(rest)
+    for stop in (b"/", b"?"):
+        i = rest.find(stop)
+        if i != -1 and i < cut:
+            cut = i
+    authority, tail = rest[:cut], rest[cut:]
+    # RFC 9110 4.2.1: an http(s) URI with an empty host is invalid; userinfo is deprecated
+    # (4.2.4) and a classic way to confuse URL parsers, so refuse it.
+    if not authority or not _valid_host(authority):
+        raise ProtocolError(400, "invalid authority in request target")
+    if tail.translate(None, _TARGET_CHARS):
+        raise ProtocolError(400, "invalid character in request target")
+    return authority
+
+
+def _content_length(values: list[bytes]) -> int:
+    """RFC 9110 8.6: Content-Length = 1*DIGIT. RFC 9112 6.3 item 5: several values (fields or
+    a list) are an error unless all equal, in which case they may be merged."""
+    length = -1
+    for value in values:
+        for part in value.split(b","):
+            digits = part.strip(_OWS)
+            if not digits or digits.translate(None, _DIGITS) or len(digits) > 19:
+                raise ProtocolError(400, "invalid Content-Length")
+            n = int(digits)
+            if n > _MAX_CONTENT_LENGTH:
+                raise ProtocolError(400, "Content-Length too large")
+            if length != -1 and n != length:
+                raise ProtocolError(400, "conflicting Content-Length values")
+            length = n
+    return length
+
+
+def _transfer_encoding(values: list[bytes]) -> None:
+    """RFC 9112 6.1/6.3: accept exactly one coding, `chunked` (case-insensitive, 7)."""
+    codings = _split_list(values)
+    if codings == [b"chunked"]:
+        return
+    if not codings or codings[-1] != b"chunked":
+        # RFC 9112 6.3 item 4: chunked not final, the length cannot be determined: 400.
+        raise ProtocolError(400, "Transfer-Encoding without final chunked")
+    if b"" in codings or codings.count(b"chunked") > 1:
+        raise ProtocolError(400, "invalid Transfer-Encoding list")
+    # RFC 9112 6.1: a coding we do not implement (gzip, chunked): 501.
+    raise ProtocolError(501, "unsupported transfer coding")
+
+
+def check_request(
+    method: bytes,
+    target: bytes,
+    version: tuple[int, int],
+    fields: Fields,
+    limits: LimitSpec,
+) -> RequestHead:
+    """Validate one request head and decide its framing, or raise ProtocolError.
+
+    `fields` are (name, value) exactly as httptools reported them (leading OWS already
+    stripped by llhttp, trailing OWS kept). Size limits are checked here too, from the
+    collected head; the wrapper must also enforce them on raw bytes while reading, since
+    httptools buffers a whole field before reporting it.
+    """
+    # RFC 9112 2.3 / RFC 9110 15.6.6: only HTTP/1.x here; a well-formed higher major version
+    # gets 505, HTTP/0.9 (no headers, no framing) 400.
+    if version != (1, 1) and version != (1, 0):
+        if version[0] >= 2:
+            raise ProtocolError(505, "HTTP version not supported")
+        raise ProtocolError(400, "invalid HTTP version")
+    if not method or method.translate(None, _TCHAR):
+        raise ProtocolError(400, "invalid method")
+    # RFC 9110 9.3.6: rota is not a forward proxy; a tunnel would bypass every rule here.
+    if method == b"CONNECT":
+        raise ProtocolError(501, "CONNECT not supported")
+    # method SP target SP HTTP/x.y
+    line_length = len(method) + len(target) + 10
+    if line_length > limits.max_request_line:
+        raise ProtocolError(414, "request line too long")
+    if not target:
+        raise ProtocolError(400, "empty request target")
+    authority = _check_target(method, target)
+
+    if len(fields) > limits.max_headers:
+        raise ProtocolError(431, "too many header fields")
+    # RFC 9110 5.1 / 5.5: every name a token, every value free of controls. One translate
+    # over the joined bytes each; an empty name shows as a count mismatch below.
+    if b"".join([n for n, _ in fields]).translate(None, _TCHAR):
+        raise ProtocolError(400, "invalid character in field name")
+    if b"".join([v for _, v in fields]).translate(None, _VALUE_CHARS):
+        raise ProtocolError(400, "invalid character in field value")
+
+    size = line_length + 4  # CRLF after the line and the empty line
+    hosts: list[bytes] = []
+    cls: list[bytes] = []
+    tes: list[bytes] = []
+    connection: list[bytes] = []
+    upgrades: list[bytes] = []
+    expects: list[bytes] = []
+    for name, value in fields:
+        size += len(name) + len(value) + 4
+        if not name:
+            raise ProtocolError(400, "empty field name")
+        lname = name.lower()
+        if lname in _SPECIAL:
+            if lname == _HOST:
+                hosts.append(value)
+            elif lname == _CL:
+                cls.append(value)
+            elif lname == _TE:
+                tes.append(value)
+            elif lname == _CONNECTION:
+                connection.append(value)
+            elif lname == _UPGRADE:
+                upgrades.append(value)
+            else:
+                expects.append(value)
+    if size > limits.max_header_bytes:
+        raise ProtocolError(431, "request header section too large")
+
+    # RFC 9112 3.2: exactly one Host on HTTP/1.1; at most one, valid, on any version.
+    host: bytes | None = None
+    if hosts:
+        if len(hosts) > 1:
+            raise ProtocolError(400, "more than one Host field")
+        host = hosts[0].strip(_OWS)
+        if not _valid_host(host):
+            raise ProtocolError(400, "invalid Host")
+    elif version == (1, 1):
+        raise ProtocolError(400, "missing Host")
+    # RFC 9112 3.2.2 says a server uses the target's authority and ignores Host; a proxy
+    # whose routing and whose backend could disagree on which one counts refuses a mismatch
+    # instead (HAProxy does the same).
+    if authority is not None and (host is None or host.lower() != authority.lower()):
+        raise ProtocolError(400, "Host does not match the target authority")
+
+    body = BodyKind.NONE
+    content_length = 0
+    if tes:
+        # RFC 9112 6.1: CL with TE is a smuggling attempt; TE on HTTP/1.0 cannot be trusted
+        # (the framing is faulty); refuse both outright rather than guess.
+        if cls:
+            raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
+        if version == (1, 0):
+            raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        _transfer_encoding(tes)
+        body = BodyKind.CHUNKED
+    elif cls:
+        content_length = _content_length(cls)
+        if content_length:
+            body = BodyKind.LENGTH
+        # RFC 9110 15.5.14: refuse before reading a byte of the body.
+        if limits.max_body_bytes is not None and content_length > limits.max_body_bytes:
+            raise ProtocolError(413, "request body too large")
+
+    tokens: frozenset[bytes] = frozenset()
+    if connection:
+        tokens = frozenset(t for t in _split_list(connection) if t)
+    # RFC 9112 9.3: persistence defaults differ by version.
+    if version == (1, 1):
+        keep_alive = b"close" not in tokens
+    else:
+        keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+
+    websocket = False
+    upgrade_stripped = False
+    if upgrades:
+        # RFC 6455 4.1: the handshake is a GET over HTTP/1.1 with Connection: upgrade.
+        # Anything else (h2c above all: RFC 9113 3.1 dropped it, and tunnelling it would let
+        # a client talk HTTP/2 past every rule here) is removed, never tunnelled.
+        protocols = [p.split(b"/", 1)[0] for p in _split_list(upgrades)]
+        if (
+            b"websocket" in protocols
+            and b"upgrade" in tokens
+            and method == b"GET"
+            and version == (1, 1)
+        ):
+            # llhttp skips the body of an upgrade request and hands the bytes after the head
+            # over as tunnel data, while the backend would read them as a body: refuse.
+            if body is not BodyKind.NONE:
+                raise ProtocolError(400, "WebSocket upgrade request with a body")
+            websocket = True
+        else:
+            upgrade_stripped = True
+
+    expect_continue = False
+    if expects and version == (1, 1):
+        # RFC 9110 10.1.1: 100-continue is the only expectation; others may get 417. In an
+        # HTTP/1.0 request the expectation MUST be ignored.
+        if _split_list(expects) != [b"100-continue"]:
+            raise ProtocolError(417, "unsupported expectation")
+        expect_continue = True
+
+    return RequestHead(
+        method,
+        target,
+        version,
+        fields,
+        body,
+        content_length,
+        host,
+        keep_alive,
+        websocket,
+        upgrade_stripped,
+        expect_continue,
+        tokens,
+    )
+
+
+def check_request_line_length(length: int, limits: LimitSpec) -> None:
+    """For the wrapper while the request line arrives (on_url pieces): 414 over the limit,
+    before the rest is buffered."""
+    if length > limits.max_request_line:
+        raise ProtocolError(414, "request line too long")
+
+
+def check_head_size(length: int, limits: LimitSpec) -> None:
+    """For the wrapper while the head arrives: `length` raw bytes fed and the head still not
+    complete. 431 over the limit (RFC 6585 5)."""
+    if length > limits.max_header_bytes:
+        raise ProtocolError(431, "request header section too large")
+
+
+def check_field_count(count: int, limits: LimitSpec) -> None:
+    """For the wrapper on each on_header: 431 over the limit, never truncation."""
+    if count > limits.max_headers:
+        raise ProtocolError(431, "too many header fields")
+
+
+def check_body_size(received: int, limits: LimitSpec) -> None:
+    """For the wrapper while a chunked body arrives: 413 once it passes the limit."""
+    if limits.max_body_bytes is not None and received > limits.max_body_bytes:
+        raise ProtocolError(413, "request body too large")
+
+
+def check_trailers(fields: Fields, limits: LimitSpec) -> None:
+    """Trailer fields of a chunked request (httptools reports them through on_header after
+    on_headers_complete). llhttp already refuses Content-Length and Transfer-Encoding there;
+    the other framing and routing fields are refused here (RFC 9110 6.5.1)."""
+    if len(fields) > limits.max_headers:
+        raise ProtocolError(431, "too many trailer fields")
+    size = 0
+    for name, value in fields:
+        size += len(name) + len(value) + 4
+        if not name or name.translate(None, _TCHAR):
+            raise ProtocolError(400, "invalid character in trailer name")
+        if value.translate(None, _VALUE_CHARS):
+            raise ProtocolError(400, "invalid character in trailer value")
+        if name.lower() in _FORBIDDEN_TRAILERS:
+            raise ProtocolError(400, "field not allowed in trailers")
+    if size > limits.max_header_bytes:
+        raise ProtocolError(431, "trailer section too large")
+
+
+def resume_head(head: RequestHead) -> bytes:
+    """A synthetic head to feed a fresh httptools parser after llhttp paused on an Upgrade we
+    strip (HttpParserUpgrade): llhttp treats an upgrade request as bodiless, so without this
+    the body of `POST + Upgrade: h2c` would be parsed as the next request (smuggling). Feed
+    this with callbacks muted until its on_headers_complete, then the bytes after the pause
+    offset: the body is framed as `head` says and later requests parse normally. None of it is
+    forwarded."""
+    if head.body is BodyKind.CHUNKED:
+        return b"PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    if head.body is BodyKind.LENGTH:
+        return b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % head.content_length
+    return b""
+
+
+def build_request_head(
+    head: RequestHead,
+    client_ip: bytes,
+    proto: bytes = b"http",
+    default_host: bytes = b"",
+    close: bool = False,
+) -> bytes:
+    """The request head sent to a backend: the line with the target byte for byte and
+    HTTP/1.1, end-to-end fields in received order, hop-by-hop fields removed (RFC 9110 7.6.1),
+    framing re-emitted from the decision, then X-Forwarded-For (appended), X-Forwarded-Proto,
+    X-Forwarded-Host (replaced) and Via (appended, RFC 9110 7.6.3).
+
+    `default_host` is sent as Host for an HTTP/1.0 request without one (HTTP/1.1 upstream
+    requires it). `close` asks the backend to close after this exchange.
+    """
+    drop = _DROP
+    tokens = head.connection_tokens
+    if tokens:
+        # RFC 9110 7.6.1: fields named in Connection are hop-by-hop. Host is exempt: a
+        # client must not be able to strip the routing field on its way to the backend.
+        drop = drop | (tokens - _KEEP)
+    if head.version == (1, 0):
+        # RFC 9110 15.2: no 1xx to an HTTP/1.0 client, so do not invite one from upstream.
+        drop = drop | {_EXPECT}
+    parts = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
+    append = parts.append
+    xff: list[bytes] = []
+    via: list[bytes] = []
+    for name, value in head.fields:
+        lname = name.lower()
+        if lname in drop:
+            if lname == b"x-forwarded-for":
+                xff.append(value.strip(_OWS))
+            elif lname == b"via":
+                via.append(value.strip(_OWS))
+            continue
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
+    host = head.host
+    if host is None:
+        host = default_host
+        parts += (b"Host: ", host, b"\r\n")
+    if head.body is BodyKind.CHUNKED:
+        append(b"Transfer-Encoding: chunked\r\n")
+    elif head.body is BodyKind.LENGTH:
+        parts += (b"Content-Length: ", b"%d" % head.content_length, b"\r\n")
+    if head.websocket:
+        append(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
+    elif close:
+        append(b"Connection: close\r\n")
+    xff.append(client_ip)
+    parts += (b"X-Forwarded-For: ", b", ".join(xff), b"\r\n")
+    parts += (b"X-Forwarded-Proto: ", proto, b"\r\n")
+    parts += (b"X-Forwarded-Host: ", host, b"\r\n")
+    via.append(b"1.1 rota" if head.version == (1, 1) else b"1.0 rota")
+    parts += (b"Via: ", b", ".join(via), b"\r\n\r\n")
+    return b"".join(parts)

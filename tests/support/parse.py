@@ -1,0 +1,53 @@
+"""Drive rota.http.request.RequestParser over a whole byte stream, without sockets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rota.config.model import LimitSpec
+from rota.http.errors import ProtocolError
+from rota.http.request import RequestHead, RequestParser
+
+
+@dataclass
+class Parsed:
+    head: RequestHead
+    body: bytearray = field(default_factory=bytearray)
+    complete: bool = False
+
+
+@dataclass
+class StreamResult:
+    requests: list[Parsed]
+    error: ProtocolError | None
+
+    @property
+    def status(self) -> int:
+        """What the client sees for the first problem: the error status, else 200."""
+        return self.error.status if self.error is not None else 200
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.requests: list[Parsed] = []
+
+    def on_request(self, head: RequestHead) -> None:
+        self.requests.append(Parsed(head))
+
+    def on_request_body(self, data: bytes) -> None:
+        self.requests[-1].body += data
+
+    def on_request_end(self) -> None:
+        self.requests[-1].complete = True
+
+
+def read_stream(data: bytes, limits: LimitSpec | None = None, piece: int = 65536) -> StreamResult:
+    """Feed `data` as a client's byte stream, `piece` bytes per read, as the proxy does."""
+    sink = _Sink()
+    parser = RequestParser(sink, limits or LimitSpec())
+    for pos in range(0, len(data), piece):
+        try:
+            parser.feed(data[pos : pos + piece])
+        except ProtocolError as exc:
+            return StreamResult(sink.requests, exc)
+    return StreamResult(sink.requests, None)

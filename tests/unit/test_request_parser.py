@@ -1,0 +1,96 @@
+"""The request parser (httptools + rota.http.rules) over the strictness corpus, no sockets.
+
+The same corpus runs through the whole proxy in tests/integration/test_corpus.py; here it pins
+the parser-level decision of every case, whole and byte by byte, and that a hidden request
+never parses as one.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rota.config.model import LimitSpec
+from rota.http.request import Body
+from tests.support.corpus import CASES, MARKER, SMUGGLED, Case
+from tests.support.parse import read_stream
+
+
+def test_corpus_is_large_and_ids_unique() -> None:
+    ids = [case.id for case in CASES]
+    assert len(ids) >= 60
+    assert len(set(ids)) == len(ids)
+    assert sum(case.status == 200 for case in CASES) >= 20
+    assert all(case.rfc.startswith("RFC ") for case in CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+@pytest.mark.parametrize("piece", [65536, 1], ids=["whole", "bytewise"])
+def test_case(case: Case, piece: int) -> None:
+    result = read_stream(case.raw, piece=piece)
+    assert result.status == case.status, result.error
+    assert MARKER not in [parsed.head.target for parsed in result.requests]
+    if case.status == 200:
+        assert len(result.requests) == case.requests
+        assert all(parsed.complete for parsed in result.requests)
+    elif case.stage == "head":
+        # Refused before its head was complete: nothing of it would be forwarded.
+        assert result.requests == []
+    else:
+        assert len(result.requests) == 1
+        assert not result.requests[0].complete
+
+
+def test_stripped_upgrade_keeps_its_body() -> None:
+    raw = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Content-Length: %d\r\n\r\n"
+        % len(SMUGGLED)
+        + SMUGGLED
+        + b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    for piece in (65536, 1, 7):
+        result = read_stream(raw, piece=piece)
+        assert result.error is None
+        assert [bytes(p.body) for p in result.requests] == [SMUGGLED, b""]
+        assert [p.head.target for p in result.requests] == [b"/", b"/next"]
+        assert all(p.complete for p in result.requests)
+    chunked = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    )
+    result = read_stream(chunked, piece=3)
+    assert [bytes(p.body) for p in result.requests] == [b"hello"]
+    assert result.requests[0].head.body is Body.CHUNKED and result.requests[0].complete
+
+
+def test_pipelined_upload_does_not_count_as_head_bytes() -> None:
+    head = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n"
+    # The second 64 KiB read ends the body and stops 10 bytes into the next head: that read
+    # must not count as 64 KiB of head.
+    body = b"x" * (2 * 65536 - len(head) - 10)
+    head = head.replace(b"100000", b"%d" % len(body))
+    raw = head + body + b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    result = read_stream(raw, piece=65536)
+    assert result.error is None and len(result.requests) == 2
+
+
+def test_endless_header_is_cut_off_while_it_trickles() -> None:
+    raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Endless: " + b"a" * 200_000
+    result = read_stream(raw, piece=4096)
+    assert result.status == 431
+
+
+def test_chunked_body_over_the_limit() -> None:
+    limits = LimitSpec(max_body_bytes=10)
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert read_stream(raw + b"5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", limits).status == 200
+    assert read_stream(raw + b"5\r\nhello\r\n6\r\nworld!\r\n0\r\n\r\n", limits).status == 413
+    cl = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n"
+    result = read_stream(cl, limits)  # refused from the head alone, before any body byte
+    assert result.status == 413 and result.requests == []
+
+
+def test_trailer_with_host_is_refused() -> None:
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nHost: b\r\n\r\n"
+    result = read_stream(raw)
+    assert result.status == 400 and not result.requests[0].complete

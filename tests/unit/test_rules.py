@@ -1,0 +1,355 @@
+"""rota.http.rules called directly: decisions, limits, and the forwarded head."""
+
+from __future__ import annotations
+
+import pytest
+
+from rota.config.model import LimitSpec
+from rota.http.errors import ProtocolError, from_parser_error
+from rota.http.rules import (
+    BodyKind,
+    RequestHead,
+    build_request_head,
+    check_body_size,
+    check_field_count,
+    check_head_size,
+    check_request,
+    check_request_line_length,
+    check_trailers,
+    resume_head,
+)
+
+LIMITS = LimitSpec()
+Fields = list[tuple[bytes, bytes]]
+
+
+def check(
+    fields: Fields,
+    method: bytes = b"GET",
+    target: bytes = b"/",
+    version: tuple[int, int] = (1, 1),
+    limits: LimitSpec = LIMITS,
+) -> RequestHead:
+    return check_request(method, target, version, fields, limits)
+
+
+def status_of(fields: Fields, **kwargs: object) -> int:
+    try:
+        check(fields, **kwargs)  # type: ignore[arg-type]
+    except ProtocolError as exc:
+        return exc.status
+    return 200
+
+
+def test_plain_get() -> None:
+    head = check([(b"Host", b"example.com")])
+    assert head.body is BodyKind.NONE
+    assert head.host == b"example.com"
+    assert head.keep_alive
+    assert not head.websocket and not head.upgrade_stripped and not head.expect_continue
+
+
+def test_identical_content_lengths_are_merged() -> None:
+    # RFC 9110 8.6 allows merging identical values (llhttp refuses them before we see them).
+    head = check([(b"Host", b"a"), (b"Content-Length", b"5"), (b"content-length", b"5, 05")])
+    assert head.body is BodyKind.LENGTH and head.content_length == 5
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [b"5", b"6"],
+        [b"5, 6"],
+        [b"+5"],
+        [b"-1"],
+        [b"0x5"],
+        [b"1_0"],
+        [b"1 0"],
+        [b""],
+        [b"5,"],
+        [b"99999999999999999999"],
+        [b"9223372036854775808"],
+        [b"\xd9\xa5"],  # Arabic-Indic digit five: int() would take it as str, never as bytes
+    ],
+)
+def test_bad_content_length(values: list[bytes]) -> None:
+    fields = [(b"Host", b"a")] + [(b"Content-Length", v) for v in values]
+    assert status_of(fields) == 400
+
+
+def test_zero_content_length_has_no_body() -> None:
+    head = check([(b"Host", b"a"), (b"Content-Length", b"0")])
+    assert head.body is BodyKind.NONE
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        (b"chunked", 200),
+        (b"Chunked ", 200),
+        (b"gzip", 400),
+        (b"chunked, gzip", 400),
+        (b"gzip, chunked", 501),
+        (b"chunked, chunked", 400),
+        (b", chunked", 400),
+        (b"chunked;a=1", 400),
+        (b"", 400),
+    ],
+)
+def test_transfer_encoding(value: bytes, status: int) -> None:
+    assert status_of([(b"Host", b"a"), (b"Transfer-Encoding", value)], method=b"POST") == status
+
+
+def test_chunked_decision() -> None:
+    head = check([(b"Host", b"a"), (b"Transfer-Encoding", b"chunked")], method=b"POST")
+    assert head.body is BodyKind.CHUNKED
+
+
+def test_te_with_cl_and_te_on_http10() -> None:
+    te = (b"Transfer-Encoding", b"chunked")
+    assert status_of([(b"Host", b"a"), te, (b"Content-Length", b"3")]) == 400
+    assert status_of([(b"Host", b"a"), te], version=(1, 0)) == 400
+
+
+@pytest.mark.parametrize(
+    ("hosts", "version", "status"),
+    [
+        ([], (1, 1), 400),
+        ([], (1, 0), 200),
+        ([b"a", b"a"], (1, 1), 400),
+        ([b"a", b"b"], (1, 0), 400),
+        ([b""], (1, 1), 200),
+        ([b"a.example:8080"], (1, 1), 200),
+        ([b"[::1]"], (1, 1), 200),
+        ([b"[::1]:80"], (1, 1), 200),
+        ([b"[::1"], (1, 1), 400),
+        ([b"[::1]x"], (1, 1), 400),
+        ([b"[]"], (1, 1), 400),
+        ([b"a:"], (1, 1), 200),
+        ([b"a:123456"], (1, 1), 400),
+        ([b"a:1:2"], (1, 1), 400),
+        ([b"u@a"], (1, 1), 400),
+        ([b"a b"], (1, 1), 400),
+        ([b"a/b"], (1, 1), 400),
+        ([b"a\\b"], (1, 1), 400),
+    ],
+)
+def test_host(hosts: list[bytes], version: tuple[int, int], status: int) -> None:
+    assert status_of([(b"Host", h) for h in hosts], version=version) == status
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "status"),
+    [
+        (b"GET", b"/a?b=c&d=%20", 200),
+        (b"GET", b"/a#b", 400),
+        (b"GET", b"/a b", 400),
+        (b"GET", b"/a\x00", 400),
+        (b"GET", b"/a|b", 400),
+        (b"GET", b"*", 400),
+        (b"OPTIONS", b"*", 200),
+        (b"OPTIONS", b"/", 200),
+        (b"GET", b"http://a/x", 200),
+        (b"GET", b"HTTP://A", 200),
+        (b"GET", b"http://a?x", 200),
+        (b"GET", b"http://b/x", 400),
+        (b"GET", b"http:///x", 400),
+        (b"GET", b"http://u@a/x", 400),
+        (b"GET", b"ftp://a/x", 400),
+        (b"GET", b"http://a/x#f", 400),
+        (b"GET", b"a:80", 400),
+        (b"GET", b"", 400),
+        (b"CONNECT", b"a:443", 501),
+        (b"G T", b"/", 400),
+        (b"", b"/", 400),
+    ],
+)
+def test_request_line(method: bytes, target: bytes, status: int) -> None:
+    assert status_of([(b"Host", b"a")], method=method, target=target) == status
+
+
+@pytest.mark.parametrize(
+    ("version", "status"), [((1, 1), 200), ((1, 0), 200), ((2, 0), 505), ((0, 9), 400)]
+)
+def test_versions(version: tuple[int, int], status: int) -> None:
+    assert status_of([(b"Host", b"a")], version=version) == status
+
+
+@pytest.mark.parametrize(
+    "field",
+    [(b"X A", b"1"), (b"", b"1"), (b"X:", b"1"), (b"X", b"a\rb"), (b"X", b"a\nb"), (b"X", b"\0")],
+)
+def test_bad_fields(field: tuple[bytes, bytes]) -> None:
+    assert status_of([(b"Host", b"a"), field]) == 400
+
+
+def test_keep_alive_by_version() -> None:
+    assert not check([(b"Host", b"a"), (b"Connection", b"keep-alive, close")]).keep_alive
+    assert not check([], version=(1, 0)).keep_alive
+    assert check([(b"Connection", b"Keep-Alive")], version=(1, 0)).keep_alive
+
+
+def test_websocket_and_h2c() -> None:
+    ws = [(b"Host", b"a"), (b"Connection", b"keep-alive, Upgrade"), (b"Upgrade", b"WebSocket")]
+    head = check(ws)
+    assert head.websocket and not head.upgrade_stripped
+    assert status_of([*ws, (b"Content-Length", b"5")]) == 400
+    # Not a GET, or HTTP/1.0, or no Connection: upgrade: stripped, not tunnelled.
+    assert check(ws, method=b"POST").upgrade_stripped
+    assert check(ws, version=(1, 0)).upgrade_stripped
+    assert check([(b"Host", b"a"), (b"Upgrade", b"websocket")]).upgrade_stripped
+    h2c = check([(b"Host", b"a"), (b"Connection", b"Upgrade"), (b"Upgrade", b"h2c")])
+    assert h2c.upgrade_stripped and not h2c.websocket
+
+
+def test_expect() -> None:
+    assert check([(b"Host", b"a"), (b"Expect", b"100-Continue")]).expect_continue
+    assert status_of([(b"Host", b"a"), (b"Expect", b"fancy")]) == 417
+    # RFC 9110 10.1.1: ignored in an HTTP/1.0 request.
+    assert not check([(b"Expect", b"fancy")], version=(1, 0)).expect_continue
+
+
+def test_limits_in_check_request() -> None:
+    small = LimitSpec(max_request_line=30, max_header_bytes=100, max_headers=3, max_body_bytes=10)
+    assert status_of([(b"Host", b"a")], target=b"/" + b"a" * 20, limits=small) == 414
+    assert status_of([(b"Host", b"a")] * 4, limits=small) == 431
+    assert status_of([(b"Host", b"a"), (b"X", b"a" * 90)], limits=small) == 431
+    assert status_of([(b"Host", b"a"), (b"Content-Length", b"11")], limits=small) == 413
+    assert status_of([(b"Host", b"a"), (b"Content-Length", b"10")], limits=small) == 200
+
+
+def test_incremental_limit_helpers() -> None:
+    small = LimitSpec(max_request_line=10, max_header_bytes=20, max_headers=2, max_body_bytes=5)
+    check_request_line_length(10, small)
+    check_head_size(20, small)
+    check_field_count(2, small)
+    check_body_size(5, small)
+    check_body_size(10**12, LIMITS)  # unlimited by default
+    for call, arg, status in [
+        (check_request_line_length, 11, 414),
+        (check_head_size, 21, 431),
+        (check_field_count, 3, 431),
+        (check_body_size, 6, 413),
+    ]:
+        with pytest.raises(ProtocolError) as info:
+            call(arg, small)
+        assert info.value.status == status
+
+
+def test_trailers() -> None:
+    check_trailers([(b"X-Checksum", b"abc")], LIMITS)
+    for bad in [(b"Host", b"evil"), (b"content-length", b"5"), (b"X Y", b"1"), (b"X", b"\r")]:
+        with pytest.raises(ProtocolError):
+            check_trailers([bad], LIMITS)
+    with pytest.raises(ProtocolError) as info:
+        check_trailers([(b"X", b"1")] * 101, LIMITS)
+    assert info.value.status == 431
+
+
+def test_resume_head() -> None:
+    chunked = check([(b"Host", b"a"), (b"Transfer-Encoding", b"chunked")], method=b"POST")
+    assert b"Transfer-Encoding: chunked" in resume_head(chunked)
+    length = check([(b"Host", b"a"), (b"Content-Length", b"12")], method=b"POST")
+    assert b"Content-Length: 12\r\n" in resume_head(length)
+    assert resume_head(check([(b"Host", b"a")])) == b""
+
+
+def test_from_parser_error() -> None:
+    inner = ProtocolError(431, "too many")
+    try:
+        try:
+            raise inner
+        except ProtocolError:
+            raise ValueError("wrapped") from None
+    except ValueError as outer:
+        assert from_parser_error(outer) is inner
+    assert from_parser_error(ValueError("Invalid header token")).status == 400
+    assert repr(inner) == "ProtocolError(431, 'too many')"
+
+
+# --- the forwarded head ---
+
+
+def forwarded(fields: Fields, **kwargs: object) -> bytes:
+    return build_request_head(check(fields, **kwargs), b"10.0.0.9")  # type: ignore[arg-type]
+
+
+def lines(head: bytes) -> list[bytes]:
+    assert head.endswith(b"\r\n\r\n")
+    return head[:-4].split(b"\r\n")
+
+
+def test_forwarded_head_basic() -> None:
+    out = lines(forwarded([(b"Host", b"a"), (b"Accept", b"*/*")], target=b"/x?y=%41"))
+    assert out == [
+        b"GET /x?y=%41 HTTP/1.1",
+        b"Host: a",
+        b"Accept: */*",
+        b"X-Forwarded-For: 10.0.0.9",
+        b"X-Forwarded-Proto: http",
+        b"X-Forwarded-Host: a",
+        b"Via: 1.1 rota",
+    ]
+
+
+def test_forwarded_head_strips_hop_by_hop() -> None:
+    fields = [
+        (b"Host", b"a"),
+        (b"Connection", b"keep-alive, X-Secret, Host"),
+        (b"X-Secret", b"1"),
+        (b"Keep-Alive", b"timeout=5"),
+        (b"Proxy-Connection", b"keep-alive"),
+        (b"TE", b"trailers"),
+        (b"Trailer", b"X-T"),
+        (b"Upgrade", b"h2c"),
+        (b"X-Forwarded-Proto", b"https"),
+        (b"X-Forwarded-Host", b"evil"),
+        (b"X-Kept", b"yes"),
+    ]
+    out = lines(forwarded(fields))
+    names = {line.split(b":")[0].lower() for line in out[1:]}
+    assert names == {
+        b"host",  # a client cannot strip Host by naming it in Connection
+        b"x-kept",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"via",
+    }
+    assert b"X-Forwarded-Proto: http" in out
+    assert b"X-Forwarded-Host: a" in out
+
+
+def test_forwarded_head_appends_xff_and_via() -> None:
+    fields = [
+        (b"Host", b"a"),
+        (b"X-Forwarded-For", b"1.1.1.1"),
+        (b"x-forwarded-for", b"2.2.2.2 "),
+        (b"Via", b"1.0 edge"),
+    ]
+    out = lines(forwarded(fields))
+    assert b"X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9" in out
+    assert b"Via: 1.0 edge, 1.1 rota" in out
+
+
+def test_forwarded_head_framing() -> None:
+    cl = lines(forwarded([(b"Host", b"a"), (b"Content-Length", b"003")], method=b"POST"))
+    assert b"Content-Length: 3" in cl and b"Content-Length: 003" not in cl
+    te = lines(forwarded([(b"Host", b"a"), (b"Transfer-Encoding", b"Chunked ")], method=b"POST"))
+    assert b"Transfer-Encoding: chunked" in te
+    assert sum(line.lower().startswith(b"transfer-encoding") for line in te) == 1
+
+
+def test_forwarded_head_http10_and_websocket() -> None:
+    head = check([(b"Expect", b"100-continue")], version=(1, 0))
+    out = lines(build_request_head(head, b"::1", b"https", default_host=b"backend:80", close=True))
+    assert out[0] == b"GET / HTTP/1.1"
+    assert b"Host: backend:80" in out
+    assert b"Connection: close" in out
+    assert b"Via: 1.0 rota" in out
+    assert b"X-Forwarded-Proto: https" in out
+    assert not any(line.lower().startswith(b"expect") for line in out)
+    ws = check([(b"Host", b"a"), (b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")])
+    out = lines(build_request_head(ws, b"1.2.3.4", close=True))
+    assert b"Connection: Upgrade" in out and b"Upgrade: websocket" in out
+    assert b"Connection: close" not in out
