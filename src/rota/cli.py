@@ -61,8 +61,8 @@ LB_FLAGS: tuple[Flag, ...] = (
         "worker processes, or 'auto' for one per CPU (default 1)",
         "N|auto",
     ),
-    Flag("--host", "listen.host", str, "address to listen on (default 127.0.0.1)"),
-    Flag("--port", "listen.port", _int, "port to listen on (default 5432)"),
+    Flag("--host", "listen.host", str, "address to listen on (default 127.0.0.1)", "HOST"),
+    Flag("--port", "listen.port", _int, "port to listen on (default 5432)", "PORT"),
     Flag(
         "--health-check-interval",
         "health_check.interval",
@@ -164,7 +164,8 @@ LB_FLAGS: tuple[Flag, ...] = (
         "--max-connections",
         "limits.max_connections",
         _int,
-        "concurrent client connections; the excess waits in the backlog (default 10000)",
+        "concurrent client connections per worker; tcp mode: the excess waits in the "
+        "backlog; http mode: the excess gets 503 (default 10000)",
         "N",
     ),
     Flag(

@@ -94,3 +94,25 @@ def test_restarted_backend_pooled_connection_replaced_without_error(tmp_path: Pa
     finally:
         lb.stop()
         backend.stop()
+
+
+def test_http_connections_over_the_cap_get_503_and_the_others_are_served(
+    tmp_path: Path,
+) -> None:
+    backend, bport = start_backend(name="a")
+    config = write_config(tmp_path / "db.json", [bport])
+    lb, port = start_lb(config, "--max-connections", "2")
+    try:
+        with Client(port) as first, Client(port) as second:
+            assert first.request("GET", "/").status == 200
+            assert second.request("GET", "/").status == 200
+            with Client(port) as third:
+                r = third.read_response()
+                assert r.status == 503 and r.header("retry-after") == "1"
+                assert third.closed_by_peer()
+            assert first.request("GET", "/").status == 200  # the held ones still work
+        time.sleep(0.2)  # both closed: room again
+        assert get(port).status == 200
+    finally:
+        lb.stop()
+        backend.stop()

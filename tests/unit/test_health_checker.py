@@ -186,3 +186,22 @@ def test_checker_threads_are_daemons() -> None:
 def test_join_before_start_returns_at_once() -> None:
     c = Checker("b1", spec(), ScriptedProbe([OK]), Recorder())
     assert c.join(0.1)
+
+
+def test_a_probe_that_raises_counts_as_a_failure_and_the_thread_lives_on() -> None:
+    calls: list[int] = []
+
+    def broken() -> ProbeResult:
+        calls.append(1)
+        raise ValueError("bug")
+
+    rec = Recorder()
+    c = Checker("b1", spec(fall=2), broken, rec)
+    c.start()
+    try:
+        got = rec.wait_for(1)
+        assert wait_until(lambda: len(calls) >= 4)
+    finally:
+        c.stop()
+        c.join(1.0)
+    assert got == [Transition(State.DOWN, "probe error: ValueError")]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from rota.config.model import HealthSpec
-from rota.health.probe import Probe, ProbeResult
+from rota.health.probe import ProbeResult
 from rota.health.state import ProbeSchedule, RiseFall, Transition
 
 ProbeFn = Callable[[], ProbeResult]
@@ -33,7 +33,6 @@ class Checker:
         "_clock",
         "_lock",
         "_machine",
-        "_on_probe",
         "_on_transition",
         "_pending_down",
         "_pending_now",
@@ -54,12 +53,10 @@ class Checker:
         *,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] | None = None,
-        on_probe: Callable[[ProbeResult], None] | None = None,
     ) -> None:
         self.name = name
         self._probe = probe
         self._on_transition = on_transition
-        self._on_probe = on_probe
         self._clock = clock
         self._machine = RiseFall(spec.rise, spec.fall)
         self._schedule = ProbeSchedule(
@@ -72,18 +69,6 @@ class Checker:
         self._pending_down: str | None = None
         # Daemon: a checker stuck in a probe must never keep the process alive at exit.
         self._thread = threading.Thread(target=self._run, name=f"health {name}", daemon=True)
-
-    @classmethod
-    def for_backend(
-        cls,
-        host: str,
-        port: int,
-        name: str,
-        spec: HealthSpec,
-        on_transition: Callable[[Transition], None],
-    ) -> Checker:
-        """A checker with the real socket probe."""
-        return cls(name, spec, Probe(host, port, spec), on_transition)
 
     def __repr__(self) -> str:
         alive = "running" if self._thread.is_alive() else "stopped"
@@ -134,11 +119,14 @@ class Checker:
                 self._wake.clear()
                 continue
             schedule.started(self._clock())
-            result = self._probe()
+            try:
+                result = self._probe()
+            except Exception as exc:
+                # A bug in a probe must not end the thread: the backend would never be
+                # checked again. Count it as a failure that says what happened.
+                result = ProbeResult(False, f"probe error: {type(exc).__name__}")
             if self._stop.is_set():
                 return
-            if self._on_probe is not None:
-                self._on_probe(result)
             self._emit(self._machine.record(result.ok, result.reason))
 
     def _take_requests(self) -> None:

@@ -79,11 +79,6 @@ class HealthMonitor:
         if checker is not None:
             checker.mark_down(reason)
 
-    def probe_now(self, backend: Backend) -> None:
-        checker = self._checkers.get(backend.index)
-        if checker is not None:
-            checker.probe_now()
-
     def stop(self, timeout: float = 1.0) -> bool:
         """Stop every checker and wait up to `timeout` in all; returns whether all ended.
         Threads still stuck (in a connect) are daemons and do not hold up exit."""

@@ -51,10 +51,6 @@ class RiseFall:
         need = self._fall if self.state is State.UP else self._rise
         return f"<RiseFall {self.state.value} {self._streak}/{need}>"
 
-    @property
-    def streak(self) -> int:
-        return self._streak
-
     def record(self, ok: bool, reason: str) -> Transition | None:
         """Take one check result; `reason` says what the check saw ("status 500",
         "connection refused"). Returns the transition it causes, if any."""

@@ -80,6 +80,14 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         if peer:
             self.peer_ip = str(peer[0]).encode()
         ctx = self.ctx
+        if len(ctx.clients) >= ctx.config.limits.max_connections:
+            # Over the cap: answer at once rather than hold a connection we will not serve
+            # (nginx's limit_conn does the same). TCP mode pauses accepting instead.
+            self.closing = True
+            ctx.count_error(503)
+            self.transport.write(CANNED[503])
+            self.transport.close()
+            return
         ctx.clients.add(self)
         self.deadline = ctx.now + ctx.config.timeouts.idle
 
