@@ -1,0 +1,13 @@
+#!/usr/bin/env python3
+"""The seed's load balancer command:
+`python load_balancer.py --host 127.0.0.1 --port 5432 --health-check-interval 15`."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+
+from rota.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["lb", *sys.argv[1:]]))

@@ -1,0 +1,62 @@
+"""`make run`: three backends and the load balancer from the bundled `server_db.json`,
+as child processes of this one. Ctrl-C or SIGTERM stops them all, by PID."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from rota.config import ConfigError, load_config
+
+
+def run_example(config_path: Path) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(f"rota: {exc}", file=sys.stderr)
+        return 2
+    rota = [sys.executable, "-m", "rota"]
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for b in config.backends:
+            children.append(
+                subprocess.Popen([*rota, "backend", "--host", b.host, "--port", str(b.port)])
+            )
+        time.sleep(0.5)
+        children.append(subprocess.Popen([*rota, "lb", "--config", str(config_path)]))
+        time.sleep(0.5)
+        url = f"http://{config.host}:{config.port}/"
+        print(
+            f"\nrota is up: try\n    curl {url}\n(several times: round robin over "
+            f"{len(config.backends)} backends). Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while not stopping:
+            if any(c.poll() is not None for c in children):
+                print("rota example: a process exited; stopping the rest", file=sys.stderr)
+                break
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 8
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    return 0

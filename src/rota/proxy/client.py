@@ -1,0 +1,270 @@
+"""The client side of the proxy: one `ClientConnection` per accepted connection.
+
+It parses requests (rota.http.request), queues them (pipelining: answered strictly in
+order, one exchange at a time), writes responses, and owns the connection's one deadline.
+Deadlines are checked by a periodic sweep (`ProxyContext.sweep`) instead of a timer per
+event: re-arming a TimerHandle on every chunk costs more than the comparison in the sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
+
+from rota.http.errors import ProtocolError
+from rota.http.request import RequestHead, RequestParser
+from rota.proxy.exchange import Exchange
+from rota.proxy.responses import CANNED, CANNED_KEEP_ALIVE
+
+if TYPE_CHECKING:
+    from rota.proxy.context import ProxyContext
+
+
+class Phase(enum.Enum):
+    IDLE = 0  # between requests: idle timeout, silent close
+    HEAD = 1  # a request head is arriving: header timeout, 408
+    ACTIVE = 2  # an exchange is in flight: its own deadlines
+
+
+# Pipelined requests parsed ahead of the one being answered before reading pauses.
+PIPELINE_DEPTH = 8
+
+
+class ClientConnection(asyncio.Protocol):
+    __slots__ = (
+        "_paused_pipeline",
+        "_paused_upstream",
+        "closing",
+        "ctx",
+        "deadline",
+        "parser",
+        "parsing",
+        "peer_ip",
+        "phase",
+        "queue",
+        "reading_paused",
+        "rejected",
+        "transport",
+        "writing_paused",
+    )
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+        self.transport: asyncio.Transport | None = None
+        self.parser = RequestParser(self, ctx.config.limits)
+        self.peer_ip = b"unknown"
+        self.queue: deque[Exchange] = deque()
+        self.parsing: Exchange | None = None
+        self.phase = Phase.IDLE
+        self.deadline = 0.0
+        self.closing = False
+        self.rejected: ProtocolError | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+        self._paused_pipeline = False
+        self._paused_upstream = False
+
+    def __repr__(self) -> str:
+        return f"<ClientConnection {self.peer_ip.decode()} {self.phase.name} q={len(self.queue)}>"
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer_ip = str(peer[0]).encode()
+        ctx = self.ctx
+        ctx.clients.add(self)
+        self.deadline = ctx.loop.time() + ctx.config.timeouts.idle
+
+    def data_received(self, data: bytes) -> None:
+        if self.rejected is not None or self.closing:
+            return  # after a protocol error nothing more is parsed
+        try:
+            self.parser.feed(data)
+        except ProtocolError as exc:
+            self.reject(exc)
+            return
+        if self.phase is Phase.IDLE and self.parser.in_head:
+            self.phase = Phase.HEAD
+            self.deadline = self.ctx.loop.time() + self.ctx.config.timeouts.header
+
+    def eof_received(self) -> bool:
+        # Half-closed by the client: finish what is queued, then close (RFC 9112 9.6).
+        if not self.queue:
+            return False
+        self.closing = True
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.ctx.clients.discard(self)
+        while self.queue:
+            self.queue.popleft().cancel()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.queue:
+            upstream = self.queue[0].upstream
+            if upstream is not None:
+                upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.queue:
+            upstream = self.queue[0].upstream
+            if upstream is not None:
+                upstream.resume_reading()
+
+    # Parser events (rota.http.request.RequestSink)
+
+    def on_request(self, head: RequestHead) -> None:
+        if self.closing:
+            return
+        exchange = Exchange(self, head)
+        self.parsing = exchange
+        queue = self.queue
+        queue.append(exchange)
+        if len(queue) == 1:
+            self.phase = Phase.ACTIVE
+            exchange.start()
+        elif len(queue) >= PIPELINE_DEPTH:
+            self._paused_pipeline = True
+            self._update_reading()
+
+    def on_request_body(self, data: bytes) -> None:
+        parsing = self.parsing
+        if parsing is not None:
+            parsing.on_request_body(data)
+
+    def on_request_end(self) -> None:
+        parsing = self.parsing
+        if parsing is not None:
+            parsing.on_request_end()
+
+    # For the exchange
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.write(data)
+
+    def writelines(self, data: Iterable[bytes]) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.writelines(data)
+
+    def touch_body(self) -> None:
+        """Bytes moved mid-exchange: the body timeout starts again."""
+        self.deadline = self.ctx.loop.time() + self.ctx.config.timeouts.body
+
+    def await_response(self) -> None:
+        """The request is all sent: the backend has `timeouts.response` to answer."""
+        self.deadline = self.ctx.loop.time() + self.ctx.config.timeouts.response
+
+    def pause_reading(self) -> None:
+        self._paused_upstream = True
+        self._update_reading()
+
+    def resume_reading(self) -> None:
+        self._paused_upstream = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        want_paused = self._paused_pipeline or self._paused_upstream
+        if want_paused != self.reading_paused:
+            self.reading_paused = want_paused
+            if want_paused:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def exchange_done(self, exchange: Exchange, keep_alive: bool) -> None:
+        """The front exchange is answered; start the next one or wait for one."""
+        queue = self.queue
+        if queue and queue[0] is exchange:
+            queue.popleft()
+        if self.parsing is exchange:
+            self.parsing = None
+        if not keep_alive:
+            self.close()
+            return
+        if queue:
+            self.phase = Phase.ACTIVE
+            if self._paused_pipeline and len(queue) < PIPELINE_DEPTH:
+                self._paused_pipeline = False
+                self._update_reading()
+            queue[0].start()
+            return
+        if self.rejected is not None:
+            self._send_rejection(self.rejected)
+            return
+        if self.closing:
+            self.close()
+            return
+        ctx = self.ctx
+        if self.parser.in_head:
+            self.phase = Phase.HEAD
+            self.deadline = ctx.loop.time() + ctx.config.timeouts.header
+        else:
+            self.phase = Phase.IDLE
+            self.deadline = ctx.loop.time() + ctx.config.timeouts.idle
+        if self._paused_pipeline:
+            self._paused_pipeline = False
+            self._update_reading()
+
+    def send_error(self, exchange: Exchange, status: int, keep_alive: bool) -> None:
+        self.ctx.count_error(status)
+        self.write(CANNED_KEEP_ALIVE[status] if keep_alive else CANNED[status])
+        self.exchange_done(exchange, keep_alive)
+
+    def reject(self, exc: ProtocolError) -> None:
+        """A malformed request: answer earlier requests first, then the error, then close."""
+        self.rejected = exc
+        self._paused_pipeline = True
+        self._update_reading()
+        queue = self.queue
+        broken = self.parsing
+        if broken is not None and not broken.request_done and broken in queue:
+            # The error is inside this request's body: it can never complete.
+            front = queue[0] is broken
+            queue.remove(broken)
+            broken.cancel()
+            if front and broken.response_started:
+                self.close()  # its response is half sent: only closing is left
+                return
+        if not queue:
+            self._send_rejection(exc)
+        # otherwise exchange_done sends it when the queue drains
+
+    def _send_rejection(self, exc: ProtocolError) -> None:
+        self.ctx.count_error(exc.status)
+        self.write(CANNED[exc.status])
+        self.close()
+
+    def close(self) -> None:
+        self.closing = True
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+
+    def expire(self, now: float) -> None:
+        """Called by the sweep when `deadline` has passed."""
+        phase = self.phase
+        if phase is Phase.IDLE:
+            self.close()
+        elif phase is Phase.HEAD:
+            self.ctx.count_error(408)
+            self.write(CANNED[408])
+            self.close()
+        elif self.queue:
+            self.queue[0].on_timeout()
+        else:
+            self.close()

@@ -1,0 +1,359 @@
+"""One request/response cycle: pick a backend, get a connection, stream both ways.
+
+The exchange is where failures become statuses: nothing answered -> 502, no backend -> 503,
+too slow -> 504 (the deadlines live on the client connection; see `ClientConnection.expire`).
+It never fakes a complete response: a backend that dies mid-body makes rota close the
+client connection with the response short of its framing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+from typing import TYPE_CHECKING
+
+from rota.http.headers import HOP_BY_HOP, Headers, build_request_head, build_response_head
+from rota.http.request import IDEMPOTENT, Body, RequestHead
+from rota.pool import Backend
+from rota.proxy.upstream import UpstreamConnection
+
+if TYPE_CHECKING:
+    from rota.proxy.client import ClientConnection
+
+# Request body bytes held while no backend connection is ready; past this the client's
+# reading pauses (back-pressure instead of buffering a whole upload).
+PENDING_LIMIT = 256 * 1024
+
+
+class ResponseBody(enum.Enum):
+    NONE = 0
+    LENGTH = 1
+    CHUNKED = 2
+    UNTIL_CLOSE = 3
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for a failed backend connection, for logs and passive checks."""
+    if isinstance(exc, TimeoutError):
+        return "connect timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return errno.errorcode.get(exc.errno, str(exc.errno)).lower()
+    return type(exc).__name__
+
+
+class Exchange:
+    __slots__ = (
+        "backend",
+        "cancelled",
+        "client",
+        "finished",
+        "head",
+        "interim",
+        "keep_client",
+        "pending",
+        "pending_size",
+        "rechunk",
+        "request_done",
+        "response_body",
+        "response_started",
+        "retried",
+        "reused",
+        "tried",
+        "upstream",
+    )
+
+    def __init__(self, client: ClientConnection, head: RequestHead) -> None:
+        self.client = client
+        self.head = head
+        self.backend: Backend | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.tried: list[Backend] = []
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.request_done = False
+        self.response_started = False
+        self.response_body = ResponseBody.NONE
+        self.rechunk = False
+        self.interim = False
+        self.finished = False
+        self.cancelled = False
+        self.reused = False
+        self.retried = False
+        self.keep_client = head.keep_alive
+
+    def __repr__(self) -> str:
+        where = self.backend.name if self.backend else "-"
+        return f"<Exchange {self.head!r} -> {where}>"
+
+    # Request side: called by the client connection.
+
+    def start(self) -> None:
+        """Pick a backend and send the request there (now if a pooled connection is idle)."""
+        ctx = self.client.ctx
+        backend = ctx.balancer.pick(self.tried)
+        if backend is None:
+            self.fail(503)
+            return
+        self.backend = backend
+        conn = ctx.upstream_pools[backend.index].acquire()
+        if conn is not None:
+            self.reused = True
+            self._attach(conn)
+        else:
+            ctx.loop.create_task(self._connect(backend))
+
+    def on_request_body(self, data: bytes) -> None:
+        if self.finished:
+            return
+        if self.head.body is Body.CHUNKED:
+            # llhttp hands us the de-chunked data; re-frame it for the backend.
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.write(data)
+            self.client.touch_body()
+        else:
+            self.pending.append(data)
+            self.pending_size += len(data)
+            if self.pending_size > PENDING_LIMIT:
+                self.client.pause_reading()
+
+    def on_request_end(self) -> None:
+        if self.finished:
+            return
+        self.request_done = True
+        if self.head.body is Body.CHUNKED:
+            if self.upstream is not None:
+                self.upstream.write(b"0\r\n\r\n")
+            else:
+                self.pending.append(b"0\r\n\r\n")
+        if self.upstream is not None and not self.response_started:
+            self.client.await_response()
+
+    def cancel(self) -> None:
+        """The client went away: drop the backend connection at once, never pool it."""
+        self.cancelled = True
+        if not self.finished:
+            self.finished = True
+            self._drop_upstream(abort=True)
+
+    # Connecting.
+
+    async def _connect(self, backend: Backend) -> None:
+        ctx = self.client.ctx
+        pool = ctx.upstream_pools[backend.index]
+        try:
+            async with asyncio.timeout(ctx.config.timeouts.connect):
+                _, conn = await ctx.loop.create_connection(
+                    lambda: UpstreamConnection(backend, pool), backend.host, backend.port
+                )
+        except (OSError, TimeoutError) as exc:
+            if self.cancelled:
+                return
+            ctx.backend_failed(backend, describe(exc))
+            self.tried.append(backend)
+            self.start()  # nothing was sent: always safe to try the next backend
+            return
+        if self.cancelled or self.finished:
+            conn.close()
+            return
+        self._attach(conn)
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        client = self.client
+        head = self.head
+        backend = conn.backend
+        self.upstream = conn
+        conn.exchange = self
+        conn.uses += 1
+        backend.active += 1
+        if head.body is Body.LENGTH:
+            framing = b"Content-Length: %d\r\n" % head.content_length
+        elif head.body is Body.CHUNKED:
+            framing = b"Transfer-Encoding: chunked\r\n"
+        else:
+            framing = b""
+        data = build_request_head(
+            head.method,
+            head.target,
+            head.headers,
+            drop=head.drop,
+            client_ip=client.peer_ip,
+            proto=b"http",
+            host=head.host,
+            body_framing=framing,
+        )
+        if self.pending:
+            data = b"".join([data, *self.pending])
+            self.pending = []
+            self.pending_size = 0
+            client.resume_reading()
+        conn.write(data)
+        if client.writing_paused:
+            conn.pause_reading()
+        if self.request_done:
+            client.await_response()
+        else:
+            client.touch_body()
+
+    # Response side: called by the upstream connection.
+
+    def on_response_head(self, status: int, reason: bytes, headers: Headers) -> bool:
+        """Send the response head on; returns True when the response has no body."""
+        client = self.client
+        if 100 <= status < 200:
+            if status == 101:
+                # rota strips Upgrade, so a 101 is a backend error (RFC 9110 15.2.2).
+                self.on_upstream_error(self.upstream, "unexpected 101 response")
+                return False
+            self.interim = True
+            client.write(build_response_head(status, reason, headers, drop=HOP_BY_HOP, framing=b""))
+            return False
+        length: bytes | None = None
+        chunked = False
+        tokens: set[bytes] = set()
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                length = value.strip()
+            elif lname == b"transfer-encoding":
+                chunked = True
+            elif lname == b"connection":
+                tokens.update(t.strip().lower() for t in value.split(b","))
+        head = self.head
+        framing = b""
+        no_body = head.method == b"HEAD" or status in (204, 304)
+        if no_body:
+            body = ResponseBody.NONE
+            framing = b"Content-Length: %b\r\n" % length if length is not None else b""
+        elif chunked:
+            body = ResponseBody.CHUNKED
+        elif length is not None:
+            body = ResponseBody.LENGTH
+            framing = b"Content-Length: %b\r\n" % length
+        else:
+            body = ResponseBody.UNTIL_CLOSE
+            if self.upstream is not None:
+                self.upstream.reusable = False
+        if body is ResponseBody.CHUNKED or body is ResponseBody.UNTIL_CLOSE:
+            if head.version == "1.1":
+                framing = b"Transfer-Encoding: chunked\r\n"
+                self.rechunk = True
+            else:
+                framing = b""  # an HTTP/1.0 client reads until close
+                self.keep_client = False
+        self.response_body = body
+        if not self.request_done or client.closing:
+            self.keep_client = False
+        if not self.keep_client:
+            framing += b"Connection: close\r\n"
+        elif head.version != "1.1":
+            framing += b"Connection: keep-alive\r\n"
+        drop = HOP_BY_HOP.union(tokens) if tokens else HOP_BY_HOP
+        client.write(build_response_head(status, reason, headers, drop=drop, framing=framing))
+        self.response_started = True
+        client.touch_body()
+        return no_body
+
+    def on_response_body(self, data: bytes) -> None:
+        client = self.client
+        if self.rechunk:
+            client.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        else:
+            client.write(data)
+        client.touch_body()
+
+    def on_response_end(self) -> None:
+        if self.finished:
+            return
+        if self.rechunk:
+            self.client.write(b"0\r\n\r\n")
+        self.finished = True
+        conn = self.upstream
+        self.upstream = None
+        if conn is not None:
+            conn.backend.active -= 1
+            if not self.request_done:
+                # The backend answered before the request body ended: the rest of that
+                # body would be read as a new request on this connection (RFC 9112 9.3).
+                conn.reusable = False
+                self.keep_client = False
+            ctx = self.client.ctx
+            ctx.upstream_pools[conn.backend.index].release(conn, ctx.loop.time())
+        self.client.exchange_done(self, self.keep_client)
+
+    def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
+        if self.finished or conn is not self.upstream:
+            return
+        head = self.head
+        if not self.response_started:
+            if (
+                self.reused
+                and not conn.received
+                and not self.retried
+                and head.body is Body.NONE
+                and head.method in IDEMPOTENT
+                and self.backend is not None
+            ):
+                # A pooled connection the backend closed while we were sending: nothing
+                # came back, the request is idempotent; one retry on a fresh connection.
+                self.retried = True
+                self.reused = False
+                self.upstream = None
+                conn.backend.active -= 1
+                self.client.ctx.loop.create_task(self._connect(self.backend))
+                return
+            self.fail(502)
+            return
+        if self.response_body is ResponseBody.UNTIL_CLOSE and exc is None:
+            self.on_response_end()
+            return
+        # Died mid-response: close the client short of the framing, never fake the end.
+        self.finished = True
+        self._drop_upstream(abort=False)
+        self.client.close()
+
+    def on_upstream_error(self, conn: UpstreamConnection | None, reason: str) -> None:
+        if self.finished:
+            return
+        if not self.response_started:
+            self.fail(502)
+        else:
+            self.finished = True
+            self._drop_upstream(abort=True)
+            self.client.close()
+
+    def on_timeout(self) -> None:
+        """The client connection's deadline passed while this exchange was active."""
+        if self.finished:
+            return
+        if not self.response_started and self.request_done:
+            self.fail(504)
+        else:
+            self.finished = True
+            self._drop_upstream(abort=True)
+            self.client.close()
+
+    def fail(self, status: int) -> None:
+        """Answer with rota's own error response and drop the backend connection."""
+        if self.finished:
+            return
+        self.finished = True
+        self._drop_upstream(abort=True)
+        keep = self.keep_client and self.request_done and not self.client.closing
+        self.client.send_error(self, status, keep)
+
+    def _drop_upstream(self, *, abort: bool) -> None:
+        conn = self.upstream
+        if conn is None:
+            return
+        self.upstream = None
+        conn.exchange = None
+        conn.backend.active -= 1
+        if abort:
+            conn.abort()
+        else:
+            conn.close()

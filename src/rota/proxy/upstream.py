@@ -1,0 +1,224 @@
+"""Connections to backends, and the per-backend pool of idle keep-alive connections.
+
+An `UpstreamConnection` carries one exchange at a time (no pipelining towards backends) and
+parses the response with llhttp, handing events to the exchange. Between exchanges it sits
+in its backend's `UpstreamPool`: a LIFO stack, so the most recently used (warmest, least
+likely to have been closed by the backend's keep-alive timer) connection is reused first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from rota.http.headers import Headers
+from rota.pool import Backend
+
+if TYPE_CHECKING:
+    from rota.proxy.exchange import Exchange
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "_done",
+        "_headers",
+        "_parser",
+        "_reason",
+        "_skip_body",
+        "backend",
+        "exchange",
+        "idle_since",
+        "pool",
+        "received",
+        "reusable",
+        "transport",
+        "uses",
+    )
+
+    def __init__(self, backend: Backend, pool: UpstreamPool) -> None:
+        self.backend = backend
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: Headers = []
+        self._reason = b""
+        self._done = False
+        self._skip_body = False
+        self.reusable = True
+        self.received = False  # any response byte for the current exchange
+        self.idle_since = 0.0
+        self.uses = 0
+
+    def __repr__(self) -> str:
+        state = "active" if self.exchange is not None else "idle"
+        return f"<UpstreamConnection {self.backend.name} {state} uses={self.uses}>"
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            # A backend must not speak unasked (RFC 9112 9.3): never reuse this one.
+            self.reusable = False
+            self.close()
+            return
+        self.received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.reusable = False
+            exchange.on_upstream_error(self, f"invalid response: {exc}")
+            return
+        if self._skip_body:
+            # The response to HEAD has a head only; llhttp cannot be told, so start the
+            # next response on a fresh parser (RFC 9110 9.3.2).
+            self._skip_body = False
+            self._parser = httptools.HttpResponseParser(self)
+        if self._done:
+            self._done = False
+            exchange.on_response_end()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reusable = False
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.on_upstream_lost(self, exc)
+        else:
+            self.pool.discard(self)
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client.resume_reading()
+
+    # llhttp callbacks
+
+    def on_message_begin(self) -> None:
+        if self._done:
+            self.reusable = False  # bytes after a complete response (RFC 9112 9.3)
+        self._headers = []
+        self._reason = b""
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            return
+        status = self._parser.get_status_code()
+        if not self._parser.should_keep_alive():
+            self.reusable = False
+        if exchange.on_response_head(status, self._reason, self._headers):
+            self._skip_body = True
+            self._done = True
+
+    def on_body(self, body: bytes) -> None:
+        if self._skip_body:
+            self.reusable = False  # bytes after a HEAD response
+            return
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.on_response_body(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self.exchange
+        if exchange is None or self._skip_body:
+            return
+        if exchange.interim:
+            exchange.interim = False  # a 1xx response ended; the final one follows
+            return
+        self._done = True
+
+    # for the exchange and the pool
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.write(data)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.reusable = False
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.reusable = False
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class UpstreamPool:
+    """Idle keep-alive connections to one backend."""
+
+    __slots__ = ("_idle", "backend", "limit", "max_idle_seconds")
+
+    def __init__(self, backend: Backend, limit: int, max_idle_seconds: float) -> None:
+        self.backend = backend
+        self.limit = limit
+        self.max_idle_seconds = max_idle_seconds
+        self._idle: list[UpstreamConnection] = []
+
+    def __repr__(self) -> str:
+        return f"<UpstreamPool {self.backend.name} [{len(self._idle)} idle]>"
+
+    def __len__(self) -> int:
+        return len(self._idle)
+
+    def acquire(self) -> UpstreamConnection | None:
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            transport = conn.transport
+            if transport is not None and not transport.is_closing():
+                return conn
+        return None
+
+    def release(self, conn: UpstreamConnection, now: float) -> None:
+        """Take a connection back after a complete exchange, or close it."""
+        conn.exchange = None
+        if not conn.reusable or len(self._idle) >= self.limit:
+            conn.close()
+            return
+        conn.received = False
+        conn.idle_since = now
+        conn.resume_reading()  # notice the backend closing while idle
+        self._idle.append(conn)
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        if conn in self._idle:
+            self._idle.remove(conn)
+
+    def expire(self, now: float) -> None:
+        """Close connections idle for longer than `max_idle_seconds` (oldest first)."""
+        idle = self._idle
+        cutoff = now - self.max_idle_seconds
+        while idle and idle[0].idle_since < cutoff:
+            idle.pop(0).close()
+
+    def close_all(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
