@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -20,19 +21,34 @@ class StartError(RuntimeError):
     """A process exited or never answered while it was being started."""
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports that were free on 127.0.0.1 a moment ago.
+
+    All sockets stay bound until every port is picked: the kernel readily hands out a port
+    it has just seen released, so picking them one at a time can return the same one twice.
+    """
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            s.bind((LOOPBACK, 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
+
+
 def free_port() -> int:
     """A TCP port that was free on 127.0.0.1 a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_ports(1)[0]
 
 
 class Proc:
     """One started process (and the children it forks), with its log file in `workdir`."""
 
-    def __init__(self, name: str, argv: list[str], workdir: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], workdir: Path, nofile_soft: int | None = None
+    ) -> None:
         self.name = name
+        self.nofile_soft = nofile_soft
         self.argv = argv
         self.workdir = workdir
         self.log_path = workdir / f"{name}.log"
@@ -55,8 +71,16 @@ class Proc:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=self._limits if self.nofile_soft is not None else None,
             )
         return self
+
+    def _limits(self) -> None:
+        # In the child, before exec: give it back the user's usual open-files limit, which
+        # the bench raised for itself, so a load balancer that needs more must raise its own.
+        if self.nofile_soft is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(self.nofile_soft, hard), hard))
 
     def exited(self) -> int | None:
         return None if self._popen is None else self._popen.poll()

@@ -84,8 +84,8 @@ def results_table(report: Report) -> str:
     labels = _labels(report)
     lines = [
         "| Workload | Contender | req/s | p50 ms | p99 ms | errors | CPU µs/req | peak RSS MB "
-        "| req/s vs HAProxy | req/s vs nginx | CPU vs HAProxy | CPU vs nginx |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| req/s vs HAProxy | req/s vs nginx | CPU vs HAProxy | CPU vs nginx | other load |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for workload in WORKLOADS:
         for key, label, mode, _ in report.contenders:
@@ -94,7 +94,7 @@ def results_table(report: Report) -> str:
                 continue
             if s.rps is None:
                 why = f"failed in all {s.rounds} rounds: {s.failure[:200]}"
-                lines.append(f"| {workload.label} | {label} | {why} |" + " |" * 9)
+                lines.append(f"| {workload.label} | {label} | {why} |" + " |" * 10)
                 continue
             hap = table.get(("haproxy-tcp" if mode == "tcp" else "haproxy", workload.key))
             ngx = table.get(("nginx", workload.key)) if mode == "http" else None
@@ -108,10 +108,11 @@ def results_table(report: Report) -> str:
                 f"| {_ratio(ratio(s.rps, hap.rps if hap else None))} "
                 f"| {_ratio(ratio(s.rps, ngx.rps if ngx else None))} "
                 f"| {_ratio(ratio(s.cpu_us_per_req, hap.cpu_us_per_req if hap else None))} "
-                f"| {_ratio(ratio(s.cpu_us_per_req, ngx.cpu_us_per_req if ngx else None))} |"
+                f"| {_ratio(ratio(s.cpu_us_per_req, ngx.cpu_us_per_req if ngx else None))} "
+                f"| {_num(s.other_cores, 2)} |"
             )
     for key, why in report.unavailable.items():
-        lines.append(f"| all | {labels.get(key, key)} | not available: {why} |" + " |" * 9)
+        lines.append(f"| all | {labels.get(key, key)} | not available: {why} |" + " |" * 10)
     return "\n".join(lines)
 
 
@@ -169,6 +170,13 @@ def render_doc(report: Report, chart_name: str | None, title: str) -> str:
         "- CPU µs/req: utime + stime of the load balancer's processes (main process and all "
         "its descendants, from /proc/PID/stat) during the measured run, divided by the "
         "requests wrk completed. Peak RSS: VmHWM summed over those processes.",
+        "- Before each run the bench waits (at most "
+        f"{s.get('quiet_wait', '?')}) for the machine to be nearly idle (< 0.25 cores busy).",
+        "- Other load: CPU cores the rest of the machine kept busy during the run (all CPUs' "
+        "busy time from /proc/stat, softirq excluded since loopback traffic is processed there, "
+        "minus the load balancer, wrk, the backends and the bench itself). Anything well above 0 means another job shared the machine and the row is "
+        f"less trustworthy. Load average at start {s.get('loadavg_start', '?')}, at end "
+        f"{s.get('loadavg_end', '?')}.",
         "- Ratios compare with HAProxy in the same mode (HTTP rows with `mode http`, TCP rows "
         "with `mode tcp`) and with nginx (HTTP rows only).",
         *[f"- {n}" for n in report.notes],
@@ -192,7 +200,12 @@ def render_doc(report: Report, chart_name: str | None, title: str) -> str:
         f"{s.get('held', '?')} idle keep-alive client connections, each after one completed "
         "request, opened from the bench process (asyncio) to a freshly started load balancer; "
         "its RSS (VmRSS summed over its processes) is read before and while they are held, "
-        "then a fresh client connects and sends 21 requests. All connections are then closed.",
+        "then a fresh client connects and sends 21 requests. All connections are then closed. "
+        "rota runs with `limits.max_connections` raised to the held count + 100 (its default "
+        "is 10,000 per worker, which would refuse the fresh client). HAProxy and nginx are "
+        f"configured for {s.get('proxy_maxconn', '?')} client connections (maxconn, "
+        "worker_connections: what the file-descriptor hard limit allows at two descriptors per "
+        "proxied connection) and hold 100 fewer than that; they are there for reference.",
         "",
         held_table(report),
         "",

@@ -40,8 +40,13 @@ from bench.contenders import (
 from bench.held import HeldResult, hold_connections
 from bench.install import ensure_matplotlib, ensure_tools
 from bench.machine import machine_info, tool_versions
-from bench.procs import LOOPBACK, Proc, StartError, free_port, wait_ready
-from bench.procstat import cpu_seconds_between, tree_cpu_ticks, tree_status_kib
+from bench.procs import LOOPBACK, Proc, StartError, free_port, free_ports, wait_ready
+from bench.procstat import (
+    cpu_seconds_between,
+    machine_busy_seconds,
+    tree_cpu_ticks,
+    tree_status_kib,
+)
 from bench.report import Report, render_doc, results_table, targets_list
 from bench.stats import RunRecord
 from bench.wrkrun import (
@@ -59,6 +64,7 @@ REPO = Path(__file__).resolve().parent.parent
 ROTA_BIN = REPO / ".venv" / "bin" / "rota"
 BACKENDS = 3
 HELD_CONTENDERS = ("rota-1w", "haproxy", "nginx")
+QUIET_CORES = 0.25  # machine busy below this (in cores) counts as quiet
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -94,12 +100,15 @@ class Bench:
         self.rounds: int = args.rounds or (1 if self.quick else 3)
         self.duration: float = args.duration or (2.0 if self.quick else 10.0)
         self.warmup: float = 1.0  # wrk takes whole seconds
+        self.quiet_wait_s: float = 2.0 if self.quick else 8.0
         self.held_n: int = args.held or (1000 if self.quick else 10_000)
         self.only: set[str] = set(args.only.split(",")) if args.only else set()
         self.root = root
         self.lua = root / "done.lua"
         self.lua.write_text(DONE_LUA)
         self.backend_ports: list[int] = []
+        self.backends_pid = 0
+        self.child_nofile: int | None = None  # the open-files limit the bench started with
         self.configs_seen: set[str] = set()
         self.report = Report(contenders=[])
         self.conns = max_conns(resource.getrlimit(resource.RLIMIT_NOFILE)[1])
@@ -136,12 +145,13 @@ class Bench:
         return usable
 
     def start_backends(self, stack: contextlib.ExitStack) -> None:
-        self.backend_ports = [free_port() for _ in range(BACKENDS)]
+        self.backend_ports = free_ports(BACKENDS)
         tmp = self._dir("backends")
         conf = nginx_backend_conf(tmp, self.backend_ports, self.conns)
         proc = stack.enter_context(Proc("backends", nginx_argv(tmp, conf), tmp).start())
         for port in self.backend_ports:
             wait_ready(proc, port)
+        self.backends_pid = proc.pid
         self._record_config("backends: nginx.conf", conf, tmp, 0)
         self.report.commands.append("nginx -p DIR -c DIR/nginx.conf   # the three backends")
 
@@ -156,7 +166,7 @@ class Bench:
         tmp = self._dir(contender.key)
         port = free_port()
         argv = contender.build(tmp, port, self.backend_ports)
-        with Proc(contender.key, argv, tmp).start() as proc:
+        with Proc(contender.key, argv, tmp, self.child_nofile).start() as proc:
             wait_ready(proc, port)
             # Multi-process contenders may still be forking workers after the first answer.
             time.sleep(0.5)
@@ -165,21 +175,41 @@ class Bench:
                 self._record_command(contender, argv, tmp, port)
             yield port, proc
 
+    def wait_for_quiet(self) -> None:
+        """Wait (bounded) until the rest of the machine is nearly idle before a run.
+
+        Other jobs on a small shared machine skew every figure; waiting for a lull is cheap
+        and the `other load` column still reports what happened during the run.
+        """
+        deadline = time.monotonic() + self.quiet_wait_s
+        while True:
+            busy0 = machine_busy_seconds()
+            time.sleep(0.5)
+            busy = (machine_busy_seconds() - busy0) / 0.5
+            if busy < QUIET_CORES or time.monotonic() >= deadline:
+                return
+
     def run_one(self, contender: Contender, workload: Workload, round_no: int) -> RunRecord:
+        self.wait_for_quiet()
         try:
             with self.started(contender) as (port, proc):
                 url = f"http://{LOOPBACK}:{port}/"
                 run_wrk(wrk_argv(workload, self.warmup, url, self.lua), self.warmup)
                 before = tree_cpu_ticks(proc.pid) if proc else {}
+                machine0 = self._cpu_accounts()
                 result = run_wrk(wrk_argv(workload, self.duration, url, self.lua), self.duration)
+                machine1 = self._cpu_accounts()
                 after = tree_cpu_ticks(proc.pid) if proc else {}
                 if proc is not None and proc.exited() is not None:
                     raise StartError(f"exited during the run:\n{proc.log_tail()}")
                 cpu = None
                 rss = None
+                lb_seconds = cpu_seconds_between(before, after)
                 if proc is not None and result.requests:
-                    cpu = cpu_seconds_between(before, after) * 1e6 / result.requests
+                    cpu = lb_seconds * 1e6 / result.requests
                     rss = tree_status_kib(proc.pid, "VmHWM") / 1024
+                other = machine1[0] - machine0[0] - (machine1[1] - machine0[1]) - lb_seconds
+                other_cores = max(0.0, other) / result.duration_s if result.duration_s else None
         except (StartError, WrkError, OSError) as exc:
             return RunRecord(contender.key, workload.key, round_no, failure=_one_line(exc))
         return RunRecord(
@@ -193,7 +223,17 @@ class Bench:
             errors=result.errors,
             cpu_us_per_req=cpu,
             peak_rss_mb=rss,
+            other_cores=other_cores,
         )
+
+    def _cpu_accounts(self) -> tuple[float, float]:
+        """(CPU seconds the whole machine was busy, CPU seconds of what we know: the backends,
+        this process and its reaped children, i.e. wrk)."""
+        ours = cpu_seconds_between({}, tree_cpu_ticks(self.backends_pid))
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            usage = resource.getrusage(who)
+            ours += usage.ru_utime + usage.ru_stime
+        return machine_busy_seconds(), ours
 
     def run_rounds(self, contenders: list[Contender]) -> None:
         for round_no in range(self.rounds):
@@ -212,18 +252,23 @@ class Bench:
             contender = by_key.get(key)
             if contender is None:
                 continue
+            wanted = self.held_n
             if key == "rota-1w":
                 contender = rota_for_held(str(ROTA_BIN), self.held_n + 100)
-            print(f"bench: holding {self.held_n:,} idle connections to {key}", flush=True)
+            else:
+                # HAProxy and nginx are configured for self.conns client connections, bounded by
+                # the file-descriptor hard limit; they are references here, not under test.
+                wanted = min(self.held_n, self.conns - 100)
+            print(f"bench: holding {wanted:,} idle connections to {key}", flush=True)
             try:
                 with self.started(contender) as (port, proc):
                     if proc is None:
                         continue
                     rss = functools.partial(tree_status_kib, proc.pid, "VmRSS")
-                    result = asyncio.run(hold_connections(key, port, self.held_n, rss))
+                    result = asyncio.run(hold_connections(key, port, wanted, rss))
                     log = proc.log_tail(200)
             except (StartError, OSError, TimeoutError) as exc:
-                result = HeldResult(key, self.held_n, 0, note=_one_line(exc))
+                result = HeldResult(key, wanted, 0, note=_one_line(exc))
                 log = ""
             if "Too many open files" in log or "EMFILE" in log:
                 note = (result.note + "; EMFILE in its log").strip("; ")
@@ -251,6 +296,10 @@ class Bench:
                 self._record_config(title, path.read_text(), tmp, port)
 
 
+def _loadavg() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:300]}"
@@ -267,7 +316,7 @@ def _progress(
     errs = sum(rec.errors.values())
     print(
         f"{head} {rec.rps:9,.0f} req/s  p50 {rec.p50_ms:6.2f} ms  p99 {rec.p99_ms:7.2f} ms  "
-        f"errors {errs}  cpu {cpu}",
+        f"errors {errs}  cpu {cpu}  other load {rec.other_cores or 0:.2f} cores",
         flush=True,
     )
 
@@ -305,11 +354,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_matplotlib()
     signal.signal(signal.SIGTERM, _on_sigterm)
     wanted_fds = (args.held or (1000 if args.quick else 10_000)) + 1000
-    _raise_nofile(wanted_fds)
+    child_nofile = _raise_nofile(wanted_fds)
 
     started = datetime.datetime.now(datetime.UTC)
     root = Path(tempfile.mkdtemp(prefix="rota-bench-"))
     bench = Bench(args, root)
+    bench.child_nofile = child_nofile
     report = bench.report
     contenders = all_contenders(str(ROTA_BIN), bench.conns)
     report.contenders = [(c.key, c.label, c.mode, c.family) for c in contenders]
@@ -319,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if soft < wanted_fds:
         bench.held_n = max(100, soft - 1000)
         report.notes.append(f"RLIMIT_NOFILE hard limit {hard}: holding {bench.held_n} only.")
+    report.notes.append(
+        f"Open-files limit: the bench raises its own to {soft} (hard limit {hard}); every "
+        f"started process gets the starting soft limit ({child_nofile}) and raises its own."
+    )
     report.settings = {
         "rounds": str(bench.rounds),
         "duration": f"{bench.duration:g} s",
@@ -326,7 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wrk_threads": str(WRK_THREADS),
         "wrk_timeout": f"{WRK_TIMEOUT_S}s",
         "held": f"{bench.held_n:,}",
+        "proxy_maxconn": f"{bench.conns:,}",
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_start": _loadavg(),
+        "quiet_wait": f"{bench.quiet_wait_s:g} s",
     }
     for w in WORKLOADS:
         line = shlex.join(wrk_argv(w, bench.duration, f"http://{LOOPBACK}:PORT/", Path("done.lua")))
@@ -344,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     elapsed = datetime.datetime.now(datetime.UTC) - started
     report.settings["elapsed"] = f"{elapsed.total_seconds() / 60:.1f} min"
+    report.settings["loadavg_end"] = _loadavg()
 
     results = REPO / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,9 @@ class RunRecord:
     errors: dict[str, int] = field(default_factory=dict)
     cpu_us_per_req: float | None = None  # None: no load-balancer process (direct)
     peak_rss_mb: float | None = None
+    # CPU (in cores) the rest of the machine used during the run: not the load balancer,
+    # wrk or the backends. High values mean another job shared the machine.
+    other_cores: float | None = None
     failure: str = ""
 
 
@@ -40,6 +43,7 @@ class Summary:
     cpu_us_per_req: float | None
     peak_rss_mb: float | None
     errors: dict[str, int]
+    other_cores: float | None = None
     failure: str = ""
 
     @property
@@ -74,6 +78,7 @@ def summarise(records: Sequence[RunRecord]) -> list[Summary]:
                 cpu_us_per_req=median(r.cpu_us_per_req for r in ok),
                 peak_rss_mb=median(r.peak_rss_mb for r in ok),
                 errors=errors,
+                other_cores=median(r.other_cores for r in ok),
                 failure=next((r.failure for r in recs if r.failure), ""),
             )
         )

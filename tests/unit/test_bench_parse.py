@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from bench.held import BadResponse, content_length
-from bench.procstat import parse_stat, parse_status_kib
+from bench.procstat import parse_cpu_busy_ticks, parse_stat, parse_status_kib
 from bench.stats import RunRecord, Summary, median, ratio, summarise
 from bench.targets import FAIL, NOT_RUN, PASS, check_targets
 from bench.wrkrun import WrkError, parse_wrk_output
@@ -102,3 +102,8 @@ def test_content_length_of_a_response_head() -> None:
     assert content_length(head) == 3
     with pytest.raises(BadResponse):
         content_length(b"HTTP/1.1 200 OK\r\n\r\n")
+
+
+def test_cpu_busy_ticks_leave_out_idle_iowait_and_softirq() -> None:
+    text = "cpu  100 2 30 5000 7 1 40 3 0 0\ncpu0 50 1 15 2500 3 0 20 1 0 0\n"
+    assert parse_cpu_busy_ticks(text) == 100 + 2 + 30 + 1 + 3
