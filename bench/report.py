@@ -174,8 +174,9 @@ def render_doc(report: Report, chart_name: str | None, title: str) -> str:
         f"{s.get('quiet_wait', '?')}) for the machine to be nearly idle (< 0.25 cores busy).",
         "- Other load: CPU cores the rest of the machine kept busy during the run (all CPUs' "
         "busy time from /proc/stat, softirq excluded since loopback traffic is processed there, "
-        "minus the load balancer, wrk, the backends and the bench itself). Anything well above 0 means another job shared the machine and the row is "
-        f"less trustworthy. Load average at start {s.get('loadavg_start', '?')}, at end "
+        "minus the load balancer, wrk, the backends and the bench itself). Anything well "
+        "above 0 means another job shared the machine and the row is less trustworthy. "
+        f"Load average at start {s.get('loadavg_start', '?')}, at end "
         f"{s.get('loadavg_end', '?')}.",
         "- Ratios compare with HAProxy in the same mode (HTTP rows with `mode http`, TCP rows "
         "with `mode tcp`) and with nginx (HTTP rows only).",
