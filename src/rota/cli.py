@@ -26,9 +26,11 @@ class Flag:
 
     flag: str
     field: str
-    type: Callable[[str], Any]
+    type: Callable[[str], Any]  # unused for a switch
     help: str
     metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    action: str | None = None  # "store_true" for a switch
 
 
 def _seconds(text: str) -> float:
@@ -45,7 +47,20 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    return _int(text)
+
+
 LB_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "--workers",
+        "workers",
+        _workers,
+        "worker processes, or 'auto' for one per CPU (default 1)",
+        "N|auto",
+    ),
     Flag("--host", "listen.host", str, "address to listen on (default 127.0.0.1)"),
     Flag("--port", "listen.port", _int, "port to listen on (default 5432)"),
     Flag(
@@ -54,6 +69,66 @@ LB_FLAGS: tuple[Flag, ...] = (
         _seconds,
         "seconds between health checks of each backend (default 5)",
         "SECONDS",
+    ),
+    Flag(
+        "--health-check-timeout",
+        "health_check.timeout",
+        _seconds,
+        "one deadline for a check's connect and response, at most the interval (default 2)",
+        "SECONDS",
+    ),
+    Flag("--health-check-path", "health_check.path", str, "path checked (default /health)", "PATH"),
+    Flag(
+        "--health-check-status",
+        "health_check.status",
+        str,
+        "statuses that pass, a range or one code (default 200-399)",
+        "RANGE",
+    ),
+    Flag("--rise", "health_check.rise", _int, "passes that bring a backend back (default 2)", "N"),
+    Flag("--fall", "health_check.fall", _int, "failures that take a backend out (default 3)", "N"),
+    Flag(
+        "--health-check-type",
+        "health_check.type",
+        str,
+        "http (GET the health path, default) or tcp (connect only)",
+        choices=("http", "tcp"),
+    ),
+    Flag("--mode", "mode", str, "http (default) or tcp", choices=("http", "tcp")),
+    Flag(
+        "--max-connections",
+        "limits.max_connections",
+        _int,
+        "concurrent client connections; the excess waits in the backlog (default 10000)",
+        "N",
+    ),
+    Flag(
+        "--connect-timeout",
+        "timeouts.connect",
+        _seconds,
+        "seconds to connect to a backend before trying the next (default 3)",
+        "SECONDS",
+    ),
+    Flag(
+        "--idle-timeout",
+        "timeouts.idle",
+        _seconds,
+        "seconds of client silence before closing (tcp mode: no byte either way) (default 60)",
+        "SECONDS",
+    ),
+    Flag(
+        "--send-proxy",
+        "send_proxy",
+        str,
+        "tcp mode: send a PROXY protocol header of this version to backends",
+        choices=("v1", "v2"),
+    ),
+    Flag(
+        "--accept-proxy",
+        "accept_proxy",
+        str,
+        "tcp mode: expect a PROXY protocol header (v1 or v2) on every client connection",
+        action="store_true",
     ),
 )
 
@@ -71,8 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"backends and settings, JSON or TOML (default ./{DEFAULT_CONFIG})",
     )
     for f in LB_FLAGS:
+        if f.action is not None:
+            lb.add_argument(f.flag, dest=f.field, action=f.action, default=None, help=f.help)
+            continue
         lb.add_argument(
-            f.flag, dest=f.field, type=f.type, default=None, help=f.help, metavar=f.metavar
+            f.flag,
+            dest=f.field,
+            type=f.type,
+            default=None,
+            help=f.help,
+            metavar=f.metavar,
+            choices=f.choices,
         )
 
     backend = sub.add_parser("backend", help="run the simple HTTP backend server")
@@ -94,11 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _example(args)
 
 
-def _lb(args: argparse.Namespace) -> int:
-    from rota import lb
-    from rota.runtime import setup_logging
-
-    setup_logging()
+def lb_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, str]]:
+    """The config fields the given flags set, and which flag set each (for errors)."""
     overrides: dict[str, object] = {}
     flags: dict[str, str] = {}
     for f in LB_FLAGS:
@@ -106,6 +187,15 @@ def _lb(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[f.field] = value
             flags[f.field] = f.flag
+    return overrides, flags
+
+
+def _lb(args: argparse.Namespace) -> int:
+    from rota import lb
+    from rota.runtime import setup_logging
+
+    setup_logging()
+    overrides, flags = lb_overrides(args)
     path = args.config if args.config is not None else DEFAULT_CONFIG
     try:
         config = load_config(Path(path), overrides, flags)

@@ -40,8 +40,11 @@ TOP_LEVEL = (
     "mode",
     "algorithm",
     "workers",
+    "send_proxy",
+    "accept_proxy",
     *SECTIONS,
 )
+PROXY_VERSIONS = {"v1": 1, "v2": 2}
 
 
 class _Reader:
@@ -174,6 +177,7 @@ def build_config(data: Mapping[str, Any], source: str, flags: Mapping[str, str])
     mode = Mode(r.choice("mode", data.get("mode", "http"), tuple(m.value for m in Mode)))
     algorithm = r.choice("algorithm", data.get("algorithm", "roundrobin"), ALGORITHMS)
     workers = _workers(r, data.get("workers", 1))
+    send_proxy, accept_proxy = _proxy_protocol(r, data, mode)
     return Config(
         backends=backends,
         host=r.text("listen.host", listen.get("host", defaults.host)),
@@ -184,8 +188,26 @@ def build_config(data: Mapping[str, Any], source: str, flags: Mapping[str, str])
         health=_health(r, data.get("health_check", {})),
         timeouts=_section_of_numbers(r, "timeouts", data.get("timeouts", {}), TimeoutSpec),
         limits=_limits(r, data.get("limits", {})),
+        send_proxy=send_proxy,
+        accept_proxy=accept_proxy,
         source=source,
     )
+
+
+def _proxy_protocol(r: _Reader, data: Mapping[str, Any], mode: Mode) -> tuple[int | None, bool]:
+    """`send_proxy`: "v1", "v2" or null; `accept_proxy`: true or false. TCP mode only: the
+    HTTP data plane neither sends nor accepts PROXY headers."""
+    send: int | None = None
+    raw_send = data.get("send_proxy")
+    if raw_send is not None:
+        send = PROXY_VERSIONS[r.choice("send_proxy", raw_send, tuple(PROXY_VERSIONS))]
+    raw_accept = data.get("accept_proxy", False)
+    if not isinstance(raw_accept, bool):
+        raise r.fail("accept_proxy", f"expected true or false, got {_show(raw_accept)}")
+    for key, on in (("send_proxy", send is not None), ("accept_proxy", raw_accept)):
+        if on and mode is not Mode.TCP:
+            raise r.fail(key, f'only supported with mode "tcp" (mode is "{mode.value}")')
+    return send, raw_accept
 
 
 def _workers(r: _Reader, value: object) -> int:

@@ -83,4 +83,8 @@ class Config:
     health: HealthSpec = field(default_factory=HealthSpec)
     timeouts: TimeoutSpec = field(default_factory=TimeoutSpec)
     limits: LimitSpec = field(default_factory=LimitSpec)
+    # TCP mode only. PROXY protocol version sent to backends (1, 2) or None: see
+    # docs/tcp-mode.md. accept_proxy: every client must open with a PROXY header.
+    send_proxy: int | None = None
+    accept_proxy: bool = False
     source: str = "<defaults>"

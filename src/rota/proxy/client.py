@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import deque
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
 
 from rota.http.errors import ProtocolError
 from rota.http.request import RequestHead, RequestParser
+from rota.proxy.batching import BatchedWriter
 from rota.proxy.exchange import Exchange
 from rota.proxy.responses import CANNED, CANNED_KEEP_ALIVE
 
@@ -33,7 +33,7 @@ class Phase(enum.Enum):
 PIPELINE_DEPTH = 8
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(BatchedWriter, asyncio.Protocol):
     __slots__ = (
         "_paused_pipeline",
         "_paused_upstream",
@@ -53,6 +53,8 @@ class ClientConnection(asyncio.Protocol):
 
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
+        self._batch = ctx.batch
+        self._out: list[bytes] | None = None
         self.transport: asyncio.Transport | None = None
         self.parser = RequestParser(self, ctx.config.limits)
         self.peer_ip = b"unknown"
@@ -79,19 +81,23 @@ class ClientConnection(asyncio.Protocol):
             self.peer_ip = str(peer[0]).encode()
         ctx = self.ctx
         ctx.clients.add(self)
-        self.deadline = ctx.loop.time() + ctx.config.timeouts.idle
+        self.deadline = ctx.now + ctx.config.timeouts.idle
 
     def data_received(self, data: bytes) -> None:
         if self.rejected is not None or self.closing:
             return  # after a protocol error nothing more is parsed
+        batch = self._batch
+        batch.start()
         try:
             self.parser.feed(data)
         except ProtocolError as exc:
             self.reject(exc)
             return
+        finally:
+            batch.flush()
         if self.phase is Phase.IDLE and self.parser.in_head:
             self.phase = Phase.HEAD
-            self.deadline = self.ctx.loop.time() + self.ctx.config.timeouts.header
+            self.deadline = self.ctx.now + self.ctx.config.timeouts.header
 
     def eof_received(self) -> bool:
         # Half-closed by the client: finish what is queued, then close (RFC 9112 9.6).
@@ -148,23 +154,13 @@ class ClientConnection(asyncio.Protocol):
 
     # For the exchange
 
-    def write(self, data: bytes) -> None:
-        transport = self.transport
-        if transport is not None:
-            transport.write(data)
-
-    def writelines(self, data: Iterable[bytes]) -> None:
-        transport = self.transport
-        if transport is not None:
-            transport.writelines(data)
-
     def touch_body(self) -> None:
         """Bytes moved mid-exchange: the body timeout starts again."""
-        self.deadline = self.ctx.loop.time() + self.ctx.config.timeouts.body
+        self.deadline = self.ctx.now + self.ctx.config.timeouts.body
 
     def await_response(self) -> None:
         """The request is all sent: the backend has `timeouts.response` to answer."""
-        self.deadline = self.ctx.loop.time() + self.ctx.config.timeouts.response
+        self.deadline = self.ctx.now + self.ctx.config.timeouts.response
 
     def pause_reading(self) -> None:
         self._paused_upstream = True
@@ -212,10 +208,10 @@ class ClientConnection(asyncio.Protocol):
         ctx = self.ctx
         if self.parser.in_head:
             self.phase = Phase.HEAD
-            self.deadline = ctx.loop.time() + ctx.config.timeouts.header
+            self.deadline = ctx.now + ctx.config.timeouts.header
         else:
             self.phase = Phase.IDLE
-            self.deadline = ctx.loop.time() + ctx.config.timeouts.idle
+            self.deadline = ctx.now + ctx.config.timeouts.idle
         if self._paused_pipeline:
             self._paused_pipeline = False
             self._update_reading()
@@ -251,6 +247,7 @@ class ClientConnection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closing = True
+        self.flush()
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.close()

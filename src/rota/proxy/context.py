@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rota.balancing import make_balancer
 from rota.config.model import Config
 from rota.pool import Backend, Pool
+from rota.proxy.batching import WriteBatch
 from rota.proxy.upstream import UpstreamPool
 
 if TYPE_CHECKING:
@@ -29,8 +30,13 @@ class ProxyContext:
         self.pool = pool
         self.loop = loop
         self.balancer = make_balancer(config.algorithm, pool)
+        self.batch = WriteBatch()
+        # A coarse clock for deadlines, advanced by the sweep: setting a deadline is then a
+        # float add instead of a call into the loop per event. Deadlines are only checked
+        # by the sweep, so they gain nothing from a finer clock.
+        self.now = loop.time()
         self.upstream_pools = [
-            UpstreamPool(b, config.limits.pool_size, config.timeouts.pool_idle)
+            UpstreamPool(b, config.limits.pool_size, config.timeouts.pool_idle, self.batch)
             for b in pool.backends
         ]
         self.clients: set[ClientConnection] = set()
@@ -55,7 +61,7 @@ class ProxyContext:
 
     def sweep(self) -> None:
         """Expire client connections past their deadline and stale pooled connections."""
-        now = self.loop.time()
+        now = self.now = self.loop.time()
         expired = [c for c in self.clients if c.deadline <= now]
         for client in expired:
             client.expire(now)

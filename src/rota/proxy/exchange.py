@@ -39,6 +39,8 @@ def describe(exc: BaseException) -> str:
         return "connect timeout"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
     if isinstance(exc, OSError) and exc.errno is not None:
         return errno.errorcode.get(exc.errno, str(exc.errno)).lower()
     return type(exc).__name__
@@ -261,7 +263,9 @@ class Exchange:
     def on_response_body(self, data: bytes) -> None:
         client = self.client
         if self.rechunk:
-            client.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            client.write(b"%x\r\n" % len(data))
+            client.write(data)
+            client.write(b"\r\n")
         else:
             client.write(data)
         client.touch_body()
@@ -282,7 +286,7 @@ class Exchange:
                 conn.reusable = False
                 self.keep_client = False
             ctx = self.client.ctx
-            ctx.upstream_pools[conn.backend.index].release(conn, ctx.loop.time())
+            ctx.upstream_pools[conn.backend.index].release(conn, ctx.now)
         self.client.exchange_done(self, self.keep_client)
 
     def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
@@ -306,6 +310,10 @@ class Exchange:
                 conn.backend.active -= 1
                 self.client.ctx.loop.create_task(self._connect(self.backend))
                 return
+            if isinstance(exc, ConnectionResetError) and not self.reused:
+                # A fresh connection reset before any answer: the backend is in trouble
+                # (passive check). A reused one may just have hit its keep-alive timer.
+                self.client.ctx.backend_failed(conn.backend, "connection reset")
             self.fail(502)
             return
         if self.response_body is ResponseBody.UNTIL_CLOSE and exc is None:

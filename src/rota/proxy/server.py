@@ -22,6 +22,7 @@ async def serve_http(
     stop: asyncio.Event,
     *,
     sock: socket.socket | None = None,
+    reuse_port: bool = False,
     on_ready: Callable[[ProxyContext, asyncio.Server], None] | None = None,
 ) -> ProxyContext:
     """Serve until `stop` is set. Binds config.host:port unless a bound `sock` is given."""
@@ -35,6 +36,7 @@ async def serve_http(
             host=config.host,
             port=config.port,
             reuse_address=True,
+            reuse_port=reuse_port or None,
             backlog=1024,
         )
     sweeper = loop.create_task(_sweep_forever(ctx))

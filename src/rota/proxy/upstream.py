@@ -15,12 +15,13 @@ import httptools
 
 from rota.http.headers import Headers
 from rota.pool import Backend
+from rota.proxy.batching import BatchedWriter, WriteBatch
 
 if TYPE_CHECKING:
     from rota.proxy.exchange import Exchange
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(BatchedWriter, asyncio.Protocol):
     __slots__ = (
         "_done",
         "_headers",
@@ -40,6 +41,8 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, backend: Backend, pool: UpstreamPool) -> None:
         self.backend = backend
         self.pool = pool
+        self._batch = pool.batch
+        self._out: list[bytes] | None = None
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
         self._parser = httptools.HttpResponseParser(self)
@@ -69,11 +72,14 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.received = True
+        batch = self._batch
+        batch.start()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.reusable = False
             exchange.on_upstream_error(self, f"invalid response: {exc}")
+            batch.flush()
             return
         if self._skip_body:
             # The response to HEAD has a head only; llhttp cannot be told, so start the
@@ -83,6 +89,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._done:
             self._done = False
             exchange.on_response_end()
+        batch.flush()
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -147,11 +154,6 @@ class UpstreamConnection(asyncio.Protocol):
 
     # for the exchange and the pool
 
-    def write(self, data: bytes) -> None:
-        transport = self.transport
-        if transport is not None:
-            transport.write(data)
-
     def pause_reading(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
@@ -162,6 +164,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def close(self) -> None:
         self.reusable = False
+        self.flush()
         if self.transport is not None:
             self.transport.close()
 
@@ -174,10 +177,13 @@ class UpstreamConnection(asyncio.Protocol):
 class UpstreamPool:
     """Idle keep-alive connections to one backend."""
 
-    __slots__ = ("_idle", "backend", "limit", "max_idle_seconds")
+    __slots__ = ("_idle", "backend", "batch", "limit", "max_idle_seconds")
 
-    def __init__(self, backend: Backend, limit: int, max_idle_seconds: float) -> None:
+    def __init__(
+        self, backend: Backend, limit: int, max_idle_seconds: float, batch: WriteBatch
+    ) -> None:
         self.backend = backend
+        self.batch = batch
         self.limit = limit
         self.max_idle_seconds = max_idle_seconds
         self._idle: list[UpstreamConnection] = []

@@ -1,0 +1,338 @@
+"""TCP mode: relay bytes both ways between a client and a backend chosen per connection.
+
+One `Tunnel` per client connection joins two `asyncio.Protocol`s, the client side and the
+backend side. Everything on the data path is a callback; the only task per connection is
+the short set-up (read an optional PROXY header, connect to a backend with retries), and
+it ends once the relay runs.
+
+Rules, each one line of code below:
+- Back-pressure: when one side's write buffer passes its high-water mark
+  (`pause_writing`), stop reading from the other side until it drains (`resume_writing`).
+  Memory per connection is bounded by the two write buffers, whatever the speeds.
+- Half-close: EOF from one side becomes `write_eof` on the other; the opposite direction
+  stays open (`eof_received` returns True). Both sockets close when both directions ended.
+- Reset: a side that dies with an error (RST, EPIPE, ...) resets the other one at once
+  (SO_LINGER 0, then abort): the peer learns promptly that its stream was cut short,
+  rather than mistaking a truncated stream for a complete one.
+- Idle: no byte in either direction for `idle_timeout` aborts both sides. One periodic
+  sweep checks every tunnel; the data path only sets a flag per chunk (no timer per chunk,
+  no clock read per chunk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from rota import proxy_protocol
+from rota.config.model import Config
+from rota.pool import Backend
+from rota.proxy.listener import DEFAULT_BACKLOG
+
+if TYPE_CHECKING:
+    from rota.proxy.tcp_server import TcpProxy
+
+log = logging.getLogger("rota.tcp")
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSettings:
+    """TCP-mode knobs; every one finite by default (docs/tcp-mode.md)."""
+
+    connect_timeout: float = 3.0  # per backend tried; then the next backend
+    idle_timeout: float = 60.0  # no byte either way: both sides closed
+    max_connections: int = 10_000  # concurrent clients; beyond it, clients wait in the backlog
+    send_proxy: int | None = None  # PROXY protocol version sent to backends: 1, 2 or None
+    accept_proxy: bool = False  # expect a PROXY header (v1 or v2) from every client
+    proxy_header_timeout: float = 10.0  # for that header to arrive whole
+    high_water: int = 256 * 1024  # write buffer above which the other side stops reading
+    backlog: int = DEFAULT_BACKLOG
+
+    @classmethod
+    def from_config(cls, config: Config) -> TcpSettings:
+        """TCP mode reads `timeouts.connect`, `timeouts.idle` (here: no byte either way),
+        `timeouts.header` (for an accepted PROXY header), `limits.max_connections`,
+        `send_proxy` and `accept_proxy`."""
+        return cls(
+            connect_timeout=config.timeouts.connect,
+            idle_timeout=config.timeouts.idle,
+            max_connections=config.limits.max_connections,
+            send_proxy=config.send_proxy,
+            accept_proxy=config.accept_proxy,
+            proxy_header_timeout=config.timeouts.header,
+        )
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close with an RST rather than a FIN: tells the peer the stream was cut short."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    transport.abort()
+
+
+class _Side(asyncio.Protocol):
+    """One socket of a tunnel. `peer` is the other socket's side and `out` its transport,
+    set before this side can receive anything (see `Tunnel`)."""
+
+    __slots__ = ("active", "open", "out", "peer", "read_done", "transport", "tunnel")
+
+    transport: asyncio.Transport  # set by connection_made; `open` says whether it is live
+
+    def __init__(self, tunnel: Tunnel) -> None:
+        self.tunnel = tunnel
+        self.out: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.active = False  # a byte arrived since the last idle sweep
+        self.read_done = False  # EOF seen from this socket
+        self.open = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.open = True
+        high = self.tunnel.proxy.settings.high_water
+        self.transport.set_write_buffer_limits(high=high, low=high // 4)
+
+    def data_received(self, data: bytes) -> None:
+        self.active = True
+        # `out` is set before this side is connected (backend) or resumed (client).
+        self.out.write(data)  # type: ignore[union-attr]
+
+    # My write buffer is over the mark: stop reading from the other side.
+    def pause_writing(self) -> None:
+        peer = self.peer
+        if peer is not None and peer.open and not peer.read_done:
+            peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        peer = self.peer
+        if peer is not None and peer.open and not peer.read_done:
+            peer.transport.resume_reading()
+
+    def eof_received(self) -> bool:
+        if self.read_done:  # a transport resumed after EOF reports it again
+            return True
+        self.read_done = True
+        self.active = True
+        peer = self.peer
+        if peer is not None and peer.open:
+            if peer.transport.can_write_eof():
+                peer.transport.write_eof()
+            if peer.read_done:
+                # Both directions have ended: close both (close() flushes what is queued).
+                self.transport.close()
+                peer.transport.close()
+        return True  # keep the other direction open
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        peer = self.peer
+        if peer is not None and peer.open:
+            if exc is None:
+                peer.transport.close()
+            else:
+                _reset(peer.transport)
+        self.tunnel.side_lost(self)
+
+
+class _ClientSide(_Side):
+    """The client's socket: before the backend is connected it holds what arrives."""
+
+    __slots__ = ("header", "header_waiter", "pending")
+
+    def __init__(self, tunnel: Tunnel) -> None:
+        super().__init__(tunnel)
+        self.pending = bytearray()
+        self.header: proxy_protocol.ProxyHeader | None = None
+        self.header_waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if not self.tunnel.proxy.settings.accept_proxy:
+            # Nothing to read until a backend is connected: leave it in the socket buffer.
+            self.transport.pause_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.active = True
+        out = self.out
+        if out is not None:
+            out.write(data)
+            return
+        self.pending += data
+        waiter = self.header_waiter
+        if waiter is None or waiter.done():
+            return
+        try:
+            result = proxy_protocol.parse_header(self.pending)
+        except proxy_protocol.ProxyProtocolError as exc:
+            waiter.set_exception(exc)
+            return
+        if result is not None:
+            self.header, used = result
+            del self.pending[:used]
+            self.transport.pause_reading()
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        if self.peer is None:
+            self.read_done = True  # passed on to the backend once it is connected
+            waiter = self.header_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(ConnectionResetError("EOF before the PROXY header"))
+            return True
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        waiter = self.header_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionResetError("client closed"))
+        super().connection_lost(exc)
+
+
+class Tunnel:
+    """One client connection and, once connected, its backend connection."""
+
+    __slots__ = ("backend", "client", "idle_sweeps", "proxy", "upstream")
+
+    def __init__(self, proxy: TcpProxy) -> None:
+        self.proxy = proxy
+        self.client = _ClientSide(self)
+        self.upstream: _Side | None = None
+        self.backend: Backend | None = None
+        self.idle_sweeps = 0
+
+    def side_lost(self, side: _Side) -> None:
+        if side is self.client:
+            self.proxy.finished(self)
+        elif self.backend is not None:
+            self.backend.active -= 1
+            self.backend = None
+
+    def abort(self) -> None:
+        for side in (self.client, self.upstream):
+            if side is not None and side.open:
+                side.transport.abort()
+
+    async def run(self, sock: socket.socket) -> None:
+        proxy = self.proxy
+        loop = proxy.loop
+        client = self.client
+        settings = proxy.settings
+        if settings.accept_proxy:
+            # Before the transport exists: the header may arrive with connection_made.
+            client.header_waiter = loop.create_future()
+        try:
+            await loop.connect_accepted_socket(lambda: client, sock)
+        except OSError:
+            sock.close()
+            proxy.finished(self)
+            return
+        if not client.open:
+            # Gone already (connection_lost has run); mark the waiter's error as seen.
+            if client.header_waiter is not None and client.header_waiter.done():
+                client.header_waiter.exception()
+            return
+        if client.header_waiter is not None:
+            try:
+                async with asyncio.timeout(settings.proxy_header_timeout):
+                    await client.header_waiter
+            except (proxy_protocol.ProxyProtocolError, TimeoutError, ConnectionError) as exc:
+                log.debug("client %s: no valid PROXY header: %s", peer_name(client), exc)
+                client.transport.abort()
+                return
+        await self._connect()
+
+    async def _connect(self) -> None:
+        proxy = self.proxy
+        client = self.client
+        tried: list[Backend] = []
+        while client.open:
+            backend = proxy.balancer.pick(tried)
+            if backend is None:
+                # Nothing (left) to try: the client learns at once, rather than hanging.
+                log.debug("client %s: no backend available", peer_name(client))
+                client.transport.close()
+                return
+            tried.append(backend)
+            # Joined to the client before connecting: whatever the backend sends first
+            # (a greeting, an EOF) finds its way to the client.
+            upstream = _Side(self)
+            upstream.peer, upstream.out = client, client.transport
+            try:
+                async with asyncio.timeout(proxy.settings.connect_timeout):
+                    await proxy.loop.create_connection(_const(upstream), backend.host, backend.port)
+            except TimeoutError:
+                proxy.backend_error(backend, "connect timeout")
+                continue
+            except OSError as exc:
+                proxy.backend_error(backend, _reason(exc))
+                continue
+            self._join(backend, upstream)
+            return
+
+    def _join(self, backend: Backend, upstream: _Side) -> None:
+        client = self.client
+        up = upstream.transport
+        backend.active += 1
+        self.backend = backend
+        self.upstream = upstream
+        if not client.open:
+            up.close()
+            return
+        client.peer, client.out = upstream, up
+        first = bytes(client.pending)
+        client.pending = bytearray()
+        version = self.proxy.settings.send_proxy
+        if version is not None:
+            # Section 2.1 of the PROXY spec: the header goes out at once, before any data.
+            first = proxy_protocol.encode(version, *self._endpoints()) + first
+        if first:
+            up.write(first)
+        if client.read_done:
+            up.write_eof()
+        else:
+            client.transport.resume_reading()
+
+    def _endpoints(self) -> tuple[proxy_protocol.Address | None, proxy_protocol.Address | None]:
+        """The client's address and the address it connected to: from the PROXY header
+        the client sent, if it carried addresses, else from the socket itself."""
+        header = self.client.header
+        if header is not None and header.source is not None and header.family in _IP_FAMILIES:
+            return header.source, header.destination
+        transport = self.client.transport
+        return _address(transport.get_extra_info("peername")), _address(
+            transport.get_extra_info("sockname")
+        )
+
+
+_IP_FAMILIES = (proxy_protocol.Family.INET, proxy_protocol.Family.INET6)
+
+
+def _address(raw: Any) -> proxy_protocol.Address | None:
+    if isinstance(raw, tuple) and len(raw) >= 2:
+        return str(raw[0]), int(raw[1])
+    return None
+
+
+def _reason(exc: OSError) -> str:
+    # asyncio words it "Connect call failed (...)", uvloop "[Errno 111] ...": say it the
+    # same way whichever loop runs, and as HTTP mode does ("connection refused").
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
+
+
+def _const(side: _Side) -> Callable[[], _Side]:
+    return lambda: side
+
+
+def peer_name(side: _Side) -> str:
+    return str(side.transport.get_extra_info("peername"))

@@ -1,0 +1,160 @@
+"""TCP mode's server: accept (up to the connection cap), hand each client to a `Tunnel`,
+sweep idle tunnels, shut down gracefully. The relay itself is in `rota.proxy.tcp`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+from collections.abc import Callable
+
+from rota.balancing import make_balancer
+from rota.balancing.base import Balancer
+from rota.config.model import Config
+from rota.pool import Backend, Pool
+from rota.proxy.listener import Listener, bind
+from rota.proxy.tcp import TcpSettings, Tunnel, peer_name
+
+log = logging.getLogger("rota.tcp")
+
+# Called when connecting to a backend failed (refused, timed out, unreachable): the hook
+# for passive health checks. (backend, reason)
+BackendErrorHook = Callable[[Backend, str], None]
+
+
+class TcpProxy:
+    """TCP mode's listener: accept, pick a backend per connection, relay.
+
+    `on_backend_error(backend, reason)` is called when a connect to a backend fails
+    (refused, timed out, unreachable); the health integration uses it for passive checks."""
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        settings: TcpSettings,
+        *,
+        on_backend_error: BackendErrorHook | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.balancer = balancer
+        self.settings = settings
+        self.on_backend_error = on_backend_error
+        self.loop = loop or asyncio.get_running_loop()
+        self.listener: Listener | None = None
+        self.tunnels: set[Tunnel] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        # Idle sweep: every `period` seconds; a tunnel with no byte in `limit` sweeps in a row
+        # has been idle for at least idle_timeout and at most idle_timeout + period.
+        idle = settings.idle_timeout
+        self._period = min(max(idle / 4, 0.05), 5.0)
+        self._limit = math.ceil(idle / self._period) + 1
+
+    def __repr__(self) -> str:
+        return f"<TcpProxy [{len(self.tunnels)} connections]>"
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return self.listener.sockets if self.listener is not None else []
+
+    def start(self, sockets: list[socket.socket]) -> None:
+        """Serve on already-bound, listening sockets (see `rota.proxy.listener.bind`)."""
+        self.listener = Listener(self.loop, sockets, self._accepted, self.settings.max_connections)
+        self.listener.start()
+        self._sweeper = self.loop.call_later(self._period, self._sweep)
+
+    def listen(self, host: str, port: int) -> list[socket.socket]:
+        sockets = bind(host, port, self.settings.backlog)
+        self.start(sockets)
+        return sockets
+
+    def close(self) -> None:
+        """Stop accepting and abort every open connection."""
+        if self.listener is not None:
+            self.listener.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for task in list(self._tasks):
+            task.cancel()
+        for tunnel in list(self.tunnels):
+            tunnel.abort()
+
+    def _accepted(self, sock: socket.socket) -> None:
+        tunnel = Tunnel(self)
+        self.tunnels.add(tunnel)
+        task = self.loop.create_task(tunnel.run(sock))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def finished(self, tunnel: Tunnel) -> None:
+        if tunnel in self.tunnels:
+            self.tunnels.remove(tunnel)
+            if self.listener is not None:
+                self.listener.release()
+
+    def backend_error(self, backend: Backend, reason: str) -> None:
+        log.info("backend %s: connect failed: %s; trying the next", backend.name, reason)
+        hook = self.on_backend_error
+        if hook is not None:
+            hook(backend, reason)
+
+    def _sweep(self) -> None:
+        limit = self._limit
+        for tunnel in list(self.tunnels):
+            upstream = tunnel.upstream
+            if upstream is None:
+                continue  # still setting up: the header and connect timeouts apply
+            client = tunnel.client
+            if client.active or upstream.active:
+                client.active = upstream.active = False
+                tunnel.idle_sweeps = 0
+                continue
+            tunnel.idle_sweeps += 1
+            if tunnel.idle_sweeps >= limit:
+                log.debug("client %s: idle timeout", peer_name(client))
+                tunnel.abort()
+        self._sweeper = self.loop.call_later(self._period, self._sweep)
+
+
+# On shutdown, open connections get this long to finish before they are cut.
+GRACE_SECONDS = 5.0
+
+
+async def serve_tcp(
+    config: Config,
+    pool: Pool,
+    stop: asyncio.Event,
+    *,
+    sockets: list[socket.socket] | None = None,
+    on_ready: Callable[[TcpProxy], None] | None = None,
+    on_backend_error: BackendErrorHook | None = None,
+) -> TcpProxy:
+    """Serve TCP mode until `stop` is set. Binds config.host:port unless `sockets` (bound
+    and listening) are given. `on_ready` runs once accepting; `on_backend_error` hears of
+    every failed connect to a backend (passive health checks)."""
+    loop = asyncio.get_running_loop()
+    proxy = TcpProxy(
+        make_balancer(config.algorithm, pool),
+        TcpSettings.from_config(config),
+        on_backend_error=on_backend_error,
+        loop=loop,
+    )
+    if sockets is None:
+        proxy.listen(config.host, config.port)
+    else:
+        proxy.start(sockets)
+    if on_ready is not None:
+        on_ready(proxy)
+    try:
+        await stop.wait()
+    finally:
+        # Stop accepting; let open connections finish for a while, then cut them.
+        if proxy.listener is not None:
+            proxy.listener.close()
+        deadline = loop.time() + GRACE_SECONDS
+        while proxy.tunnels and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        proxy.close()
+    return proxy
