@@ -21,6 +21,7 @@ from rota.proxy.responses import CANNED, CANNED_KEEP_ALIVE
 
 if TYPE_CHECKING:
     from rota.proxy.context import ProxyContext
+    from rota.proxy.websocket import Tunnel
 
 
 class Phase(enum.Enum):
@@ -36,10 +37,12 @@ PIPELINE_DEPTH = 8
 class ClientConnection(BatchedWriter, asyncio.Protocol):
     __slots__ = (
         "_paused_pipeline",
+        "_paused_upgrade",
         "_paused_upstream",
         "closing",
         "ctx",
         "deadline",
+        "eof_seen",
         "parser",
         "parsing",
         "peer_ip",
@@ -48,6 +51,7 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         "reading_paused",
         "rejected",
         "transport",
+        "tunnel",
         "writing_paused",
     )
 
@@ -68,6 +72,10 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         self.writing_paused = False
         self._paused_pipeline = False
         self._paused_upstream = False
+        # While a WebSocket handshake awaits the backend's answer (rota.proxy.websocket).
+        self._paused_upgrade = False
+        self.eof_seen = False
+        self.tunnel: Tunnel | None = None
 
     def __repr__(self) -> str:
         return f"<ClientConnection {self.peer_ip.decode()} {self.phase.name} q={len(self.queue)}>"
@@ -92,8 +100,15 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         self.deadline = ctx.now + ctx.config.timeouts.idle
 
     def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.from_client(data)
+            return
         if self.rejected is not None or self.closing:
             return  # after a protocol error nothing more is parsed
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         batch = self._batch
         batch.start()
         try:
@@ -103,11 +118,21 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
             return
         finally:
             batch.flush()
+        if self.parser.held is not None and not self._paused_upgrade:
+            # A WebSocket handshake: read nothing more until the backend answers it.
+            self._paused_upgrade = True
+            self._update_reading()
+            if not self.queue and not self.closing:
+                self._resume_held()  # already answered (synchronously) and kept alive
+                return
         if self.phase is Phase.IDLE and self.parser.in_head:
             self.phase = Phase.HEAD
             self.deadline = self.ctx.now + self.ctx.config.timeouts.header
 
     def eof_received(self) -> bool:
+        self.eof_seen = True
+        if self.tunnel is not None:
+            return self.tunnel.client_eof()
         # Half-closed by the client: finish what is queued, then close (RFC 9112 9.6).
         parsing = self.parsing
         if parsing is not None and not parsing.request_done:
@@ -187,7 +212,7 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        want_paused = self._paused_pipeline or self._paused_upstream
+        want_paused = self._paused_pipeline or self._paused_upstream or self._paused_upgrade
         if want_paused != self.reading_paused:
             self.reading_paused = want_paused
             if want_paused:
@@ -228,6 +253,31 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         if self._paused_pipeline:
             self._paused_pipeline = False
             self._update_reading()
+        if self._paused_upgrade:
+            # The WebSocket handshake got an answer other than 101: the bytes held after
+            # it are HTTP again.
+            self._resume_held()
+
+    def _resume_held(self) -> None:
+        held = self.parser.release_held()
+        self._paused_upgrade = False
+        self._update_reading()
+        if held:
+            self._feed(held)
+
+    def start_tunnel(self, tunnel: Tunnel) -> None:
+        """The backend answered the WebSocket handshake with 101 (rota.proxy.websocket)."""
+        self.tunnel = tunnel
+        held = self.parser.release_held()
+        self._paused_upgrade = False
+        self._update_reading()
+        if held:
+            tunnel.upstream.write(held)
+        self.touch_body()
+        if self.eof_seen:
+            # The client half-closed while waiting for the 101: pass it on, once the
+            # response parser that called us has finished with the backend connection.
+            self.ctx.loop.call_soon(tunnel.client_eof)
 
     def send_error(self, exchange: Exchange, status: int, keep_alive: bool) -> None:
         self.ctx.count_error(status)
