@@ -211,16 +211,21 @@ class Exchange:
             client.write(build_response_head(status, reason, headers, drop=HOP_BY_HOP, framing=b""))
             return False
         length: bytes | None = None
-        chunked = False
+        codings: list[bytes] = []
         tokens: set[bytes] = set()
         for name, value in headers:
             lname = name.lower()
             if lname == b"content-length":
                 length = value.strip()
             elif lname == b"transfer-encoding":
-                chunked = True
+                codings += [c for c in (c.strip().lower() for c in value.split(b",")) if c]
             elif lname == b"connection":
                 tokens.update(t.strip().lower() for t in value.split(b","))
+        # RFC 9112 6.3 rule 4: a response whose Transfer-Encoding does not end in chunked is
+        # read until the backend closes (llhttp does so too). Codings other than the final
+        # chunked (gzip...) are the body's, so they stay in the forwarded Transfer-Encoding.
+        chunked = codings[-1:] == [b"chunked"]
+        other = codings[:-1] if chunked else codings
         head = self.head
         framing = b""
         no_body = head.method == b"HEAD" or status in (204, 304)
@@ -238,10 +243,16 @@ class Exchange:
                 self.upstream.reusable = False
         if body is ResponseBody.CHUNKED or body is ResponseBody.UNTIL_CLOSE:
             if head.version == (1, 1):
-                framing = b"Transfer-Encoding: chunked\r\n"
+                framing = (
+                    b"Transfer-Encoding: %b, chunked\r\n" % b", ".join(other)
+                    if other
+                    else b"Transfer-Encoding: chunked\r\n"
+                )
                 self.rechunk = True
             else:
-                framing = b""  # an HTTP/1.0 client reads until close
+                # An HTTP/1.0 client reads until close. It must not be sent Transfer-Encoding
+                # (RFC 9112 6.1), so a body with another coding (rare) reaches it unlabelled.
+                framing = b""
                 self.keep_client = False
         self.response_body = body
         if not self.request_done or client.closing:
@@ -299,6 +310,8 @@ class Exchange:
         client.start_tunnel(tunnel)
 
     def on_response_body(self, data: bytes) -> None:
+        if not data:
+            return  # an empty chunk would end a re-chunked body
         client = self.client
         if self.rechunk:
             client.write(b"%x\r\n" % len(data))
