@@ -240,3 +240,59 @@ def test_final_answer_to_expect_without_the_body_closes(behind_rota: object) -> 
         # The body was never sent: the connection cannot carry another request in sync.
         assert r.header("connection") == "close"
         assert c.closed_by_peer()
+
+
+def _dechunk(raw: bytes) -> bytes:
+    out = b""
+    while True:
+        line, raw = raw.split(b"\r\n", 1)
+        size = int(line, 16)
+        if size == 0:
+            return out
+        out, raw = out + raw[:size], raw[size + 2 :]
+
+
+def test_transfer_coding_not_ending_in_chunked_is_read_until_close(behind_rota: object) -> None:
+    # RFC 9112 6.3 rule 4: no final chunked, so the body ends when the backend closes; the
+    # coding is the body's and stays labelled for the client, re-chunked on its hop.
+    payload = b"not really gzip but opaque bytes\r\n0\r\n\r\n" * 50
+
+    def script(conn: int, n: int, head: bytes, sock: socket.socket) -> bool:
+        if b"/te" not in head:
+            sock.sendall(OK)
+            return True
+        sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n")
+        time.sleep(0.05)
+        sock.sendall(payload)
+        return False  # close: that is the end of the body
+
+    backend, port = behind_rota(script)  # type: ignore[operator]
+    with Client(port) as c:
+        c.send(b"GET /te HTTP/1.1\r\nHost: a\r\n\r\n")
+        while b"\r\n0\r\n\r\n" not in c.buf or not c.buf.endswith(b"\r\n0\r\n\r\n"):
+            assert c._fill(), c.buf[:200]
+        head, body = c.buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert b"\r\nTransfer-Encoding: gzip, chunked" in head
+        assert _dechunk(body) == payload
+        c.buf = b""
+        # The client connection is still good; the backend's was not reused.
+        assert c.request("GET", "/again").status == 200
+    assert len(backend.requests) == 2 and backend.requests[0][0] != backend.requests[1][0]
+
+
+def test_other_codings_before_chunked_stay_labelled(behind_rota: object) -> None:
+    def script(conn: int, n: int, head: bytes, sock: socket.socket) -> bool:
+        sock.sendall(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
+        return True
+
+    _, port = behind_rota(script)  # type: ignore[operator]
+    with Client(port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        while c._fill():
+            pass
+    head, body = c.buf.split(b"\r\n\r\n", 1)
+    assert b"\r\nTransfer-Encoding: gzip, chunked" in head
+    assert _dechunk(body) == b"hello"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from rota.config.model import LimitSpec
-from rota.http.request import Body
+from rota.http.request import Body, RequestHead, RequestParser
 from tests.support.corpus import CASES, MARKER, SMUGGLED, Case
 from tests.support.parse import read_stream
 
@@ -94,3 +94,34 @@ def test_trailer_with_host_is_refused() -> None:
     raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nHost: b\r\n\r\n"
     result = read_stream(raw)
     assert result.status == 400 and not result.requests[0].complete
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, bytes]] = []
+
+    def on_request(self, head: RequestHead) -> None:
+        self.events.append(("head", head.target))
+
+    def on_request_body(self, data: bytes) -> None:
+        self.events.append(("body", data))
+
+    def on_request_end(self) -> None:
+        self.events.append(("end", b""))
+
+
+def test_websocket_handshake_holds_what_follows_unparsed() -> None:
+    sink = _Sink()
+    parser = RequestParser(sink, LimitSpec())
+    handshake = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    # What follows may be tunnel data (after a 101): even garbage must not be parsed yet.
+    parser.feed(handshake + b"GET /next HTTP/1.1\r\n")
+    parser.feed(b"\x00\xff not http")
+    assert sink.events == [("head", b"/ws"), ("end", b"")]
+    assert parser.held == b"GET /next HTTP/1.1\r\n\x00\xff not http"
+    assert parser.release_held() == b"GET /next HTTP/1.1\r\n\x00\xff not http"
+    assert parser.held is None and parser.release_held() is None
+    # No 101: the held bytes are fed back and parse as HTTP on a fresh parser.
+    parser.feed(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert sink.events[2:] == [("head", b"/next"), ("end", b"")]
+    assert parser.held is None

@@ -61,6 +61,7 @@ class RequestParser:
         "_trailers",
         "_upgrade_head",
         "_url",
+        "held",
     )
 
     def __init__(self, sink: RequestSink, limits: LimitSpec) -> None:
@@ -80,6 +81,9 @@ class RequestParser:
         self._trailers: Headers = []
         self._body_bytes = 0
         self._began = False
+        # Bytes after a WebSocket upgrade request, held unparsed until the backend answers:
+        # tunnel data after a 101, the next request otherwise (release_held).
+        self.held: bytes | None = None
 
     @property
     def in_head(self) -> bool:
@@ -89,15 +93,20 @@ class RequestParser:
     def feed(self, data: bytes) -> None:
         """Parse `data`; raises ProtocolError for anything malformed or over a limit.
 
-        After an error the parser is unusable: the connection must be closed.
+        After an error the parser is unusable: the connection must be closed. While bytes are
+        held after a WebSocket upgrade request, `data` is only appended to them.
         """
+        if self.held is not None:
+            self.held += data
+            return
         self._began = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             # llhttp stops after an Upgrade request (its head and message callbacks have
-            # run) and took it as bodiless. rota does not tunnel (rules strip the Upgrade),
-            # so the backend answers a plain request: parsing goes on with a fresh parser.
+            # run) and took it as bodiless. Other than WebSocket, rota does not tunnel (rules
+            # strip the Upgrade), so the backend answers a plain request: parsing goes on
+            # with a fresh parser.
             # If the request has a body, llhttp skipped it, and the bytes that follow would
             # parse as a new request (smuggling): prime the fresh parser with a synthetic head
             # of the same framing, so they are read as this request's body.
@@ -105,6 +114,12 @@ class RequestParser:
             self._parser = httptools.HttpRequestParser(self)
             head = self._upgrade_head
             self._upgrade_head = None
+            if head is not None and head.websocket:
+                # A WebSocket handshake (bodiless, rules.check_request): what follows is
+                # tunnel data if the backend answers 101, the next request if not. Hold it
+                # unparsed until then (the client connection stops reading meanwhile).
+                self.held = data[offset:]
+                return
             if head is not None and head.body is not Body.NONE:
                 self._muted = True
                 self._parser.feed_data(resume_head(head))
@@ -199,9 +214,11 @@ class RequestParser:
         if version is None:
             major, _, minor = text.partition(".")
             version = (int(major), int(minor or 0))
-        head = check_request(parser.get_method(), self._url, version, self._headers, self._limits)
-        if head.websocket:
-            # WebSocket tunnelling is not implemented yet: strip the Upgrade like h2c, so
-            # the backend answers a plain request (a 101 would be a backend error).
-            head = head._replace(websocket=False, upgrade_stripped=True)
-        return head
+        return check_request(parser.get_method(), self._url, version, self._headers, self._limits)
+
+    def release_held(self) -> bytes | None:
+        """End the hold after a WebSocket upgrade request: the bytes held (None if nothing is
+        held). After a 101 they are tunnel data; otherwise the caller feeds them back."""
+        held = self.held
+        self.held = None
+        return held

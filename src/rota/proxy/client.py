@@ -21,12 +21,22 @@ from rota.proxy.responses import CANNED, CANNED_KEEP_ALIVE
 
 if TYPE_CHECKING:
     from rota.proxy.context import ProxyContext
+    from rota.proxy.websocket import Tunnel
 
 
 class Phase(enum.Enum):
     IDLE = 0  # between requests: idle timeout, silent close
     HEAD = 1  # a request head is arriving: header timeout, 408
     ACTIVE = 2  # an exchange is in flight: its own deadlines
+    LINGER = 3  # answered with an error, half-closed, discarding what the client still sends
+
+
+# Lingering close (nginx's lingering_close): closing a socket with unread received bytes makes
+# the kernel send RST (RFC 1122 4.2.2.13), and an RST can destroy the error answer already
+# written, in flight or unread in the client's buffer (RFC 9112 9.6). So after an error rota
+# half-closes, reads and discards until the client's EOF, for at most this long / this much.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
 
 
 # Pipelined requests parsed ahead of the one being answered before reading pauses.
@@ -36,10 +46,13 @@ PIPELINE_DEPTH = 8
 class ClientConnection(BatchedWriter, asyncio.Protocol):
     __slots__ = (
         "_paused_pipeline",
+        "_paused_upgrade",
         "_paused_upstream",
         "closing",
         "ctx",
         "deadline",
+        "eof_seen",
+        "linger_left",
         "parser",
         "parsing",
         "peer_ip",
@@ -48,6 +61,7 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         "reading_paused",
         "rejected",
         "transport",
+        "tunnel",
         "writing_paused",
     )
 
@@ -68,6 +82,11 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         self.writing_paused = False
         self._paused_pipeline = False
         self._paused_upstream = False
+        # While a WebSocket handshake awaits the backend's answer (rota.proxy.websocket).
+        self._paused_upgrade = False
+        self.eof_seen = False
+        self.tunnel: Tunnel | None = None
+        self.linger_left = 0
 
     def __repr__(self) -> str:
         return f"<ClientConnection {self.peer_ip.decode()} {self.phase.name} q={len(self.queue)}>"
@@ -92,8 +111,20 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         self.deadline = ctx.now + ctx.config.timeouts.idle
 
     def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.from_client(data)
+            return
         if self.rejected is not None or self.closing:
-            return  # after a protocol error nothing more is parsed
+            # After a protocol error nothing more is parsed.
+            if self.phase is Phase.LINGER:
+                self.linger_left -= len(data)
+                if self.linger_left <= 0:
+                    self.close()
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         batch = self._batch
         batch.start()
         try:
@@ -103,11 +134,23 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
             return
         finally:
             batch.flush()
+        if self.parser.held is not None and not self._paused_upgrade:
+            # A WebSocket handshake: read nothing more until the backend answers it.
+            self._paused_upgrade = True
+            self._update_reading()
+            if not self.queue and not self.closing:
+                self._resume_held()  # already answered (synchronously) and kept alive
+                return
         if self.phase is Phase.IDLE and self.parser.in_head:
             self.phase = Phase.HEAD
             self.deadline = self.ctx.now + self.ctx.config.timeouts.header
 
     def eof_received(self) -> bool:
+        self.eof_seen = True
+        if self.tunnel is not None:
+            return self.tunnel.client_eof()
+        if self.phase is Phase.LINGER:
+            return False  # the client read our answer and closed: close
         # Half-closed by the client: finish what is queued, then close (RFC 9112 9.6).
         parsing = self.parsing
         if parsing is not None and not parsing.request_done:
@@ -187,7 +230,7 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        want_paused = self._paused_pipeline or self._paused_upstream
+        want_paused = self._paused_pipeline or self._paused_upstream or self._paused_upgrade
         if want_paused != self.reading_paused:
             self.reading_paused = want_paused
             if want_paused:
@@ -195,15 +238,19 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
             else:
                 transport.resume_reading()
 
-    def exchange_done(self, exchange: Exchange, keep_alive: bool) -> None:
-        """The front exchange is answered; start the next one or wait for one."""
+    def exchange_done(self, exchange: Exchange, keep_alive: bool, linger: bool = False) -> None:
+        """The front exchange is answered; start the next one or wait for one. Without
+        keep-alive the connection closes, lingering after rota's own error answers."""
         queue = self.queue
         if queue and queue[0] is exchange:
             queue.popleft()
         if self.parsing is exchange:
             self.parsing = None
         if not keep_alive:
-            self.close()
+            if linger:
+                self.linger_close()
+            else:
+                self.close()
             return
         if queue:
             self.phase = Phase.ACTIVE
@@ -228,11 +275,36 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         if self._paused_pipeline:
             self._paused_pipeline = False
             self._update_reading()
+        if self._paused_upgrade:
+            # The WebSocket handshake got an answer other than 101: the bytes held after
+            # it are HTTP again.
+            self._resume_held()
+
+    def _resume_held(self) -> None:
+        held = self.parser.release_held()
+        self._paused_upgrade = False
+        self._update_reading()
+        if held:
+            self._feed(held)
+
+    def start_tunnel(self, tunnel: Tunnel) -> None:
+        """The backend answered the WebSocket handshake with 101 (rota.proxy.websocket)."""
+        self.tunnel = tunnel
+        held = self.parser.release_held()
+        self._paused_upgrade = False
+        self._update_reading()
+        if held:
+            tunnel.upstream.write(held)
+        self.touch_body()
+        if self.eof_seen:
+            # The client half-closed while waiting for the 101: pass it on, once the
+            # response parser that called us has finished with the backend connection.
+            self.ctx.loop.call_soon(tunnel.client_eof)
 
     def send_error(self, exchange: Exchange, status: int, keep_alive: bool) -> None:
         self.ctx.count_error(status)
         self.write(CANNED_KEEP_ALIVE[status] if keep_alive else CANNED[status])
-        self.exchange_done(exchange, keep_alive)
+        self.exchange_done(exchange, keep_alive, linger=True)
 
     def reject(self, exc: ProtocolError) -> None:
         """A malformed request: answer earlier requests first, then the error, then close."""
@@ -256,7 +328,24 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
     def _send_rejection(self, exc: ProtocolError) -> None:
         self.ctx.count_error(exc.status)
         self.write(CANNED[exc.status])
-        self.close()
+        self.linger_close()
+
+    def linger_close(self) -> None:
+        """Close after an error answer without an RST destroying it (LINGER_SECONDS)."""
+        self.closing = True
+        self.flush()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.eof_seen or not transport.can_write_eof():
+            transport.close()  # nothing more will come (or cannot half-close)
+            return
+        transport.write_eof()
+        self.phase = Phase.LINGER
+        self.deadline = self.ctx.now + LINGER_SECONDS
+        self.linger_left = LINGER_BYTES
+        self._paused_pipeline = self._paused_upstream = self._paused_upgrade = False
+        self._update_reading()
 
     def close(self) -> None:
         self.closing = True
@@ -273,6 +362,8 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         elif phase is Phase.HEAD:
             self.ctx.count_error(408)
             self.write(CANNED[408])
+            self.linger_close()
+        elif phase is Phase.LINGER:
             self.close()
         elif self.queue:
             self.queue[0].on_timeout()

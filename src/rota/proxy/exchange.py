@@ -18,6 +18,7 @@ from rota.http.request import IDEMPOTENT, Body, RequestHead
 from rota.http.rules import build_request_head
 from rota.pool import Backend
 from rota.proxy.upstream import UpstreamConnection
+from rota.proxy.websocket import Tunnel
 
 if TYPE_CHECKING:
     from rota.proxy.client import ClientConnection
@@ -145,7 +146,7 @@ class Exchange:
         self.cancelled = True
         if not self.finished:
             self.finished = True
-            self._drop_upstream(abort=True)
+            self.drop_upstream(abort=True)
 
     # Connecting.
 
@@ -204,23 +205,27 @@ class Exchange:
         client = self.client
         if 100 <= status < 200:
             if status == 101:
-                # rota strips Upgrade, so a 101 is a backend error (RFC 9110 15.2.2).
-                self.on_upstream_error(self.upstream, "unexpected 101 response")
+                self._switch_protocols(reason, headers)
                 return False
             self.interim = True
             client.write(build_response_head(status, reason, headers, drop=HOP_BY_HOP, framing=b""))
             return False
         length: bytes | None = None
-        chunked = False
+        codings: list[bytes] = []
         tokens: set[bytes] = set()
         for name, value in headers:
             lname = name.lower()
             if lname == b"content-length":
                 length = value.strip()
             elif lname == b"transfer-encoding":
-                chunked = True
+                codings += [c for c in (c.strip().lower() for c in value.split(b",")) if c]
             elif lname == b"connection":
                 tokens.update(t.strip().lower() for t in value.split(b","))
+        # RFC 9112 6.3 rule 4: a response whose Transfer-Encoding does not end in chunked is
+        # read until the backend closes (llhttp does so too). Codings other than the final
+        # chunked (gzip...) are the body's, so they stay in the forwarded Transfer-Encoding.
+        chunked = codings[-1:] == [b"chunked"]
+        other = codings[:-1] if chunked else codings
         head = self.head
         framing = b""
         no_body = head.method == b"HEAD" or status in (204, 304)
@@ -238,10 +243,16 @@ class Exchange:
                 self.upstream.reusable = False
         if body is ResponseBody.CHUNKED or body is ResponseBody.UNTIL_CLOSE:
             if head.version == (1, 1):
-                framing = b"Transfer-Encoding: chunked\r\n"
+                framing = (
+                    b"Transfer-Encoding: %b, chunked\r\n" % b", ".join(other)
+                    if other
+                    else b"Transfer-Encoding: chunked\r\n"
+                )
                 self.rechunk = True
             else:
-                framing = b""  # an HTTP/1.0 client reads until close
+                # An HTTP/1.0 client reads until close. It must not be sent Transfer-Encoding
+                # (RFC 9112 6.1), so a body with another coding (rare) reaches it unlabelled.
+                framing = b""
                 self.keep_client = False
         self.response_body = body
         if not self.request_done or client.closing:
@@ -256,7 +267,51 @@ class Exchange:
         client.touch_body()
         return no_body
 
+    def _switch_protocols(self, reason: bytes, headers: Headers) -> None:
+        """A 101: the start of a WebSocket tunnel, or a backend error.
+
+        RFC 9110 15.2.2: a server switches only to a protocol the client asked for in
+        Upgrade, and must say which in its own Upgrade. rota forwards only a WebSocket
+        Upgrade (h2c and others are stripped), so any other 101 is a backend error: 502.
+        The 101 must also carry `Connection: upgrade`, or llhttp would read the tunnel
+        bytes after it as the next response.
+        """
+        conn = self.upstream
+        upgrade = b""
+        tokens: set[bytes] = set()
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"upgrade":
+                upgrade = value.strip()
+            elif lname == b"connection":
+                tokens.update(t.strip().lower() for t in value.split(b","))
+        if (
+            conn is None
+            or not self.head.websocket
+            or b"upgrade" not in tokens
+            or upgrade.split(b"/", 1)[0].lower() != b"websocket"
+        ):
+            self.on_upstream_error(conn, "unexpected 101 response")
+            return
+        conn.reusable = False  # never HTTP again
+        self.response_started = True
+        client = self.client
+        client.write(
+            build_response_head(
+                101,
+                reason,
+                headers,
+                drop=HOP_BY_HOP.union(tokens),
+                framing=b"Connection: Upgrade\r\nUpgrade: %b\r\n" % upgrade,
+            )
+        )
+        tunnel = Tunnel(self, client, conn)
+        conn.tunnel = tunnel
+        client.start_tunnel(tunnel)
+
     def on_response_body(self, data: bytes) -> None:
+        if not data:
+            return  # an empty chunk would end a re-chunked body
         client = self.client
         if self.rechunk:
             client.write(b"%x\r\n" % len(data))
@@ -315,7 +370,7 @@ class Exchange:
                     # Idempotent and nothing came back: the next backend may answer it.
                     self.none_left = 502
                     self.tried.append(conn.backend)
-                    self._drop_upstream(abort=True)
+                    self.drop_upstream(abort=True)
                     self.retried = False
                     self.start()
                     return
@@ -326,7 +381,7 @@ class Exchange:
             return
         # Died mid-response: close the client short of the framing, never fake the end.
         self.finished = True
-        self._drop_upstream(abort=False)
+        self.drop_upstream(abort=False)
         self.client.close()
 
     def on_upstream_error(self, conn: UpstreamConnection | None, reason: str) -> None:
@@ -336,7 +391,7 @@ class Exchange:
             self.fail(502)
         else:
             self.finished = True
-            self._drop_upstream(abort=True)
+            self.drop_upstream(abort=True)
             self.client.close()
 
     def on_timeout(self) -> None:
@@ -347,7 +402,7 @@ class Exchange:
             self.fail(504)
         else:
             self.finished = True
-            self._drop_upstream(abort=True)
+            self.drop_upstream(abort=True)
             self.client.close()
 
     def fail(self, status: int) -> None:
@@ -355,11 +410,11 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
-        self._drop_upstream(abort=True)
+        self.drop_upstream(abort=True)
         keep = self.keep_client and self.request_done and not self.client.closing
         self.client.send_error(self, status, keep)
 
-    def _drop_upstream(self, *, abort: bool) -> None:
+    def drop_upstream(self, *, abort: bool) -> None:
         conn = self.upstream
         if conn is None:
             return

@@ -19,6 +19,7 @@ from rota.proxy.batching import BatchedWriter, WriteBatch
 
 if TYPE_CHECKING:
     from rota.proxy.exchange import Exchange
+    from rota.proxy.websocket import Tunnel
 
 
 class UpstreamConnection(BatchedWriter, asyncio.Protocol):
@@ -35,6 +36,7 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
         "received",
         "reusable",
         "transport",
+        "tunnel",
         "uses",
     )
 
@@ -54,6 +56,7 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
         self.received = False  # any response byte for the current exchange
         self.idle_since = 0.0
         self.uses = 0
+        self.tunnel: Tunnel | None = None  # after a 101 (rota.proxy.websocket)
 
     def __repr__(self) -> str:
         state = "active" if self.exchange is not None else "idle"
@@ -65,6 +68,10 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.from_upstream(data)
+            return
         exchange = self.exchange
         if exchange is None:
             # A backend must not speak unasked (RFC 9112 9.3): never reuse this one.
@@ -76,6 +83,19 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
         batch.start()
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            # After a 101 that opened a tunnel, llhttp stops at the end of its head: what
+            # follows is the backend's first tunnel bytes.
+            tunnel = self.tunnel
+            if tunnel is None:
+                self.reusable = False
+                exchange.on_upstream_error(self, "unexpected upgrade")
+            else:
+                rest = data[int(exc.args[0]) :]
+                if rest:
+                    tunnel.from_upstream(rest)
+            batch.flush()
+            return
         except httptools.HttpParserError as exc:
             self.reusable = False
             exchange.on_upstream_error(self, f"invalid response: {exc}")
@@ -92,6 +112,8 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
         batch.flush()
 
     def eof_received(self) -> bool:
+        if self.tunnel is not None:
+            return self.tunnel.upstream_eof()  # half-close, passed on to the client
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -145,7 +167,7 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         exchange = self.exchange
-        if exchange is None or self._skip_body:
+        if exchange is None or self._skip_body or self.tunnel is not None:
             return
         if exchange.interim:
             exchange.interim = False  # a 1xx response ended; the final one follows
