@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +33,10 @@ HANDSHAKE = (
 def ws(tmp_path: Path) -> Iterator[tuple[WsBackend, int]]:
     backend = WsBackend()
     config = write_config(
-        tmp_path / "db.json", [backend.port], health_check={"type": "tcp", "interval": 30}
+        tmp_path / "db.json",
+        [backend.port],
+        health_check={"type": "tcp", "interval": 30},
+        timeouts={"body": 1.5},
     )
     lb, port = start_lb(config)
     yield backend, port
@@ -134,3 +139,27 @@ def test_h2c_upgrade_is_still_stripped(ws: tuple[WsBackend, int]) -> None:
         assert (r.status, r.body) == (200, b"/echo")
     (_, head), *_ = backend.heads
     assert b"upgrade" not in head.lower()
+
+
+def test_client_reset_closes_the_backend_connection(ws: tuple[WsBackend, int]) -> None:
+    backend, port = ws
+    c = Client(port)
+    c.send(HANDSHAKE.format(path="/echo").encode())
+    assert c.read_response().status == 101
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()  # RST
+    assert backend.echo_closed.wait(3)
+
+
+def test_silent_tunnel_is_closed_after_the_body_timeout(ws: tuple[WsBackend, int]) -> None:
+    backend, port = ws
+    with Client(port) as c:
+        c.send(HANDSHAKE.format(path="/echo").encode())
+        assert c.read_response().status == 101
+        c.send(b"ping")
+        start = time.monotonic()
+        got = read_until_eof(c, 100)
+        elapsed = time.monotonic() - start
+    assert got == b"ping"
+    assert 1.0 < elapsed < 4, elapsed
+    assert backend.echo_closed.wait(3)

@@ -34,6 +34,7 @@ class WsBackend:
         self.heads: list[tuple[int, bytes]] = []
         self.early: dict[int, bytes] = {}
         self.tunnel_ended = threading.Event()  # an /echo tunnel saw EOF and sent BYE
+        self.echo_closed = threading.Event()  # an /echo connection ended, cleanly or not
         self._lock = threading.Lock()
         self._next = 0
         threading.Thread(target=self._accept, daemon=True).start()
@@ -68,7 +69,10 @@ class WsBackend:
                 path = head.split(b" ", 2)[1]
                 upgrade = b"\r\nupgrade: websocket" in head.lower()
                 if upgrade and path == b"/echo":
-                    self._echo(conn_id, sock, buf)
+                    try:
+                        self._echo(conn_id, sock, buf)
+                    finally:
+                        self.echo_closed.set()
                     return
                 if upgrade and path == b"/close":
                     sock.sendall(SWITCH + HELLO)
