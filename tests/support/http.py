@@ -110,6 +110,18 @@ class Client:
                 return bytes(out)
 
 
+def recv_head(sock: socket.socket, buf: bytes) -> tuple[bytes, bytes] | None:
+    """Read from `sock` until `buf` holds a whole head; returns (head without its blank
+    line, the bytes after it), or None if the peer closed first."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
 def get(port: int, path: str = "/", **kw: str) -> Response:
     with Client(port) as c:
         return c.request("GET", path, headers={"Connection": "close", **kw})

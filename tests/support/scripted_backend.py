@@ -14,6 +14,8 @@ import socket
 import threading
 from collections.abc import Callable
 
+from tests.support.http import recv_head
+
 Script = Callable[[int, int, bytes, socket.socket], bool]
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
@@ -53,12 +55,10 @@ class ScriptedBackend:
             with sock, contextlib.suppress(OSError):
                 sock.settimeout(10)
                 while True:
-                    while b"\r\n\r\n" not in buf:
-                        chunk = sock.recv(65536)
-                        if not chunk:
-                            return
-                        buf += chunk
-                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    got = recv_head(sock, buf)
+                    if got is None:
+                        return
+                    head, buf = got
                     head += b"\r\n\r\n"
                     with self._lock:
                         self.requests.append((conn_id, head))

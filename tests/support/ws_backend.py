@@ -16,6 +16,8 @@ import contextlib
 import socket
 import threading
 
+from tests.support.http import recv_head
+
 BYE = b"BYE"
 HELLO = b"HELLO"
 SWITCH = (
@@ -58,12 +60,10 @@ class WsBackend:
         with sock, contextlib.suppress(OSError):
             sock.settimeout(10)
             while True:
-                while b"\r\n\r\n" not in buf:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        return
-                    buf += chunk
-                head, buf = buf.split(b"\r\n\r\n", 1)
+                got = recv_head(sock, buf)
+                if got is None:
+                    return
+                head, buf = got
                 with self._lock:
                     self.heads.append((conn_id, head))
                 path = head.split(b" ", 2)[1]

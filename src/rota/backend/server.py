@@ -220,7 +220,7 @@ class BackendConnection(asyncio.Protocol):
 class _Stream:
     """Writes /bytes/N while the transport takes it; resumes on resume_writing."""
 
-    __slots__ = ("chunked", "close", "conn", "left", "offset", "paused", "transport")
+    __slots__ = ("chunked", "close", "conn", "left", "paused", "transport")
 
     def __init__(
         self,
@@ -237,7 +237,6 @@ class _Stream:
         self.chunked = chunked
         self.close = close
         self.paused = False
-        self.offset = 0
 
     def pump(self) -> None:
         block = self.conn.state.block

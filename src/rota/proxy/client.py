@@ -260,7 +260,7 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
             queue[0].start()
             return
         if self.rejected is not None:
-            self._send_rejection(self.rejected)
+            self._refuse(self.rejected.status)
             return
         if self.closing:
             self.close()
@@ -280,19 +280,22 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
             # it are HTTP again.
             self._resume_held()
 
-    def _resume_held(self) -> None:
+    def _release_held(self) -> bytes | None:
+        """The bytes held after a WebSocket handshake; reading resumes."""
         held = self.parser.release_held()
         self._paused_upgrade = False
         self._update_reading()
+        return held
+
+    def _resume_held(self) -> None:
+        held = self._release_held()
         if held:
             self._feed(held)
 
     def start_tunnel(self, tunnel: Tunnel) -> None:
         """The backend answered the WebSocket handshake with 101 (rota.proxy.websocket)."""
         self.tunnel = tunnel
-        held = self.parser.release_held()
-        self._paused_upgrade = False
-        self._update_reading()
+        held = self._release_held()
         if held:
             tunnel.upstream.write(held)
         self.touch_body()
@@ -322,12 +325,13 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
                 self.close()  # its response is half sent: only closing is left
                 return
         if not queue:
-            self._send_rejection(exc)
+            self._refuse(exc.status)
         # otherwise exchange_done sends it when the queue drains
 
-    def _send_rejection(self, exc: ProtocolError) -> None:
-        self.ctx.count_error(exc.status)
-        self.write(CANNED[exc.status])
+    def _refuse(self, status: int) -> None:
+        """Answer with rota's own error and close (lingering)."""
+        self.ctx.count_error(status)
+        self.write(CANNED[status])
         self.linger_close()
 
     def linger_close(self) -> None:
@@ -360,9 +364,7 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         if phase is Phase.IDLE:
             self.close()
         elif phase is Phase.HEAD:
-            self.ctx.count_error(408)
-            self.write(CANNED[408])
-            self.linger_close()
+            self._refuse(408)
         elif phase is Phase.LINGER:
             self.close()
         elif self.queue:

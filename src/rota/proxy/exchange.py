@@ -356,8 +356,7 @@ class Exchange:
                 # came back, the request is idempotent; one retry on a fresh connection.
                 self.retried = True
                 self.reused = False
-                self.upstream = None
-                conn.backend.active -= 1
+                self.drop_upstream(abort=True)
                 self.client.ctx.loop.create_task(self._connect(conn.backend))
                 return
             if not self.reused:
@@ -379,10 +378,7 @@ class Exchange:
         if self.response_body is ResponseBody.UNTIL_CLOSE and exc is None:
             self.on_response_end()
             return
-        # Died mid-response: close the client short of the framing, never fake the end.
-        self.finished = True
-        self.drop_upstream(abort=False)
-        self.client.close()
+        self._cut_short(abort=False)
 
     def on_upstream_error(self, conn: UpstreamConnection | None, reason: str) -> None:
         if self.finished:
@@ -390,9 +386,7 @@ class Exchange:
         if not self.response_started:
             self.fail(502)
         else:
-            self.finished = True
-            self.drop_upstream(abort=True)
-            self.client.close()
+            self._cut_short(abort=True)
 
     def on_timeout(self) -> None:
         """The client connection's deadline passed while this exchange was active."""
@@ -401,9 +395,14 @@ class Exchange:
         if not self.response_started and self.request_done:
             self.fail(504)
         else:
-            self.finished = True
-            self.drop_upstream(abort=True)
-            self.client.close()
+            self._cut_short(abort=True)
+
+    def _cut_short(self, *, abort: bool) -> None:
+        """A response already begun cannot become an error: close the client short of
+        its framing, so it sees a truncated response, never a fake complete one."""
+        self.finished = True
+        self.drop_upstream(abort=abort)
+        self.client.close()
 
     def fail(self, status: int) -> None:
         """Answer with rota's own error response and drop the backend connection."""

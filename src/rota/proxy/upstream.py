@@ -94,22 +94,22 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
                 rest = data[int(exc.args[0]) :]
                 if rest:
                     tunnel.from_upstream(rest)
-            batch.flush()
             return
         except httptools.HttpParserError as exc:
             self.reusable = False
             exchange.on_upstream_error(self, f"invalid response: {exc}")
-            batch.flush()
             return
-        if self._skip_body:
-            # The response to HEAD has a head only; llhttp cannot be told, so start the
-            # next response on a fresh parser (RFC 9110 9.3.2).
-            self._skip_body = False
-            self._parser = httptools.HttpResponseParser(self)
-        if self._done:
-            self._done = False
-            exchange.on_response_end()
-        batch.flush()
+        else:
+            if self._skip_body:
+                # The response to HEAD has a head only; llhttp cannot be told, so start
+                # the next response on a fresh parser (RFC 9110 9.3.2).
+                self._skip_body = False
+                self._parser = httptools.HttpResponseParser(self)
+            if self._done:
+                self._done = False
+                exchange.on_response_end()
+        finally:
+            batch.flush()
 
     def eof_received(self) -> bool:
         if self.tunnel is not None:
