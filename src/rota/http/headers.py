@@ -22,6 +22,50 @@ HOP_BY_HOP = frozenset(
 )
 
 
+# What a proxy consumes from a response head instead of copying it: the hop-by-hop fields,
+# and Content-Length, which is re-emitted from the framing decision.
+_CONSUMED = HOP_BY_HOP | {b"content-length"}
+
+_STATUS_LINES = {code: b"HTTP/1.1 %d " % code for code in range(100, 600)}
+
+
+def response_head_parts(
+    status: int, reason: bytes, headers: Headers
+) -> tuple[list[bytes], bytes | None, list[bytes]]:
+    """One pass over a final response's head, for the hot path: the pieces of the head rota
+    sends (status line and end-to-end fields, to be followed by the framing lines and the
+    empty line), plus what the framing decision needs: the Content-Length value and the
+    transfer codings in order (lower-case).
+
+    Fields named in Connection are hop-by-hop too (RFC 9110 7.6.1); when a response names
+    any beyond the usual ones, the fields are filtered again without them.
+    """
+    parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, reason, b"\r\n"]
+    length: bytes | None = None
+    codings: list[bytes] = []
+    connection: list[bytes] = []
+    for name, value in headers:
+        lname = name.lower()
+        if lname in _CONSUMED:
+            if lname == b"content-length":
+                length = value.strip()
+            elif lname == b"transfer-encoding":
+                codings += [c for c in (c.strip().lower() for c in value.split(b",")) if c]
+            elif lname == b"connection":
+                connection.append(value)
+            continue
+        parts += (name, b": ", value, b"\r\n")
+    if connection:
+        tokens = frozenset(t.strip().lower() for v in connection for t in v.split(b","))
+        if not tokens <= _CONSUMED:
+            drop = _CONSUMED | tokens
+            del parts[3:]
+            for name, value in headers:
+                if name.lower() not in drop:
+                    parts += (name, b": ", value, b"\r\n")
+    return parts, length, codings
+
+
 def build_response_head(
     status: int,
     reason: bytes,

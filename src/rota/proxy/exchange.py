@@ -13,7 +13,7 @@ import enum
 import errno
 from typing import TYPE_CHECKING
 
-from rota.http.headers import HOP_BY_HOP, Headers, build_response_head
+from rota.http.headers import HOP_BY_HOP, Headers, build_response_head, response_head_parts
 from rota.http.request import IDEMPOTENT, Body, RequestHead
 from rota.http.rules import build_request_head
 from rota.pool import Backend
@@ -210,59 +210,48 @@ class Exchange:
             self.interim = True
             client.write(build_response_head(status, reason, headers, drop=HOP_BY_HOP, framing=b""))
             return False
-        length: bytes | None = None
-        codings: list[bytes] = []
-        tokens: set[bytes] = set()
-        for name, value in headers:
-            lname = name.lower()
-            if lname == b"content-length":
-                length = value.strip()
-            elif lname == b"transfer-encoding":
-                codings += [c for c in (c.strip().lower() for c in value.split(b",")) if c]
-            elif lname == b"connection":
-                tokens.update(t.strip().lower() for t in value.split(b","))
+        parts, length, codings = response_head_parts(status, reason, headers)
         # RFC 9112 6.3 rule 4: a response whose Transfer-Encoding does not end in chunked is
         # read until the backend closes (llhttp does so too). Codings other than the final
         # chunked (gzip...) are the body's, so they stay in the forwarded Transfer-Encoding.
-        chunked = codings[-1:] == [b"chunked"]
-        other = codings[:-1] if chunked else codings
+        # The framing lines rota chooses for the client's hop follow the copied fields.
         head = self.head
-        framing = b""
-        no_body = head.method == b"HEAD" or status in (204, 304)
+        no_body = status == 204 or status == 304 or head.method == b"HEAD"
         if no_body:
             body = ResponseBody.NONE
-            framing = b"Content-Length: %b\r\n" % length if length is not None else b""
-        elif chunked:
+            if length is not None:
+                parts += (b"Content-Length: ", length, b"\r\n")
+        elif codings and codings[-1] == b"chunked":
             body = ResponseBody.CHUNKED
+            codings = codings[:-1]
         elif length is not None:
             body = ResponseBody.LENGTH
-            framing = b"Content-Length: %b\r\n" % length
+            parts += (b"Content-Length: ", length, b"\r\n")
         else:
             body = ResponseBody.UNTIL_CLOSE
             if self.upstream is not None:
                 self.upstream.reusable = False
         if body is ResponseBody.CHUNKED or body is ResponseBody.UNTIL_CLOSE:
             if head.version == (1, 1):
-                framing = (
-                    b"Transfer-Encoding: %b, chunked\r\n" % b", ".join(other)
-                    if other
-                    else b"Transfer-Encoding: chunked\r\n"
-                )
+                if codings:
+                    parts += (b"Transfer-Encoding: ", b", ".join(codings), b", chunked\r\n")
+                else:
+                    parts.append(b"Transfer-Encoding: chunked\r\n")
                 self.rechunk = True
             else:
                 # An HTTP/1.0 client reads until close. It must not be sent Transfer-Encoding
                 # (RFC 9112 6.1), so a body with another coding (rare) reaches it unlabelled.
-                framing = b""
                 self.keep_client = False
         self.response_body = body
         if not self.request_done or client.closing:
             self.keep_client = False
         if not self.keep_client:
-            framing += b"Connection: close\r\n"
+            parts.append(b"Connection: close\r\n\r\n")
         elif head.version != (1, 1):
-            framing += b"Connection: keep-alive\r\n"
-        drop = HOP_BY_HOP.union(tokens) if tokens else HOP_BY_HOP
-        client.write(build_response_head(status, reason, headers, drop=drop, framing=framing))
+            parts.append(b"Connection: keep-alive\r\n\r\n")
+        else:
+            parts.append(b"\r\n")
+        client.write(b"".join(parts))
         self.response_started = True
         client.touch_body()
         return no_body
