@@ -52,7 +52,6 @@ class RequestParser:
         "_error",
         "_head_bytes",
         "_headers",
-        "_in_head",
         "_limits",
         "_muted",
         "_parser",
@@ -62,6 +61,7 @@ class RequestParser:
         "_upgrade_head",
         "_url",
         "held",
+        "in_head",
     )
 
     def __init__(self, sink: RequestSink, limits: LimitSpec) -> None:
@@ -70,7 +70,8 @@ class RequestParser:
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: Headers = []
-        self._in_head = False
+        # True while a request head has started but is not complete.
+        self.in_head = False
         self._head_bytes = 0
         self._error: ProtocolError | None = None
         # After llhttp pauses on an Upgrade we strip, a fresh parser is primed with a
@@ -84,11 +85,6 @@ class RequestParser:
         # Bytes after a WebSocket upgrade request, held unparsed until the backend answers:
         # tunnel data after a 101, the next request otherwise (release_held).
         self.held: bytes | None = None
-
-    @property
-    def in_head(self) -> bool:
-        """True while a request head has started but is not complete."""
-        return self._in_head
 
     def feed(self, data: bytes) -> None:
         """Parse `data`; raises ProtocolError for anything malformed or over a limit.
@@ -130,7 +126,7 @@ class RequestParser:
             if self._error is not None:
                 raise self._error from None
             raise from_parser_error(exc) from None
-        if self._in_head and not self._began:
+        if self.in_head and not self._began:
             # llhttp buffers a field until it is complete, so a single endless header
             # would never reach on_header: bound the head by the bytes fed meanwhile.
             # Only whole reads inside one head count: a read where a head began may hold
@@ -145,7 +141,7 @@ class RequestParser:
     def on_message_begin(self) -> None:
         if self._muted:
             return
-        self._in_head = True
+        self.in_head = True
         self._began = True
         self._body_bytes = 0
         self._head_bytes = 0
@@ -162,7 +158,7 @@ class RequestParser:
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._muted:
             return
-        if not self._in_head:
+        if not self.in_head:
             # Trailer fields of a chunked body: checked at the end, not forwarded.
             self._trailers.append((name, value))
             return
@@ -175,7 +171,8 @@ class RequestParser:
         if self._muted:
             self._muted = False
             return
-        self._in_head = False
+        # True while a request head has started but is not complete.
+        self.in_head = False
         head = self._frame()
         if self._parser.should_upgrade():
             self._upgrade_head = head

@@ -166,11 +166,14 @@ def _valid_host(host: bytes) -> bool:
             return True
         return rest.startswith(b":") and not rest[1:].translate(None, _DIGITS) and len(rest) <= 6
     name, colon, port = host.partition(b":")
-    if name.translate(None, _REG_NAME):
+    # The cheap test first: letters, digits, dots and hyphens are what names are made of.
+    if not name.replace(b".", b"").replace(b"-", b"").isalnum() and name.translate(
+        None, _REG_NAME
+    ):
         return False
     if not colon:
         return True
-    return not port.translate(None, _DIGITS) and len(port) <= 5
+    return (not port or port.isdigit()) and len(port) <= 5
 
 
 def _check_target(method: bytes, target: bytes) -> bytes | None:
@@ -257,7 +260,8 @@ def check_request(
         if version[0] >= 2:
             raise ProtocolError(505, "HTTP version not supported")
         raise ProtocolError(400, "invalid HTTP version")
-    if not method or method.translate(None, _TCHAR):
+    # isalpha() (ASCII letters) is the cheap test every standard method passes.
+    if not method.isalpha() and (not method or method.translate(None, _TCHAR)):
         raise ProtocolError(400, "invalid method")
     # RFC 9110 9.3.6: rota is not a forward proxy; a tunnel would bypass every rule here.
     if method == b"CONNECT":
@@ -274,7 +278,8 @@ def check_request(
         raise ProtocolError(431, "too many header fields")
     # RFC 9110 5.1 / 5.5: every name a token, every value free of controls. One translate
     # over the joined bytes each; an empty name shows as a count mismatch below.
-    if b"".join([n for n, _ in fields]).translate(None, _TCHAR):
+    names = b"".join([n for n, _ in fields])
+    if not names.replace(b"-", b"").isalnum() and names.translate(None, _TCHAR):
         raise ProtocolError(400, "invalid character in field name")
     if b"".join([v for _, v in fields]).translate(None, _VALUE_CHARS):
         raise ProtocolError(400, "invalid character in field value")

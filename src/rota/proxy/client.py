@@ -126,7 +126,7 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
 
     def _feed(self, data: bytes) -> None:
         batch = self._batch
-        batch.start()
+        batch.active = True
         try:
             self.parser.feed(data)
         except ProtocolError as exc:

@@ -75,7 +75,7 @@ class Exchange:
         self.head = head
         self.backend: Backend | None = None
         self.upstream: UpstreamConnection | None = None
-        self.tried: list[Backend] = []
+        self.tried: tuple[Backend, ...] = ()
         self.pending: list[bytes] = []
         self.pending_size = 0
         self.request_done = False
@@ -162,7 +162,7 @@ class Exchange:
             if self.cancelled:
                 return
             ctx.backend_failed(backend, describe(exc))
-            self.tried.append(backend)
+            self.tried += (backend,)
             self.start()  # nothing was sent: always safe to try the next backend
             return
         if self.cancelled or self.finished:
@@ -357,7 +357,7 @@ class Exchange:
                 if safe:
                     # Idempotent and nothing came back: the next backend may answer it.
                     self.none_left = 502
-                    self.tried.append(conn.backend)
+                    self.tried += (conn.backend,)
                     self.drop_upstream(abort=True)
                     self.retried = False
                     self.start()

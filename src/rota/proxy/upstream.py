@@ -33,6 +33,7 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
         "exchange",
         "idle_since",
         "pool",
+        "reading_paused",
         "received",
         "reusable",
         "transport",
@@ -54,6 +55,7 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
         self._skip_body = False
         self.reusable = True
         self.received = False  # any response byte for the current exchange
+        self.reading_paused = False
         self.idle_since = 0.0
         self.uses = 0
         self.tunnel: Tunnel | None = None  # after a 101 (rota.proxy.websocket)
@@ -80,7 +82,7 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
             return
         self.received = True
         batch = self._batch
-        batch.start()
+        batch.active = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -177,12 +179,16 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
     # for the exchange and the pool
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and not self.reading_paused:
+            self.reading_paused = True
+            transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
 
     def close(self) -> None:
         self.reusable = False
@@ -233,7 +239,8 @@ class UpstreamPool:
             return
         conn.received = False
         conn.idle_since = now
-        conn.resume_reading()  # notice the backend closing while idle
+        if conn.reading_paused:
+            conn.resume_reading()  # notice the backend closing while idle
         self._idle.append(conn)
 
     def discard(self, conn: UpstreamConnection) -> None:
