@@ -26,6 +26,8 @@ HOP_BY_HOP = frozenset(
 # and Content-Length, which is re-emitted from the framing decision.
 _CONSUMED = HOP_BY_HOP | {b"content-length"}
 
+_KEEP_ALIVE = [b"keep-alive"]  # the usual Connection of a pooled backend: nothing more to drop
+
 _STATUS_LINES = {code: b"HTTP/1.1 %d " % code for code in range(100, 600)}
 
 
@@ -55,7 +57,7 @@ def response_head_parts(
                 connection.append(value)
             continue
         parts += (name, b": ", value, b"\r\n")
-    if connection:
+    if connection and connection != _KEEP_ALIVE:
         tokens = frozenset(t.strip().lower() for v in connection for t in v.split(b","))
         if not tokens <= _CONSUMED:
             drop = _CONSUMED | tokens

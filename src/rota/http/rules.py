@@ -24,6 +24,7 @@ one b"".join. Measured with timeit (docs/http-strictness.md): check_request 3.2 
 from __future__ import annotations
 
 from enum import Enum
+from functools import lru_cache
 from typing import NamedTuple
 
 from rota.config.model import LimitSpec
@@ -145,6 +146,11 @@ class RequestHead(NamedTuple):
     connection_tokens: frozenset[bytes]  # lower-case Connection options, hop-by-hop too
 
 
+# RequestHead's generated __new__ is a Python function; building the tuple directly skips
+# that frame on the hot path (same object, same fields, in declaration order).
+_new_head = tuple.__new__
+
+
 def _split_list(values: list[bytes]) -> list[bytes]:
     """RFC 9110 5.6.1 list elements of several field lines, OWS-stripped, lower-cased, empty
     elements kept (callers decide whether an empty element is an error)."""
@@ -154,6 +160,9 @@ def _split_list(values: list[bytes]) -> list[bytes]:
     return out
 
 
+# A server sees a handful of Host values over and over: the answer for each is remembered
+# (C-level cache, bounded, so a client sending endless distinct values costs only misses).
+@lru_cache(maxsize=256)
 def _valid_host(host: bytes) -> bool:
     """RFC 9110 7.2 / RFC 3986 3.2.2: uri-host [ ":" port ]; no userinfo. Empty is allowed
     (RFC 9112 3.2: a target without authority is sent with an empty Host)."""
@@ -167,9 +176,7 @@ def _valid_host(host: bytes) -> bool:
         return rest.startswith(b":") and not rest[1:].translate(None, _DIGITS) and len(rest) <= 6
     name, colon, port = host.partition(b":")
     # The cheap test first: letters, digits, dots and hyphens are what names are made of.
-    if not name.replace(b".", b"").replace(b"-", b"").isalnum() and name.translate(
-        None, _REG_NAME
-    ):
+    if not name.replace(b".", b"").replace(b"-", b"").isalnum() and name.translate(None, _REG_NAME):
         return False
     if not colon:
         return True
@@ -385,19 +392,22 @@ def check_request(
             raise ProtocolError(417, "unsupported expectation")
         expect_continue = True
 
-    return RequestHead(
-        method,
-        target,
-        version,
-        fields,
-        body,
-        content_length,
-        host,
-        keep_alive,
-        websocket,
-        upgrade_stripped,
-        expect_continue,
-        tokens,
+    return _new_head(
+        RequestHead,
+        (
+            method,
+            target,
+            version,
+            fields,
+            body,
+            content_length,
+            host,
+            keep_alive,
+            websocket,
+            upgrade_stripped,
+            expect_continue,
+            tokens,
+        ),
     )
 
 
@@ -496,10 +506,7 @@ def build_request_head(
             elif lname == b"via":
                 via.append(value.strip(_OWS))
             continue
-        append(name)
-        append(b": ")
-        append(value)
-        append(b"\r\n")
+        parts += (name, b": ", value, b"\r\n")
     host = head.host
     if host is None:
         host = default_host
@@ -512,10 +519,19 @@ def build_request_head(
         append(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
     elif close:
         append(b"Connection: close\r\n")
-    xff.append(client_ip)
-    parts += (b"X-Forwarded-For: ", b", ".join(xff), b"\r\n")
-    parts += (b"X-Forwarded-Proto: ", proto, b"\r\n")
-    parts += (b"X-Forwarded-Host: ", host, b"\r\n")
+    if xff:
+        xff.append(client_ip)
+        client_ip = b", ".join(xff)
     via.append(b"1.1 rota" if head.version == (1, 1) else b"1.0 rota")
-    parts += (b"Via: ", b", ".join(via), b"\r\n\r\n")
+    parts += (
+        b"X-Forwarded-For: ",
+        client_ip,
+        b"\r\nX-Forwarded-Proto: ",
+        proto,
+        b"\r\nX-Forwarded-Host: ",
+        host,
+        b"\r\nVia: ",
+        b", ".join(via),
+        b"\r\n\r\n",
+    )
     return b"".join(parts)
