@@ -43,6 +43,23 @@ class RequestSink(Protocol):
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 
+class _Detached:
+    """Sink and llhttp protocol of a closed connection: every event goes nowhere."""
+
+    def on_request(self, head: RequestHead) -> None:
+        pass
+
+    def on_request_body(self, data: bytes) -> None:
+        pass
+
+    def on_request_end(self) -> None:
+        pass
+
+
+_DETACHED = _Detached()
+_DETACHED_PARSER = httptools.HttpRequestParser(_DETACHED)
+
+
 class RequestParser:
     """Feeds client bytes to llhttp and turns its callbacks into validated events."""
 
@@ -217,6 +234,14 @@ class RequestParser:
             major, _, minor = text.partition(".")
             version = (int(major), int(minor or 0))
         return check_request(parser.get_method(), self._url, version, self._headers, self._limits)
+
+    def close(self) -> None:
+        """The connection is gone. llhttp holds this wrapper's bound callbacks and the sink
+        holds this wrapper: both are reference cycles, which only the cyclic garbage
+        collector would free, one collection per few dozen closed connections. Breaking
+        them here frees everything at once by reference counting."""
+        self._parser = _DETACHED_PARSER
+        self._sink = _DETACHED
 
     def release_held(self) -> bytes | None:
         """End the hold after a WebSocket upgrade request: the bytes held (None if nothing is

@@ -167,6 +167,7 @@ class ClientConnection(BatchedWriter, asyncio.Protocol):
         self.ctx.clients.discard(self)
         while self.queue:
             self.queue.popleft().cancel()
+        self.parser.close()  # no reference cycles left for the garbage collector
 
     def pause_writing(self) -> None:
         self.writing_paused = True

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from rota.proxy.websocket import Tunnel
 
 
+class _Detached:
+    """llhttp's protocol for a closed connection: no callbacks."""
+
+
+_DETACHED_PARSER = httptools.HttpResponseParser(_Detached())
+
+
 class UpstreamConnection(BatchedWriter, asyncio.Protocol):
     # httptools looks these callbacks up once per parser. Present as None, each lookup is a
     # plain read instead of an AttributeError raised and caught (measurable per connection).
@@ -130,6 +137,9 @@ class UpstreamConnection(BatchedWriter, asyncio.Protocol):
             exchange.on_upstream_lost(self, exc)
         else:
             self.pool.discard(self)
+        # llhttp holds this connection's bound callbacks: a reference cycle, broken here so
+        # the connection is freed by reference counting, not by the garbage collector.
+        self._parser = _DETACHED_PARSER
 
     def pause_writing(self) -> None:
         if self.exchange is not None:
