@@ -39,6 +39,9 @@ def machine_info() -> dict[str, str]:
         "CPU": cpu_model(),
         "kernel": f"{platform.system()} {platform.release()}",
         "python": sys.version.split()[0],
+        # The interpreter's build matters (a PGO+LTO build, as Debian's, runs rota's Python
+        # noticeably faster than a plain --enable-shared one): say which one ran.
+        "python binary": os.path.realpath(sys.executable),
     }
 
 
