@@ -151,7 +151,8 @@ def render_doc(report: Report, chart_name: str | None, title: str) -> str:
         f"Run started {s.get('started', '?')}, took {s.get('elapsed', '?')}.",
         "",
         "rota against HAProxy, nginx and direct-to-backend, same backends, same machine, "
-        "one contender at a time.",
+        "one contender at a time. Where rota's CPU goes and what stands in the way of the "
+        "targets it misses: [performance.md](performance.md).",
         "",
         "## Method",
         "",
