@@ -4,6 +4,8 @@ head sent to a backend is built by `rota.http.rules.build_request_head`."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 Headers = list[tuple[bytes, bytes]]
 
 # RFC 9110 7.6.1: a proxy removes Connection and every field it names, plus these, which
@@ -22,11 +24,25 @@ HOP_BY_HOP = frozenset(
 )
 
 
+# Connection values come from a small set ("close", "keep-alive", "Upgrade"...): the parsed
+# options of each are remembered (C-level cache, bounded).
+@lru_cache(maxsize=256)
+def _options(value: bytes) -> frozenset[bytes]:
+    return frozenset(o for o in (p.strip(b" \t").lower() for p in value.split(b",")) if o)
+
+
+def connection_options(values: list[bytes]) -> frozenset[bytes]:
+    """The options of one or more Connection field lines (RFC 9110 7.6.1): lower-case,
+    OWS-stripped, empty list elements left out. `values` is not empty."""
+    options = _options(values[0])
+    for value in values[1:]:
+        options = options | _options(value)
+    return options
+
+
 # What a proxy consumes from a response head instead of copying it: the hop-by-hop fields,
 # and Content-Length, which is re-emitted from the framing decision.
 _CONSUMED = HOP_BY_HOP | {b"content-length"}
-
-_KEEP_ALIVE = [b"keep-alive"]  # the usual Connection of a pooled backend: nothing more to drop
 
 _STATUS_LINES = {code: b"HTTP/1.1 %d " % code for code in range(100, 600)}
 
@@ -57,8 +73,8 @@ def response_head_parts(
                 connection.append(value)
             continue
         parts += (name, b": ", value, b"\r\n")
-    if connection and connection != _KEEP_ALIVE:
-        tokens = frozenset(t.strip().lower() for v in connection for t in v.split(b","))
+    if connection:
+        tokens = connection_options(connection)
         if not tokens <= _CONSUMED:
             drop = _CONSUMED | tokens
             del parts[3:]

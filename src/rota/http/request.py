@@ -193,7 +193,6 @@ class RequestParser:
         if self._muted:
             self._muted = False
             return
-        # True while a request head has started but is not complete.
         self.in_head = False
         head = self._frame()
         if self._parser.should_upgrade():

@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from rota.config.model import LimitSpec
 from rota.http.errors import ProtocolError
+from rota.http.headers import connection_options
 
 Fields = list[tuple[bytes, bytes]]
 
@@ -164,16 +165,9 @@ def _split_list(values: list[bytes]) -> list[bytes]:
     return out
 
 
-# Connection values come from a small set ("close", "keep-alive", "Upgrade"...): the parsed
-# options of each are remembered, like Host validity below.
-@lru_cache(maxsize=256)
-def _connection_tokens(value: bytes) -> frozenset[bytes]:
-    """The options of one Connection field line, lower-case, empty elements left out."""
-    return frozenset(t for t in _split_list([value]) if t)
-
-
-# A server sees a handful of Host values over and over: the answer for each is remembered
-# (C-level cache, bounded, so a client sending endless distinct values costs only misses).
+# A server sees a handful of Host values over and over: the answer for each is remembered,
+# like Connection options (C-level cache, bounded, so endless distinct values cost only
+# misses).
 @lru_cache(maxsize=256)
 def _valid_host(host: bytes) -> bool:
     """RFC 9110 7.2 / RFC 3986 3.2.2: uri-host [ ":" port ]; no userinfo. Empty is allowed
@@ -368,9 +362,7 @@ def check_request(
 
     tokens: frozenset[bytes] = frozenset()
     if connection:
-        tokens = _connection_tokens(connection[0])
-        for value in connection[1:]:
-            tokens = tokens | _connection_tokens(value)
+        tokens = connection_options(connection)
     # RFC 9112 9.3: persistence defaults differ by version.
     if version == (1, 1):
         keep_alive = b"close" not in tokens

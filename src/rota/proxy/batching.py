@@ -13,14 +13,13 @@ import asyncio
 
 
 class WriteBatch:
+    """A callback sets `active` before its work and calls `flush()` after (in `finally`)."""
+
     __slots__ = ("active", "pending")
 
     def __init__(self) -> None:
         self.active = False
         self.pending: list[BatchedWriter] = []
-
-    def start(self) -> None:
-        self.active = True
 
     def flush(self) -> None:
         self.active = False

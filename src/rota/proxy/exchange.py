@@ -13,7 +13,13 @@ import enum
 import errno
 from typing import TYPE_CHECKING
 
-from rota.http.headers import HOP_BY_HOP, Headers, build_response_head, response_head_parts
+from rota.http.headers import (
+    HOP_BY_HOP,
+    Headers,
+    build_response_head,
+    connection_options,
+    response_head_parts,
+)
 from rota.http.request import IDEMPOTENT, Body, RequestHead
 from rota.http.rules import build_request_head
 from rota.pool import Backend
@@ -267,13 +273,14 @@ class Exchange:
         """
         conn = self.upstream
         upgrade = b""
-        tokens: set[bytes] = set()
+        connection: list[bytes] = []
         for name, value in headers:
             lname = name.lower()
             if lname == b"upgrade":
                 upgrade = value.strip()
             elif lname == b"connection":
-                tokens.update(t.strip().lower() for t in value.split(b","))
+                connection.append(value)
+        tokens = connection_options(connection) if connection else frozenset()
         if (
             conn is None
             or not self.head.websocket

@@ -22,11 +22,8 @@ if TYPE_CHECKING:
     from rota.proxy.websocket import Tunnel
 
 
-class _Detached:
-    """llhttp's protocol for a closed connection: no callbacks."""
-
-
-_DETACHED_PARSER = httptools.HttpResponseParser(_Detached())
+# The parser of a closed connection: its protocol has no callbacks.
+_DETACHED_PARSER = httptools.HttpResponseParser(object())
 
 
 class UpstreamConnection(BatchedWriter, asyncio.Protocol):
