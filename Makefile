@@ -4,9 +4,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck unit bench bench-quick clean
+.PHONY: install native pure run test lint typecheck unit bench bench-quick clean
 
-install: $(STAMP)
+# The virtualenv, then the hot modules compiled with mypyc when a C compiler is here
+# (rota.native; pure Python otherwise, or with ROTA_PURE_PYTHON=1).
+install: native
+
+native: $(STAMP)
+	$(BIN)/python tools/build_native.py
+
+pure: $(STAMP)
+	$(BIN)/python tools/build_native.py --clean
 
 # The stamp depends on pyproject.toml, so a changed dependency list reinstalls.
 $(STAMP): pyproject.toml
@@ -20,8 +28,8 @@ run: install
 	$(BIN)/rota example --config server_db.json
 
 lint: install
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests tools $(wildcard bench)
+	$(BIN)/ruff format --check src tests tools $(wildcard bench)
 
 typecheck: install
 	$(BIN)/mypy --strict src
@@ -29,8 +37,12 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q tests/unit
 
+# The suite runs on what `make run` runs (compiled where a compiler exists), then, when
+# that was compiled, once more on the pure-Python sources.
 test: lint typecheck
 	$(BIN)/pytest -q
+	@if $(BIN)/python -c 'import sys, rota.native as n; sys.exit(not n.built())'; then \
+		echo "and once more as pure Python:"; ROTA_PURE_PYTHON=1 $(BIN)/pytest -q; fi
 
 bench: install
 	$(BIN)/python -m bench.run
@@ -39,4 +51,4 @@ bench-quick: install
 	$(BIN)/python -m bench.run --quick
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build dist src/rota_native__mypyc* $(shell find src -name '*.so') src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -67,4 +67,6 @@ def tool_versions(repo: Path) -> dict[str, str]:
         "haproxy": _first_line(["haproxy", "-v"]).split(" - ")[0],
         "nginx": _first_line(["nginx", "-v"]),
         "rota": rota_version(repo),
+        # Compiled with mypyc or pure Python (rota.native): the build changes rota's figures.
+        "rota build": _first_line([str(Path(sys.executable).parent / "rota"), "--version"]),
     }

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rota import __version__
+from rota import __version__, native
 from rota.config import ConfigError, load_config
 
 DEFAULT_CONFIG = "server_db.json"
@@ -201,7 +201,7 @@ LB_FLAGS: tuple[Flag, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rota", description="A load balancer in Python.")
-    parser.add_argument("--version", action="version", version=f"rota {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and build")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     lb = sub.add_parser("lb", help="run the load balancer")
@@ -243,6 +243,20 @@ def build_parser() -> argparse.ArgumentParser:
     example = sub.add_parser("example", help="run three backends and the load balancer")
     example.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE")
     return parser
+
+
+class _Version(argparse.Action):
+    """`rota --version`: the version, and whether the hot modules run compiled (rota.native)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"rota {__version__} ({native.describe()})")
+        parser.exit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,13 +5,14 @@ head sent to a backend is built by `rota.http.rules.build_request_head`."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Final
 
 Headers = list[tuple[bytes, bytes]]
 
 # RFC 9110 7.6.1: a proxy removes Connection and every field it names, plus these, which
 # are known to be hop-by-hop even when Connection forgot to name them (RFC 7230 6.1 list;
 # Proxy-Connection is the non-standard one browsers used to send).
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -28,7 +29,8 @@ HOP_BY_HOP = frozenset(
 # options of each are remembered (C-level cache, bounded).
 @lru_cache(maxsize=256)
 def _options(value: bytes) -> frozenset[bytes]:
-    return frozenset(o for o in (p.strip(b" \t").lower() for p in value.split(b",")) if o)
+    options = [p.strip(b" \t").lower() for p in value.split(b",")]
+    return frozenset([o for o in options if o])
 
 
 def connection_options(values: list[bytes]) -> frozenset[bytes]:
@@ -42,9 +44,9 @@ def connection_options(values: list[bytes]) -> frozenset[bytes]:
 
 # What a proxy consumes from a response head instead of copying it: the hop-by-hop fields,
 # and Content-Length, which is re-emitted from the framing decision.
-_CONSUMED = HOP_BY_HOP | {b"content-length"}
+_CONSUMED: Final = HOP_BY_HOP | {b"content-length"}
 
-_STATUS_LINES = {code: b"HTTP/1.1 %d " % code for code in range(100, 600)}
+_STATUS_LINES: Final = {code: b"HTTP/1.1 %d " % code for code in range(100, 600)}
 
 
 def response_head_parts(
@@ -68,7 +70,8 @@ def response_head_parts(
             if lname == b"content-length":
                 length = value.strip()
             elif lname == b"transfer-encoding":
-                codings += [c for c in (c.strip().lower() for c in value.split(b",")) if c]
+                stripped = [c.strip().lower() for c in value.split(b",")]
+                codings += [c for c in stripped if c]
             elif lname == b"connection":
                 connection.append(value)
             continue

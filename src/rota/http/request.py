@@ -9,7 +9,7 @@ calls per request: head, body*, end.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 import httptools
 
@@ -29,7 +29,7 @@ from rota.http.rules import (
 Body = BodyKind
 __all__ = ["IDEMPOTENT", "Body", "RequestHead", "RequestParser", "RequestSink"]
 
-_VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
+_VERSIONS: Final = {"1.1": (1, 1), "1.0": (1, 0)}
 
 
 class RequestSink(Protocol):
@@ -40,7 +40,7 @@ class RequestSink(Protocol):
 
 # RFC 9110 9.2.2: these may be retried automatically; anything else is never re-sent once
 # any of its bytes went out.
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 
 class _Detached:
@@ -56,8 +56,8 @@ class _Detached:
         pass
 
 
-_DETACHED = _Detached()
-_DETACHED_PARSER = httptools.HttpRequestParser(_DETACHED)
+_DETACHED: Final = _Detached()
+_DETACHED_PARSER: Final = httptools.HttpRequestParser(_DETACHED)
 
 
 class RequestParser:

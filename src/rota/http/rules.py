@@ -26,7 +26,7 @@ from __future__ import annotations
 from enum import Enum
 from functools import lru_cache
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from rota.config.model import LimitSpec
 from rota.http.errors import ProtocolError
@@ -34,35 +34,35 @@ from rota.http.headers import connection_options
 
 Fields = list[tuple[bytes, bytes]]
 
-_DIGITS = b"0123456789"
-_ALPHA = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_HEX = _DIGITS + b"abcdefABCDEF"
+_DIGITS: Final = b"0123456789"
+_ALPHA: Final = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_HEX: Final = _DIGITS + b"abcdefABCDEF"
 # RFC 9110 5.6.2: tchar.
-_TCHAR = _ALPHA + _DIGITS + b"!#$%&'*+-.^_`|~"
+_TCHAR: Final = _ALPHA + _DIGITS + b"!#$%&'*+-.^_`|~"
 # RFC 3986 2.2/2.3: unreserved and sub-delims.
-_UNRESERVED = _ALPHA + _DIGITS + b"-._~"
-_SUB_DELIMS = b"!$&'()*+,;="
+_UNRESERVED: Final = _ALPHA + _DIGITS + b"-._~"
+_SUB_DELIMS: Final = b"!$&'()*+,;="
 # RFC 3986 3.3/3.4: path and query characters, plus "%" of pct-encoded. "[" and "]" are not
 # RFC 3986 path characters, but HAProxy admits them by default and real clients send them
 # unencoded (PHP-style `a[]=1`); they are not a smuggling vector. Everything else is refused:
 # "#" (a fragment is never sent, RFC 9112 3.2.1), and `"<>\^`{|}` as HAProxy does by default.
-_TARGET_CHARS = _UNRESERVED + _SUB_DELIMS + b":@/?%[]"
+_TARGET_CHARS: Final = _UNRESERVED + _SUB_DELIMS + b":@/?%[]"
 # RFC 3986 3.2.2: reg-name (IPv4 addresses are a subset).
-_REG_NAME = _UNRESERVED + _SUB_DELIMS + b"%"
-_IPV6_CHARS = _HEX + b":."
+_REG_NAME: Final = _UNRESERVED + _SUB_DELIMS + b"%"
+_IPV6_CHARS: Final = _HEX + b":."
 # RFC 9110 5.5: field-value bytes are VCHAR, obs-text, SP, HTAB. llhttp already refuses the
 # rest; re-checking is one translate over the joined values and keeps these rules correct on
 # their own (the response side, a lenient parser setting).
-_VALUE_CHARS = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
-_OWS = b" \t"
+_VALUE_CHARS: Final = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
+_OWS: Final = b" \t"
 
-_MAX_CONTENT_LENGTH = 2**63 - 1  # HAProxy, nginx and Envoy all keep lengths in int64
+_MAX_CONTENT_LENGTH: Final = 2**63 - 1  # HAProxy, nginx and Envoy all keep lengths in int64
 
 # RFC 9110 7.6.1: hop-by-hop fields, never forwarded. Transfer-Encoding and Content-Length
 # are re-emitted from the framing decision; Upgrade is re-emitted for a WebSocket tunnel.
 # Trailer (RFC 2616 13.5.1) is dropped because rota re-chunks the body without trailers'
 # announcement guarantees. X-Forwarded-* and Via are rewritten, not copied.
-_DROP = frozenset(
+_DROP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -78,22 +78,22 @@ _DROP = frozenset(
         b"via",
     }
 )
-_KEEP = frozenset({b"host"})
+_KEEP: Final = frozenset({b"host"})
 # Fields whose value check_request reads; all others are only copied.
-_HOST = b"host"
-_CL = b"content-length"
-_TE = b"transfer-encoding"
-_CONNECTION = b"connection"
-_UPGRADE = b"upgrade"
-_EXPECT = b"expect"
-_SPECIAL = frozenset({_HOST, _CL, _TE, _CONNECTION, _UPGRADE, _EXPECT})
+_HOST: Final = b"host"
+_CL: Final = b"content-length"
+_TE: Final = b"transfer-encoding"
+_CONNECTION: Final = b"connection"
+_UPGRADE: Final = b"upgrade"
+_EXPECT: Final = b"expect"
+_SPECIAL: Final = frozenset({_HOST, _CL, _TE, _CONNECTION, _UPGRADE, _EXPECT})
 # (name, value) -> name / value, in C: no Python frame per request for the joins below.
 _name_of = itemgetter(0)
 _value_of = itemgetter(1)
 
 # RFC 9110 6.5.1: a sender must not put framing, routing, request-modifier or authentication
 # fields in trailers; a recipient that merged them could be steered (trailer `Host: evil`).
-_FORBIDDEN_TRAILERS = frozenset(
+_FORBIDDEN_TRAILERS: Final = frozenset(
     {
         b"host",
         b"content-length",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from rota.http.errors import ProtocolError
 from rota.http.request import RequestHead, RequestParser
@@ -35,15 +35,15 @@ class Phase(enum.Enum):
 # the kernel send RST (RFC 1122 4.2.2.13), and an RST can destroy the error answer already
 # written, in flight or unread in the client's buffer (RFC 9112 9.6). So after an error rota
 # half-closes, reads and discards until the client's EOF, for at most this long / this much.
-LINGER_SECONDS = 2.0
-LINGER_BYTES = 1024 * 1024
+LINGER_SECONDS: Final = 2.0
+LINGER_BYTES: Final = 1024 * 1024
 
 
 # Pipelined requests parsed ahead of the one being answered before reading pauses.
-PIPELINE_DEPTH = 8
+PIPELINE_DEPTH: Final = 8
 
 
-class ClientConnection(BatchedWriter, asyncio.Protocol):
+class ClientConnection(BatchedWriter):
     __slots__ = (
         "_paused_pipeline",
         "_paused_upgrade",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, cast
 
 from rota.http.headers import (
     HOP_BY_HOP,
@@ -23,6 +23,7 @@ from rota.http.headers import (
 from rota.http.request import IDEMPOTENT, Body, RequestHead
 from rota.http.rules import build_request_head
 from rota.pool import Backend
+from rota.proxy.batching import as_protocol
 from rota.proxy.upstream import UpstreamConnection
 from rota.proxy.websocket import Tunnel
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 # Request body bytes held while no backend connection is ready; past this the client's
 # reading pauses (back-pressure instead of buffering a whole upload).
-PENDING_LIMIT = 256 * 1024
+PENDING_LIMIT: Final = 256 * 1024
 
 
 class ResponseBody(enum.Enum):
@@ -161,9 +162,12 @@ class Exchange:
         pool = ctx.upstream_pools[backend.index]
         try:
             async with asyncio.timeout(ctx.config.timeouts.connect):
-                _, conn = await ctx.loop.create_connection(
-                    lambda: UpstreamConnection(backend, pool), backend.host, backend.port
+                _, protocol = await ctx.loop.create_connection(
+                    lambda: as_protocol(UpstreamConnection(backend, pool)),
+                    backend.host,
+                    backend.port,
                 )
+            conn = cast(UpstreamConnection, protocol)
         except (OSError, TimeoutError) as exc:
             if self.cancelled:
                 return

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from rota.config.model import Config
 from rota.pool import Pool
+from rota.proxy.batching import as_protocol
 from rota.proxy.client import ClientConnection
 from rota.proxy.context import ProxyContext
 
@@ -29,10 +30,12 @@ async def serve_http(
     loop = asyncio.get_running_loop()
     ctx = ProxyContext(config, pool, loop)
     if sock is not None:
-        server = await loop.create_server(lambda: ClientConnection(ctx), sock=sock, backlog=1024)
+        server = await loop.create_server(
+            lambda: as_protocol(ClientConnection(ctx)), sock=sock, backlog=1024
+        )
     else:
         server = await loop.create_server(
-            lambda: ClientConnection(ctx),
+            lambda: as_protocol(ClientConnection(ctx)),
             host=config.host,
             port=config.port,
             reuse_address=True,

@@ -9,7 +9,7 @@ likely to have been closed by the backend's keep-alive timer) connection is reus
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import httptools
 
@@ -23,10 +23,10 @@ if TYPE_CHECKING:
 
 
 # The parser of a closed connection: its protocol has no callbacks.
-_DETACHED_PARSER = httptools.HttpResponseParser(object())
+_DETACHED_PARSER: Final = httptools.HttpResponseParser(object())
 
 
-class UpstreamConnection(BatchedWriter, asyncio.Protocol):
+class UpstreamConnection(BatchedWriter):
     # httptools looks these callbacks up once per parser. Present as None, each lookup is a
     # plain read instead of an AttributeError raised and caught (measurable per connection).
     on_chunk_header = None
