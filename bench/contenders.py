@@ -146,20 +146,38 @@ def rota_config(backends: Sequence[int], limits: Mapping[str, int] | None = None
     return json.dumps(data, indent=2) + "\n"
 
 
-def _rota(rota_bin: str, extra: Sequence[str], limits: Mapping[str, int] | None = None) -> Builder:
+def _rota(
+    rota_bin: str,
+    extra: Sequence[str],
+    limits: Mapping[str, int] | None = None,
+    pure: bool = False,
+) -> Builder:
     def build(tmp: Path, port: int, backends: Sequence[int]) -> list[str]:
         path = tmp / "rota.json"
         path.write_text(rota_config(backends, limits))
         argv = [rota_bin, "lb", "--host", LOOPBACK, "--port", str(port), "--config", str(path)]
-        return argv + list(extra)
+        # `env` execs rota in place: the PID stays the one measured and stopped.
+        return (["env", "ROTA_PURE_PYTHON=1"] if pure else []) + argv + list(extra)
 
     return build
 
 
-def all_contenders(rota_bin: str, conns: int) -> list[Contender]:
+def all_contenders(rota_bin: str, conns: int, compiled: bool) -> list[Contender]:
+    """Every contender; with a compiled rota, also rota as pure Python (what a machine
+    without a C compiler runs)."""
+    pure = [
+        Contender(
+            "rota-1w-py",
+            "rota, 1 worker, pure Python",
+            "http",
+            "rota",
+            _rota(rota_bin, [], pure=True),
+        )
+    ]
     return [
         Contender("direct", "direct to backend", "http", "direct", None),
         Contender("rota-1w", "rota, 1 worker", "http", "rota", _rota(rota_bin, [])),
+        *(pure if compiled else []),
         Contender(
             "rota-auto",
             "rota, --workers auto",

@@ -361,10 +361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(args, root)
     bench.child_nofile = child_nofile
     report = bench.report
-    contenders = all_contenders(str(ROTA_BIN), bench.conns)
-    report.contenders = [(c.key, c.label, c.mode, c.family) for c in contenders]
     report.machine = machine_info()
     report.versions = tool_versions(REPO)
+    compiled = "compiled" in report.versions["rota build"]
+    contenders = all_contenders(str(ROTA_BIN), bench.conns, compiled)
+    report.contenders = [(c.key, c.label, c.mode, c.family) for c in contenders]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < wanted_fds:
         bench.held_n = max(100, soft - 1000)
