@@ -31,6 +31,7 @@ from types import ModuleType
 COMPILED = (
     "rota.balancing.base",
     "rota.balancing.round_robin",
+    "rota.config.model",
     "rota.http.headers",
     "rota.http.request",
     "rota.http.rules",

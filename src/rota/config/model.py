@@ -6,8 +6,18 @@ Every field has a finite, documented default (docs/configuration.md). Nothing he
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
+from typing import Any
+
+# rota.native compiles this module. mypyc's frozen dataclasses cannot be unpickled (its
+# restore assigns fields one by one, which frozen forbids), and `--workers` sends the config
+# to each worker pickled: each class rebuilds itself through its constructor instead.
+Reduced = tuple[Any, tuple[Any, ...]]
+
+
+def _reduce(spec: Any) -> Reduced:
+    return type(spec), tuple(getattr(spec, f.name) for f in fields(spec))
 
 
 class Mode(Enum):
@@ -34,6 +44,9 @@ class BackendSpec:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
 
 @dataclass(frozen=True, slots=True)
 class HealthSpec:
@@ -49,6 +62,9 @@ class HealthSpec:
     fall: int = 3
     kind: CheckKind = CheckKind.HTTP
 
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
 
 @dataclass(frozen=True, slots=True)
 class TimeoutSpec:
@@ -61,6 +77,9 @@ class TimeoutSpec:
     body: float = 60.0  # silence in either direction mid-body: close both
     pool_idle: float = 15.0  # an idle pooled backend connection is closed after this
 
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
 
 @dataclass(frozen=True, slots=True)
 class LimitSpec:
@@ -70,6 +89,9 @@ class LimitSpec:
     max_body_bytes: int | None = None  # 413 over it; None: unlimited
     max_connections: int = 10_000  # concurrent client connections per worker
     pool_size: int = 128  # idle keep-alive connections kept per backend
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +110,6 @@ class Config:
     send_proxy: int | None = None
     accept_proxy: bool = False
     source: str = "<defaults>"
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
