@@ -51,4 +51,4 @@ bench-quick: install
 	$(BIN)/python -m bench.run --quick
 
 clean:
-	rm -rf $(VENV) build dist src/rota_native__mypyc* $(shell find src -name '*.so') src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build dist src/rota/_compiled src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

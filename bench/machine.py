@@ -61,12 +61,12 @@ def rota_version(repo: Path) -> str:
     return f"{version} (git {commit}{', with uncommitted changes' if dirty else ''})"
 
 
-def tool_versions(repo: Path) -> dict[str, str]:
+def tool_versions(repo: Path, rota_bin: Path) -> dict[str, str]:
     return {
         "wrk": _first_line(["wrk", "-v"]).split(" Copyright")[0],
         "haproxy": _first_line(["haproxy", "-v"]).split(" - ")[0],
         "nginx": _first_line(["nginx", "-v"]),
         "rota": rota_version(repo),
         # Compiled with mypyc or pure Python (rota.native): the build changes rota's figures.
-        "rota build": _first_line([str(Path(sys.executable).parent / "rota"), "--version"]),
+        "rota build": _first_line([str(rota_bin), "--version"]),
     }

@@ -1,8 +1,9 @@
-"""Compile rota's hot modules with mypyc, in place: `python tools/build_native.py [--clean]`.
+"""Compile rota's hot modules with mypyc: `python tools/build_native.py [--clean]`.
 
-Called by `make install`. Without a C compiler or the Python headers it removes whatever it
-built, says so, and exits 0: rota then runs as pure Python, which behaves the same. Skipped
-when the compiled modules are newer than their sources. `--clean` removes them.
+Called by `make install`. The extension modules go to src/rota/_compiled/, which
+`rota.native` loads from only while the build is current. Without a C compiler or the
+Python headers, or if the build fails, it leaves no build behind, says why, and exits 0:
+rota then runs as pure Python. Does nothing when the build is current. `--clean` removes it.
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ import glob
 import importlib.machinery
 import importlib.util
 import os
+import shlex
 import shutil
 import sys
+import sysconfig
 import time
 from types import ModuleType
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src")
-BUILD = os.path.join(ROOT, "build", "native")
+WORK = os.path.join(ROOT, "build", "native")  # generated C, objects, mypy's cache
 
 
 def _load_native_module() -> ModuleType:
-    """rota.native without importing the rota package (which would load what we rebuild)."""
+    """rota.native without importing the rota package."""
     spec = importlib.util.spec_from_file_location(
         "_rota_native", os.path.join(SRC, "rota", "native.py")
     )
@@ -35,44 +38,54 @@ def _load_native_module() -> ModuleType:
 native = _load_native_module()
 
 
-def built_files() -> list[str]:
-    """Every compiled module under src/, listed or not (the list may have changed)."""
-    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    return glob.glob(os.path.join(SRC, "rota", "**", f"*{suffix}"), recursive=True) + glob.glob(
-        os.path.join(SRC, f"{native.GROUP}__mypyc*")
-    )
-
-
 def clean() -> None:
-    for path in built_files():
+    shutil.rmtree(native.BUILD_DIR, ignore_errors=True)
+    shutil.rmtree(WORK, ignore_errors=True)
+    # Extension modules next to the sources (the first builds put them there) would shadow
+    # the sources whatever rota.native decides: none may stay.
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    pattern = os.path.join(SRC, "**", f"*{suffix}")
+    for path in glob.glob(pattern, recursive=True):
         os.remove(path)
-    shutil.rmtree(BUILD, ignore_errors=True)
 
 
-def up_to_date() -> bool:
-    return bool(native.built())
+def missing_toolchain() -> str | None:
+    """Why a C extension cannot be built here, found before mypyc spends its time."""
+    compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    if not compiler or shutil.which(compiler[0]) is None:
+        return f"no C compiler ({compiler[0] if compiler else 'CC is empty'} not found)"
+    include = sysconfig.get_path("include")
+    if not os.path.exists(os.path.join(include, "Python.h")):
+        return f"no Python headers ({include}/Python.h not found)"
+    return None
 
 
-def build() -> bool:
+def build() -> None:
     from mypyc.build import mypycify
     from setuptools import setup
 
-    sources = [os.path.relpath(native.source_path(m), SRC) for m in native.COMPILED]
+    # Sources are read after this instant: stamping the build with it means a file saved
+    # while the build runs counts as newer than the build, so as stale.
+    started = time.time()
     os.chdir(SRC)
+    options = [f"--cache-dir={os.path.join(WORK, 'mypy_cache')}"]
+    sources = [os.path.relpath(native.source_path(m), SRC) for m in native.COMPILED]
     setup(
         name="rota-native",
-        ext_modules=mypycify(sources, opt_level="3", group_name=native.GROUP, target_dir=BUILD),
+        ext_modules=mypycify(
+            options + sources, opt_level="3", group_name=native.GROUP, target_dir=WORK
+        ),
         script_args=[
             "--quiet",
             "build_ext",
-            "--inplace",
             "--build-temp",
-            BUILD,
+            WORK,
             "--build-lib",
-            BUILD,
+            native.BUILD_DIR,
         ],
     )
-    return True
+    for module in (native.GROUP_MODULE, *native.COMPILED):
+        os.utime(native.compiled_path(module), (started, started))
 
 
 def main() -> int:
@@ -81,25 +94,29 @@ def main() -> int:
         print("rota: compiled modules removed; rota runs as pure Python")
         return 0
     if os.environ.get(native.PURE_ENV, "") not in ("", "0"):
-        clean()
         print(f"rota: {native.PURE_ENV} is set; not compiling")
         return 0
-    if up_to_date():
+    if native.built():
         return 0
     clean()
+    why = missing_toolchain()
+    if why is not None:
+        print(f"rota: {why}; rota runs as pure Python (docs/performance.md)", file=sys.stderr)
+        return 0
     started = time.monotonic()
     try:
         build()
-    except BaseException as exc:  # SystemExit from setuptools, CompileError, ImportError
+    except KeyboardInterrupt:
+        clean()
+        raise
+    except BaseException as exc:  # SystemExit from setuptools or mypyc, CompileError, ...
         clean()
         reason = str(exc).splitlines()[-1] if str(exc) else ""
         if len(reason) > 200:
             reason = reason[:200] + "..."
         print(
-            f"rota: could not compile the hot modules ({type(exc).__name__}: {reason}); "
-            "rota runs as pure Python, which behaves the same but is slower "
-            "(docs/performance.md). A C compiler and the Python headers "
-            "(Debian: gcc python3-dev) enable it.",
+            f"rota: compiling the hot modules failed ({type(exc).__name__}: {reason}); "
+            "rota runs as pure Python (docs/performance.md)",
             file=sys.stderr,
         )
         return 0

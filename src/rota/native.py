@@ -1,19 +1,24 @@
-"""rota's hot modules compiled to C with mypyc, and the way back to pure Python.
+"""rota's hot modules compiled to C with mypyc, used only when the build is current.
 
 `make install` compiles the modules in `COMPILED` with mypyc (`tools/build_native.py`) when
-a C compiler and the Python headers are present; the extension modules land next to their
-sources and Python's import system prefers them. Without a compiler nothing is built and
-rota runs as the plain Python it is: the two behave the same and the test suite runs on
-both (docs/performance.md has what compiling buys).
+a C compiler and the Python headers are present. The extension modules go to `_compiled/`
+inside this package, away from the sources: nothing imports them by accident (an older
+checkout, a renamed module). `choose()`, run when `rota` is imported, puts a finder in
+front of the import system that loads them, only if
 
-`choose()` runs when `rota` is imported and loads every module of the list from its source
-instead when
+- every listed module and the library they share are built,
+- none is older than its source, and the build is not older than this list, and
+- `ROTA_PURE_PYTHON` is not set (to compare, or to rule the compiler out).
 
-- `ROTA_PURE_PYTHON=1` is set (to compare, or to rule the compiler out), or
-- any compiled module is older than its source: an edited checkout must not run stale code.
+Otherwise rota runs as the plain Python it is (with a line on stderr when a build exists
+but is stale or incomplete). It is all or nothing: compiled modules call each other's
+native classes directly, so one module from source and another compiled would not fit.
 
-It is all or nothing: compiled modules call each other's native classes directly, so one
-module from source and another compiled would not fit together.
+Both builds run the same code for well-typed callers, and `make test` runs the whole suite
+on each. Compiled code differs only where a caller breaks the annotations: it checks
+argument and return types at run time (a `bytearray` where `bytes` is annotated raises
+TypeError), refuses attributes a class does not declare, and reads `Final` constants as C
+values that patching the module does not change.
 """
 
 from __future__ import annotations
@@ -44,9 +49,11 @@ COMPILED = (
 )
 
 PURE_ENV = "ROTA_PURE_PYTHON"
-GROUP = "rota_native"  # mypyc's shared library of the group: <site>/rota_native__mypyc.*.so
+GROUP = "rota_native"
+GROUP_MODULE = f"{GROUP}__mypyc"  # mypyc's library holding the code of all of them
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+BUILD_DIR = os.path.join(_PACKAGE_DIR, "_compiled")
 _EXTENSION_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
@@ -55,9 +62,9 @@ def source_path(module: str) -> str:
     return os.path.join(_PACKAGE_DIR, *module.split(".")[1:]) + ".py"
 
 
-def extension_path(module: str) -> str:
-    """`rota.http.rules` -> .../rota/http/rules.cpython-311-x86_64-linux-gnu.so"""
-    return source_path(module)[: -len(".py")] + _EXTENSION_SUFFIX
+def compiled_path(module: str) -> str:
+    """`rota.http.rules` -> .../rota/_compiled/rota/http/rules.cpython-311-x86_64-linux-gnu.so"""
+    return os.path.join(BUILD_DIR, *module.split(".")) + _EXTENSION_SUFFIX
 
 
 def _mtime(path: str) -> float | None:
@@ -67,38 +74,34 @@ def _mtime(path: str) -> float | None:
         return None
 
 
-def group_path() -> str:
-    """The library holding the code of all compiled modules, next to the package."""
-    return os.path.join(os.path.dirname(_PACKAGE_DIR), f"{GROUP}__mypyc{_EXTENSION_SUFFIX}")
-
-
 def stale_modules() -> list[str]:
-    """Compiled modules whose source changed after they were built (all of them when this
-    list changed: the group library was built for another one)."""
-    group = _mtime(group_path())
+    """Built modules whose source is newer or gone; all of them when the build is older
+    than this list (it was built for another one)."""
+    built = [m for m in COMPILED if os.path.exists(compiled_path(m))]
+    group = _mtime(compiled_path(GROUP_MODULE))
     if group is not None and group < (_mtime(__file__) or 0.0):
-        return [m for m in COMPILED if os.path.exists(extension_path(m))] or [GROUP]
+        return built or [GROUP_MODULE]
     stale = []
-    for module in COMPILED:
-        built = _mtime(extension_path(module))
-        if built is not None and built < (_mtime(source_path(module)) or 0.0):
+    for module in built:
+        source = _mtime(source_path(module))
+        if source is None or (_mtime(compiled_path(module)) or 0.0) < source:
             stale.append(module)
     return stale
 
 
 def built() -> bool:
-    """Every module of the list has a compiled module, and none is stale."""
-    paths = [group_path(), *map(extension_path, COMPILED)]
+    """Every module of the list and the group library are built, and none is stale."""
+    paths = [compiled_path(m) for m in (GROUP_MODULE, *COMPILED)]
     return all(map(os.path.exists, paths)) and not stale_modules()
 
 
 def compiled_modules() -> list[str]:
-    """The modules of the list that are loaded (or would load) compiled in this process."""
+    """The modules of the list that this process loaded compiled."""
     return [
         module
         for module in COMPILED
         if (loaded := sys.modules.get(module)) is not None
-        and (loaded.__file__ or "").endswith(_EXTENSION_SUFFIX)
+        and (loaded.__file__ or "").startswith(BUILD_DIR)
     ]
 
 
@@ -112,8 +115,8 @@ def describe() -> str:
     return f"{len(done)} of {len(COMPILED)} hot modules compiled with mypyc"
 
 
-class _SourceFinder:
-    """A meta path finder that loads the listed modules from their .py files."""
+class _CompiledFinder:
+    """A meta path finder that loads the listed modules from the build."""
 
     def find_spec(
         self,
@@ -121,23 +124,27 @@ class _SourceFinder:
         path: Sequence[str] | None,
         target: ModuleType | None = None,
     ) -> ModuleSpec | None:
-        if fullname not in COMPILED:
+        if fullname != GROUP_MODULE and fullname not in COMPILED:
             return None
-        return importlib.util.spec_from_file_location(fullname, source_path(fullname))
+        location = compiled_path(fullname)
+        loader = importlib.machinery.ExtensionFileLoader(fullname, location)
+        return importlib.util.spec_from_file_location(fullname, location, loader=loader)
 
 
 def choose() -> None:
-    """Load the compiled modules, unless asked not to or they are stale (see above)."""
-    if any(isinstance(finder, _SourceFinder) for finder in sys.meta_path):
+    """Load the compiled modules if the build is current and wanted (see above)."""
+    if any(isinstance(finder, _CompiledFinder) for finder in sys.meta_path):
         return
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
-        sys.meta_path.insert(0, _SourceFinder())
+        return
+    if built():
+        sys.meta_path.insert(0, _CompiledFinder())
         return
     stale = stale_modules()
-    if stale:
+    if stale or any(os.path.exists(compiled_path(m)) for m in (GROUP_MODULE, *COMPILED)):
+        what = f"older than their source ({', '.join(stale)})" if stale else "incomplete"
         print(
-            f"rota: {len(stale)} compiled module(s) older than their source "
-            f"({', '.join(stale)}); running pure Python. `make install` rebuilds them.",
+            f"rota: the compiled modules are {what}; running pure Python. "
+            "`make install` rebuilds them.",
             file=sys.stderr,
         )
-        sys.meta_path.insert(0, _SourceFinder())

@@ -70,17 +70,42 @@ def test_a_current_build_is_what_runs() -> None:
     assert stderr == ""
 
 
+def copy_of_the_tree(tmp_path: Path) -> Path:
+    """A copy of the package with its build (mtimes kept): what a user's checkout has."""
+    shutil.copytree(SRC / "rota", tmp_path / "rota", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
 @needs_build
 def test_an_edited_source_is_never_shadowed_by_its_stale_build(tmp_path: Path) -> None:
-    # A copy of the installed tree, with one source edited after the build.
-    shutil.copytree(SRC / "rota", tmp_path / "rota", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(native.group_path(), tmp_path)
-    edited = tmp_path / "rota" / "http" / "rules.py"
-    built = os.stat(tmp_path / os.path.relpath(native.extension_path("rota.http.rules"), SRC))
-    os.utime(edited, (built.st_atime, built.st_mtime + 10))
+    src = copy_of_the_tree(tmp_path)
+    built = os.stat(native.compiled_path("rota.http.rules"))
+    os.utime(src / "rota" / "http" / "rules.py", (built.st_atime, built.st_mtime + 10))
 
-    files, describe, stderr = probe(tmp_path)
+    files, describe, stderr = probe(src)
     assert all(path.endswith(".py") for path in files.values()), files
-    assert all(path.startswith(str(tmp_path)) for path in files.values()), files
+    assert all(path.startswith(str(src)) for path in files.values()), files
     assert describe == "pure Python"
     assert "rota.http.rules" in stderr and "running pure Python" in stderr
+
+
+@needs_build
+def test_an_incomplete_build_is_not_used_at_all(tmp_path: Path) -> None:
+    src = copy_of_the_tree(tmp_path)
+    missing = native.compiled_path("rota.pool")
+    os.remove(src / os.path.relpath(missing, SRC))
+
+    files, describe, stderr = probe(src)
+    assert all(path.endswith(".py") for path in files.values()), files
+    assert describe == "pure Python"
+    assert "incomplete" in stderr
+
+
+def test_without_a_build_nothing_compiled_is_imported(tmp_path: Path) -> None:
+    src = copy_of_the_tree(tmp_path)
+    shutil.rmtree(src / "rota" / "_compiled", ignore_errors=True)
+
+    files, describe, stderr = probe(src)
+    assert all(path.endswith(".py") for path in files.values()), files
+    assert describe == "pure Python"
+    assert stderr == ""
