@@ -165,19 +165,13 @@ def _rota(
 def all_contenders(rota_bin: str, conns: int, compiled: bool) -> list[Contender]:
     """Every contender; with a compiled rota, also rota as pure Python (what a machine
     without a C compiler runs)."""
-    pure = [
-        Contender(
-            "rota-1w-py",
-            "rota, 1 worker, pure Python",
-            "http",
-            "rota",
-            _rota(rota_bin, [], pure=True),
-        )
-    ]
+    pure = Contender(
+        "rota-1w-py", "rota, 1 worker, pure Python", "http", "rota", _rota(rota_bin, [], pure=True)
+    )
     return [
         Contender("direct", "direct to backend", "http", "direct", None),
         Contender("rota-1w", "rota, 1 worker", "http", "rota", _rota(rota_bin, [])),
-        *(pure if compiled else []),
+        *([pure] if compiled else []),
         Contender(
             "rota-auto",
             "rota, --workers auto",

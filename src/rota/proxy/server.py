@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable
+from functools import partial
+from typing import cast
 
 from rota.config.model import Config
 from rota.pool import Pool
-from rota.proxy.batching import as_protocol
 from rota.proxy.client import ClientConnection
 from rota.proxy.context import ProxyContext
 
@@ -29,13 +30,14 @@ async def serve_http(
     """Serve until `stop` is set. Binds config.host:port unless a bound `sock` is given."""
     loop = asyncio.get_running_loop()
     ctx = ProxyContext(config, pool, loop)
+    # One call per accepted connection, straight to the class: ClientConnection is a
+    # duck-typed protocol (see rota.proxy.batching.as_protocol), hence the cast.
+    factory = cast("Callable[[], asyncio.Protocol]", partial(ClientConnection, ctx))
     if sock is not None:
-        server = await loop.create_server(
-            lambda: as_protocol(ClientConnection(ctx)), sock=sock, backlog=1024
-        )
+        server = await loop.create_server(factory, sock=sock, backlog=1024)
     else:
         server = await loop.create_server(
-            lambda: as_protocol(ClientConnection(ctx)),
+            factory,
             host=config.host,
             port=config.port,
             reuse_address=True,
