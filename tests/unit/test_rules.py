@@ -6,9 +6,12 @@ import pytest
 
 from rota.config.model import LimitSpec
 from rota.http.errors import ProtocolError, from_parser_error
+from rota.http.headers import _CONSUMED, consumed_length
 from rota.http.rules import (
+    _DROP,
     BodyKind,
     RequestHead,
+    _dropped_length,
     build_request_head,
     check_body_size,
     check_field_count,
@@ -47,6 +50,41 @@ def test_plain_get() -> None:
     assert head.host == b"example.com"
     assert head.keep_alive
     assert not head.websocket and not head.upgrade_stripped and not head.expect_continue
+
+
+def test_field_names_are_read_in_any_case() -> None:
+    # decide_request compares the usual spelling first and lower-cases only otherwise.
+    head = check(
+        [
+            (b"hOST", b"example.com"),
+            (b"CONTENT-length", b"5"),
+            (b"connection", b"CLOSE"),
+            (b"EXPECT", b"100-continue"),
+        ],
+        method=b"POST",
+    )
+    assert head.host == b"example.com"
+    assert head.body is BodyKind.LENGTH and head.content_length == 5
+    assert not head.keep_alive and head.expect_continue
+    assert status_of([(b"host", b"a"), (b"HOST", b"a")]) == 400
+    chunked = check([(b"host", b"a"), (b"transfer-ENCODING", b"chunked")], method=b"POST")
+    assert chunked.body is BodyKind.CHUNKED
+    ws = check([(b"host", b"a"), (b"CONNECTION", b"upgrade"), (b"UPGRADE", b"websocket")])
+    assert ws.websocket
+    # Names as long as a special one but not it are only copied.
+    assert check([(b"Hast", b"x"), (b"Host", b"a"), (b"Contents-Length", b"x")]).host == b"a"
+
+
+def test_host_with_surrounding_whitespace_is_stripped() -> None:
+    assert check([(b"Host", b"a.example \t")]).host == b"a.example"
+    assert check([(b"Host", b" a.example")]).host == b"a.example"
+
+
+def test_name_length_prefilters_cover_every_name_they_guard() -> None:
+    # The forwarded head and the response head look up only names of these lengths.
+    assert all(_dropped_length(len(name)) for name in _DROP)
+    assert all(consumed_length(len(name)) for name in _CONSUMED)
+    assert not _dropped_length(len(b"host")) and not consumed_length(len(b"server"))
 
 
 def test_identical_content_lengths_are_merged() -> None:

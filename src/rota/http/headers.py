@@ -4,7 +4,6 @@ head sent to a backend is built by `rota.http.rules.build_request_head`."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Final
 
 Headers = list[tuple[bytes, bytes]]
@@ -25,12 +24,22 @@ HOP_BY_HOP: Final = frozenset(
 )
 
 
-# Connection values come from a small set ("close", "keep-alive", "Upgrade"...): the parsed
-# options of each are remembered (C-level cache, bounded).
-@lru_cache(maxsize=256)
+# Values parsed on every request that come from a small set ("close", "keep-alive" in
+# Connection, a server's own Host names) are remembered per value, in dicts of at most
+# this many entries: once one is full, other values are parsed every time. A dict lookup
+# from compiled code costs a fraction of a call through functools.lru_cache.
+MEMO_LIMIT: Final = 256
+_OPTIONS: Final[dict[bytes, frozenset[bytes]]] = {}
+
+
 def _options(value: bytes) -> frozenset[bytes]:
-    options = [p.strip(b" \t").lower() for p in value.split(b",")]
-    return frozenset([o for o in options if o])
+    options = _OPTIONS.get(value)
+    if options is None:
+        stripped = [p.strip(b" \t").lower() for p in value.split(b",")]
+        options = frozenset([o for o in stripped if o])
+        if len(_OPTIONS) < MEMO_LIMIT:
+            _OPTIONS[value] = options
+    return options
 
 
 def connection_options(values: list[bytes]) -> frozenset[bytes]:
@@ -45,6 +54,12 @@ def connection_options(values: list[bytes]) -> frozenset[bytes]:
 # What a proxy consumes from a response head instead of copying it: the hop-by-hop fields,
 # and Content-Length, which is re-emitted from the framing decision.
 _CONSUMED: Final = HOP_BY_HOP | {b"content-length"}
+
+
+def consumed_length(n: int) -> bool:
+    """A field name of `n` bytes may be one of _CONSUMED (2, 7, 10, 14, 16 or 17 bytes)."""
+    return n == 10 or n == 14 or n == 7 or n == 17 or n == 16 or n == 2
+
 
 _STATUS_LINES: Final = {code: b"HTTP/1.1 %d " % code for code in range(100, 600)}
 
@@ -61,21 +76,27 @@ def response_head_parts(
     any beyond the usual ones, the fields are filtered again without them.
     """
     parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, reason, b"\r\n"]
+    append = parts.append
     length: bytes | None = None
     codings: list[bytes] = []
     connection: list[bytes] = []
     for name, value in headers:
-        lname = name.lower()
-        if lname in _CONSUMED:
-            if lname == b"content-length":
-                length = value.strip()
-            elif lname == b"transfer-encoding":
-                stripped = [c.strip().lower() for c in value.split(b",")]
-                codings += [c for c in stripped if c]
-            elif lname == b"connection":
-                connection.append(value)
-            continue
-        parts += (name, b": ", value, b"\r\n")
+        # Only names as long as a consumed one are lower-cased and looked up.
+        if consumed_length(len(name)):
+            lname = name.lower()
+            if lname in _CONSUMED:
+                if lname == b"content-length":
+                    length = value.strip()
+                elif lname == b"transfer-encoding":
+                    stripped = [c.strip().lower() for c in value.split(b",")]
+                    codings += [c for c in stripped if c]
+                elif lname == b"connection":
+                    connection.append(value)
+                continue
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
     if connection:
         tokens = connection_options(connection)
         if not tokens <= _CONSUMED:

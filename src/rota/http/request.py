@@ -2,7 +2,7 @@
 
 httptools (llhttp) does the byte-level parsing and rejects most malformed input. This layer
 adds what llhttp leaves to the application: size limits while the head arrives, and
-`rota.http.rules.check_request` (Host rules, framing decision per RFC 9112 section 6.3,
+`rota.http.rules.decide_request` (Host rules, framing decision per RFC 9112 section 6.3,
 everything llhttp lets through). Events go to a `RequestSink` (the client connection), three
 calls per request: head, body*, end.
 """
@@ -20,8 +20,8 @@ from rota.http.rules import (
     BodyKind,
     RequestHead,
     check_body_size,
-    check_request,
     check_trailers,
+    decide_request,
     resume_head,
 )
 
@@ -133,7 +133,7 @@ class RequestParser:
             head = self._upgrade_head
             self._upgrade_head = None
             if head is not None and head.websocket:
-                # A WebSocket handshake (bodiless, rules.check_request): what follows is
+                # A WebSocket handshake (bodiless, rules.decide_request): what follows is
                 # tunnel data if the backend answers 101, the next request if not. Hold it
                 # unparsed until then (the client connection stops reading meanwhile).
                 self.held = data[offset:]
@@ -153,7 +153,7 @@ class RequestParser:
             # would never reach on_header: bound the head by the bytes fed meanwhile.
             # Only whole reads inside one head count: a read where a head began may hold
             # the end of a body before it (a pipelined upload), and its head bytes are
-            # bounded by the read size and re-checked by rules.check_request.
+            # bounded by the read size and re-checked by rules.decide_request.
             self._head_bytes += len(data)
             if self._head_bytes > self._limits.max_header_bytes + self._limits.max_request_line:
                 raise ProtocolError(431, "request head too large")
@@ -232,7 +232,9 @@ class RequestParser:
         if version is None:
             major, _, minor = text.partition(".")
             version = (int(major), int(minor or 0))
-        return check_request(parser.get_method(), self._url, version, self._headers, self._limits)
+        # llhttp (strict) has refused non-token methods and names and controls in values:
+        # what is left to check is rota's own rules.
+        return decide_request(parser.get_method(), self._url, version, self._headers, self._limits)
 
     def close(self) -> None:
         """The connection is gone. llhttp holds this wrapper's bound callbacks and the sink

@@ -24,13 +24,12 @@ one b"".join. Measured with timeit (docs/http-strictness.md): check_request 3.2 
 from __future__ import annotations
 
 from enum import Enum
-from functools import lru_cache
 from operator import itemgetter
 from typing import Final, NamedTuple
 
 from rota.config.model import LimitSpec
 from rota.http.errors import ProtocolError
-from rota.http.headers import connection_options
+from rota.http.headers import MEMO_LIMIT, connection_options
 
 Fields = list[tuple[bytes, bytes]]
 
@@ -55,6 +54,7 @@ _IPV6_CHARS: Final = _HEX + b":."
 # their own (the response side, a lenient parser setting).
 _VALUE_CHARS: Final = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
 _OWS: Final = b" \t"
+_NO_TOKENS: Final[frozenset[bytes]] = frozenset()
 
 _MAX_CONTENT_LENGTH: Final = 2**63 - 1  # HAProxy, nginx and Envoy all keep lengths in int64
 
@@ -79,14 +79,20 @@ _DROP: Final = frozenset(
     }
 )
 _KEEP: Final = frozenset({b"host"})
-# Fields whose value check_request reads; all others are only copied.
+
+
+def _dropped_length(n: int) -> bool:
+    """A field name of `n` bytes may be one of _DROP (2, 3, 7, 10, 14, 15, 16, 17 bytes)."""
+    return n == 10 or n == 15 or n == 14 or n == 7 or n == 16 or n == 17 or n == 3 or n == 2
+
+
+# Fields whose value decide_request reads; all others are only copied.
 _HOST: Final = b"host"
 _CL: Final = b"content-length"
 _TE: Final = b"transfer-encoding"
 _CONNECTION: Final = b"connection"
 _UPGRADE: Final = b"upgrade"
 _EXPECT: Final = b"expect"
-_SPECIAL: Final = frozenset({_HOST, _CL, _TE, _CONNECTION, _UPGRADE, _EXPECT})
 # (name, value) -> name / value, in C: no Python frame per request for the joins below.
 _name_of = itemgetter(0)
 _value_of = itemgetter(1)
@@ -166,9 +172,19 @@ def _split_list(values: list[bytes]) -> list[bytes]:
 
 
 # A server sees a handful of Host values over and over: the answer for each is remembered,
-# like Connection options (C-level cache, bounded, so endless distinct values cost only
-# misses).
-@lru_cache(maxsize=256)
+# like Connection options. Bounded: once full, other values are checked every time.
+_HOST_OK: Final[dict[bytes, bool]] = {}
+
+
+def _host_ok(host: bytes) -> bool:
+    ok = _HOST_OK.get(host)
+    if ok is None:
+        ok = _valid_host(host)
+        if len(_HOST_OK) < MEMO_LIMIT:
+            _HOST_OK[host] = ok
+    return ok
+
+
 def _valid_host(host: bytes) -> bool:
     """RFC 9110 7.2 / RFC 3986 3.2.2: uri-host [ ":" port ]; no userinfo. Empty is allowed
     (RFC 9112 3.2: a target without authority is sent with an empty Host)."""
@@ -214,7 +230,7 @@ def _check_target(method: bytes, target: bytes) -> bytes | None:
     authority, tail = rest[:cut], rest[cut:]
     # RFC 9110 4.2.1: an http(s) URI with an empty host is invalid; userinfo is deprecated
     # (4.2.4) and a classic way to confuse URL parsers, so refuse it.
-    if not authority or not _valid_host(authority):
+    if not authority or not _host_ok(authority):
         raise ProtocolError(400, "invalid authority in request target")
     if tail.translate(None, _TARGET_CHARS):
         raise ProtocolError(400, "invalid character in request target")
@@ -262,20 +278,67 @@ def check_request(
 ) -> RequestHead:
     """Validate one request head and decide its framing, or raise ProtocolError.
 
-    `fields` are (name, value) exactly as httptools reported them (leading OWS already
-    stripped by llhttp, trailing OWS kept). Size limits are checked here too, from the
-    collected head; the wrapper must also enforce them on raw bytes while reading, since
-    httptools buffers a whole field before reporting it.
+    For a head from any tokenizer: the method and every field name must be tokens, every
+    value free of controls (RFC 9110 5.1, 5.5), then `decide_request`. The parser wrapper
+    calls `decide_request` directly, because llhttp's strict mode has already refused all
+    of these (tests/unit/test_request_parser.py holds it to that).
     """
+    _check_version(version)
+    # isalpha() (ASCII letters) is the cheap test every standard method passes.
+    if not method.isalpha() and (not method or method.translate(None, _TCHAR)):
+        raise ProtocolError(400, "invalid method")
+    # One translate over the joined bytes each; empty names are looked for separately.
+    names = b"".join(map(_name_of, fields))
+    if not names.replace(b"-", b"").isalnum() and names.translate(None, _TCHAR):
+        raise ProtocolError(400, "invalid character in field name")
+    if b"".join(map(_value_of, fields)).translate(None, _VALUE_CHARS):
+        raise ProtocolError(400, "invalid character in field value")
+    for name, _ in fields:
+        if not name:
+            raise ProtocolError(400, "empty field name")
+    return decide_request(method, target, version, fields, limits)
+
+
+def _check_version(version: tuple[int, int]) -> None:
     # RFC 9112 2.3 / RFC 9110 15.6.6: only HTTP/1.x here; a well-formed higher major version
     # gets 505, HTTP/0.9 (no headers, no framing) 400.
     if version != (1, 1) and version != (1, 0):
         if version[0] >= 2:
             raise ProtocolError(505, "HTTP version not supported")
         raise ProtocolError(400, "invalid HTTP version")
-    # isalpha() (ASCII letters) is the cheap test every standard method passes.
-    if not method.isalpha() and (not method or method.translate(None, _TCHAR)):
-        raise ProtocolError(400, "invalid method")
+
+
+def _is_ows(byte: int) -> bool:
+    return byte == 0x20 or byte == 0x09
+
+
+def _named(name: bytes, canonical: bytes, lower: bytes) -> bool:
+    """`name` is the field `lower`, case-insensitively (RFC 9110 5.1). Clients send the
+    canonical spelling almost always: one comparison, no new object."""
+    return name == canonical or name.lower() == lower
+
+
+def decide_request(
+    method: bytes,
+    target: bytes,
+    version: tuple[int, int],
+    fields: Fields,
+    limits: LimitSpec,
+) -> RequestHead:
+    """The rules for a head whose method is a token and whose fields are well-formed
+    (check_request's character checks, or llhttp's): size limits, the target, Host, the
+    framing decision (RFC 9112 6.3), Connection, Upgrade, Expect.
+
+    `fields` are (name, value) as httptools reports them: leading OWS stripped by llhttp,
+    trailing OWS kept. Size limits are checked here from the collected head; the wrapper
+    also enforces them on raw bytes while reading, since httptools buffers a whole field
+    before reporting it.
+
+    This runs once per request, so it is written for the compiler (rota.native): the
+    fields are sorted out by name length before any name is lower-cased, and the lists for
+    fields that may repeat are made only when one is there.
+    """
+    _check_version(version)
     # RFC 9110 9.3.6: rota is not a forward proxy; a tunnel would bypass every rule here.
     if method == b"CONNECT":
         raise ProtocolError(501, "CONNECT not supported")
@@ -289,49 +352,46 @@ def check_request(
 
     if len(fields) > limits.max_headers:
         raise ProtocolError(431, "too many header fields")
-    # RFC 9110 5.1 / 5.5: every name a token, every value free of controls. One translate
-    # over the joined bytes each; an empty name shows as a count mismatch below.
-    names = b"".join(map(_name_of, fields))
-    if not names.replace(b"-", b"").isalnum() and names.translate(None, _TCHAR):
-        raise ProtocolError(400, "invalid character in field name")
-    if b"".join(map(_value_of, fields)).translate(None, _VALUE_CHARS):
-        raise ProtocolError(400, "invalid character in field value")
-
     size = line_length + 4  # CRLF after the line and the empty line
-    hosts: list[bytes] = []
-    cls: list[bytes] = []
-    tes: list[bytes] = []
-    connection: list[bytes] = []
-    upgrades: list[bytes] = []
-    expects: list[bytes] = []
+    host: bytes | None = None
+    hosts = 0
+    cls: list[bytes] | None = None
+    tes: list[bytes] | None = None
+    connection: list[bytes] | None = None
+    upgrades: list[bytes] | None = None
+    expects: list[bytes] | None = None
     for name, value in fields:
-        size += len(name) + len(value) + 4
-        if not name:
-            raise ProtocolError(400, "empty field name")
-        lname = name.lower()
-        if lname in _SPECIAL:
-            if lname == _HOST:
-                hosts.append(value)
-            elif lname == _CL:
-                cls.append(value)
-            elif lname == _TE:
-                tes.append(value)
-            elif lname == _CONNECTION:
-                connection.append(value)
-            elif lname == _UPGRADE:
-                upgrades.append(value)
-            else:
-                expects.append(value)
+        n = len(name)
+        size += n + len(value) + 4
+        # The fields read here have names of 4, 6, 7, 10, 14 and 17 bytes.
+        if n == 4:
+            if _named(name, b"Host", _HOST):
+                host = value
+                hosts += 1
+        elif n == 14:
+            if _named(name, b"Content-Length", _CL):
+                cls = [value] if cls is None else [*cls, value]
+        elif n == 10:
+            if _named(name, b"Connection", _CONNECTION):
+                connection = [value] if connection is None else [*connection, value]
+        elif n == 17:
+            if _named(name, b"Transfer-Encoding", _TE):
+                tes = [value] if tes is None else [*tes, value]
+        elif n == 7:
+            if _named(name, b"Upgrade", _UPGRADE):
+                upgrades = [value] if upgrades is None else [*upgrades, value]
+        elif n == 6 and _named(name, b"Expect", _EXPECT):
+            expects = [value] if expects is None else [*expects, value]
     if size > limits.max_header_bytes:
         raise ProtocolError(431, "request header section too large")
 
     # RFC 9112 3.2: exactly one Host on HTTP/1.1; at most one, valid, on any version.
-    host: bytes | None = None
-    if hosts:
-        if len(hosts) > 1:
+    if host is not None:
+        if hosts > 1:
             raise ProtocolError(400, "more than one Host field")
-        host = hosts[0].strip(_OWS)
-        if not _valid_host(host):
+        if host and (_is_ows(host[0]) or _is_ows(host[-1])):
+            host = host.strip(_OWS)
+        if not _host_ok(host):
             raise ProtocolError(400, "invalid Host")
     elif version == (1, 1):
         raise ProtocolError(400, "missing Host")
@@ -343,16 +403,16 @@ def check_request(
 
     body = BodyKind.NONE
     content_length = 0
-    if tes:
+    if tes is not None:
         # RFC 9112 6.1: CL with TE is a smuggling attempt; TE on HTTP/1.0 cannot be trusted
         # (the framing is faulty); refuse both outright rather than guess.
-        if cls:
+        if cls is not None:
             raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
         if version == (1, 0):
             raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
         _transfer_encoding(tes)
         body = BodyKind.CHUNKED
-    elif cls:
+    elif cls is not None:
         content_length = _content_length(cls)
         if content_length:
             body = BodyKind.LENGTH
@@ -360,8 +420,8 @@ def check_request(
         if limits.max_body_bytes is not None and content_length > limits.max_body_bytes:
             raise ProtocolError(413, "request body too large")
 
-    tokens: frozenset[bytes] = frozenset()
-    if connection:
+    tokens = _NO_TOKENS
+    if connection is not None:
         tokens = connection_options(connection)
     # RFC 9112 9.3: persistence defaults differ by version.
     if version == (1, 1):
@@ -371,7 +431,7 @@ def check_request(
 
     websocket = False
     upgrade_stripped = False
-    if upgrades:
+    if upgrades is not None:
         # RFC 6455 4.1: the handshake is a GET over HTTP/1.1 with Connection: upgrade.
         # Anything else (h2c above all: RFC 9113 3.1 dropped it, and tunnelling it would let
         # a client talk HTTP/2 past every rule here) is removed, never tunnelled.
@@ -391,7 +451,7 @@ def check_request(
             upgrade_stripped = True
 
     expect_continue = False
-    if expects and version == (1, 1):
+    if expects is not None and version == (1, 1):
         # RFC 9110 10.1.1: 100-continue is the only expectation; others may get 417. In an
         # HTTP/1.0 request the expectation MUST be ignored.
         if _split_list(expects) != [b"100-continue"]:
@@ -492,27 +552,37 @@ def build_request_head(
     requires it). `close` asks the backend to close after this exchange.
     """
     drop = _DROP
+    # While only _DROP's names are dropped, only names of their lengths are looked up.
+    every = False
     tokens = head.connection_tokens
     if tokens:
         # RFC 9110 7.6.1: fields named in Connection are hop-by-hop. Host is exempt: a
         # client must not be able to strip the routing field on its way to the backend.
-        drop = drop | (tokens - _KEEP)
+        extra = tokens - _KEEP - drop
+        if extra:
+            drop = drop | extra
+            every = True
     if head.version == (1, 0):
         # RFC 9110 15.2: no 1xx to an HTTP/1.0 client, so do not invite one from upstream.
         drop = drop | {_EXPECT}
+        every = True
     parts = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
     append = parts.append
     xff: list[bytes] = []
     via: list[bytes] = []
     for name, value in head.fields:
-        lname = name.lower()
-        if lname in drop:
-            if lname == b"x-forwarded-for":
-                xff.append(value.strip(_OWS))
-            elif lname == b"via":
-                via.append(value.strip(_OWS))
-            continue
-        parts += (name, b": ", value, b"\r\n")
+        if every or _dropped_length(len(name)):
+            lname = name.lower()
+            if lname in drop:
+                if lname == b"x-forwarded-for":
+                    xff.append(value.strip(_OWS))
+                elif lname == b"via":
+                    via.append(value.strip(_OWS))
+                continue
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
     host = head.host
     if host is None:
         host = default_host

@@ -146,13 +146,8 @@ class UpstreamConnection(BatchedWriter):
         if self.exchange is not None:
             self.exchange.client.resume_reading()
 
-    # llhttp callbacks
-
-    def on_message_begin(self) -> None:
-        if self._done:
-            self.reusable = False  # bytes after a complete response (RFC 9112 9.3)
-        self._headers = []
-        self._reason = b""
+    # llhttp callbacks. There is no on_message_begin: one callback fewer per response, and
+    # the head's fields are handed over and reset in on_headers_complete instead.
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
@@ -161,19 +156,28 @@ class UpstreamConnection(BatchedWriter):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        headers = self._headers
+        reason = self._reason
+        self._headers = []
+        self._reason = b""
         exchange = self.exchange
         if exchange is None:
+            return
+        if self._done:
+            # Another response after a complete one, in the same read: the backend spoke
+            # unasked (RFC 9112 9.3). It is not the client's; drop it and the connection.
+            self.reusable = False
             return
         status = self._parser.get_status_code()
         if not self._parser.should_keep_alive():
             self.reusable = False
-        if exchange.on_response_head(status, self._reason, self._headers):
+        if exchange.on_response_head(status, reason, headers):
             self._skip_body = True
             self._done = True
 
     def on_body(self, body: bytes) -> None:
-        if self._skip_body:
-            self.reusable = False  # bytes after a HEAD response
+        if self._skip_body or self._done:
+            self.reusable = False  # bytes after a HEAD response, or after a response
             return
         exchange = self.exchange
         if exchange is not None:
@@ -181,7 +185,7 @@ class UpstreamConnection(BatchedWriter):
 
     def on_message_complete(self) -> None:
         exchange = self.exchange
-        if exchange is None or self._skip_body or self.tunnel is not None:
+        if exchange is None or self._skip_body or self._done or self.tunnel is not None:
             return
         if exchange.interim:
             exchange.interim = False  # a 1xx response ended; the final one follows
