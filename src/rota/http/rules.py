@@ -81,6 +81,24 @@ _DROP: Final = frozenset(
 _KEEP: Final = frozenset({b"host"})
 
 
+_NO_LENGTHS: Final[frozenset[int]] = frozenset()
+# Per set of Connection options (the same objects over and over, from the Connection memo):
+# the fields to drop with them, and the lengths of the names they add to _DROP.
+_CONNECTION_DROPS: Final[dict[frozenset[bytes], tuple[frozenset[bytes], frozenset[int]]]] = {}
+
+
+def _connection_drops(tokens: frozenset[bytes]) -> tuple[frozenset[bytes], frozenset[int]]:
+    """RFC 9110 7.6.1: fields named in Connection are hop-by-hop. Host is exempt: a client
+    must not be able to strip the routing field on its way to the backend."""
+    found = _CONNECTION_DROPS.get(tokens)
+    if found is None:
+        extra = tokens - _KEEP - _DROP
+        found = (_DROP | extra, frozenset([len(name) for name in extra]))
+        if len(_CONNECTION_DROPS) < MEMO_LIMIT:
+            _CONNECTION_DROPS[tokens] = found
+    return found
+
+
 def _dropped_length(n: int) -> bool:
     """A field name of `n` bytes may be one of _DROP (2, 3, 7, 10, 14, 15, 16, 17 bytes)."""
     return n == 10 or n == 15 or n == 14 or n == 7 or n == 16 or n == 17 or n == 3 or n == 2
@@ -552,26 +570,23 @@ def build_request_head(
     requires it). `close` asks the backend to close after this exchange.
     """
     drop = _DROP
-    # While only _DROP's names are dropped, only names of their lengths are looked up.
-    every = False
+    # Only names as long as a dropped one are lower-cased and looked up: those of _DROP,
+    # and these.
+    lengths = _NO_LENGTHS
     tokens = head.connection_tokens
     if tokens:
-        # RFC 9110 7.6.1: fields named in Connection are hop-by-hop. Host is exempt: a
-        # client must not be able to strip the routing field on its way to the backend.
-        extra = tokens - _KEEP - drop
-        if extra:
-            drop = drop | extra
-            every = True
+        drop, lengths = _connection_drops(tokens)
     if head.version == (1, 0):
         # RFC 9110 15.2: no 1xx to an HTTP/1.0 client, so do not invite one from upstream.
         drop = drop | {_EXPECT}
-        every = True
+        lengths = lengths | {len(_EXPECT)}
     parts = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
     append = parts.append
     xff: list[bytes] = []
     via: list[bytes] = []
     for name, value in head.fields:
-        if every or _dropped_length(len(name)):
+        n = len(name)
+        if _dropped_length(n) or (lengths and n in lengths):
             lname = name.lower()
             if lname in drop:
                 if lname == b"x-forwarded-for":
