@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from rota.config.model import LimitSpec
 from rota.http.errors import ProtocolError, from_parser_error
-from rota.http.headers import _CONSUMED, consumed_length
+from rota.http.headers import _CONSUMED, consumed_length, response_head_parts
 from rota.http.rules import (
     _DROP,
     BodyKind,
@@ -391,3 +393,21 @@ def test_forwarded_head_http10_and_websocket() -> None:
     out = lines(build_request_head(ws, b"1.2.3.4", close=True))
     assert b"Connection: Upgrade" in out and b"Upgrade: websocket" in out
     assert b"Connection: close" not in out
+
+
+@pytest.mark.parametrize("spell", [bytes.title, bytes.lower, bytes.upper, lambda n: n.swapcase()])
+def test_response_head_consumes_hop_by_hop_in_any_spelling(spell: Callable[[bytes], bytes]) -> None:
+    names = [b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"te"]
+    values = [b"2 ", b"keep-alive", b"timeout=5", b"gzip, Chunked", b"trailers"]
+    headers = [(b"Server", b"x"), *zip(map(spell, names), values, strict=True), (b"X-Kept", b"yes")]
+    parts, length, codings = response_head_parts(200, b"OK", headers)
+    assert b"".join(parts) == b"HTTP/1.1 200 OK\r\nServer: x\r\nX-Kept: yes\r\n"
+    assert length == b"2"  # the trailing OWS llhttp leaves is stripped
+    assert codings == [b"gzip", b"chunked"]
+
+
+def test_response_head_drops_fields_named_in_connection() -> None:
+    headers = [(b"Connection", b"close, X-Hop"), (b"x-hop", b"1"), (b"Content-Length", b"0")]
+    parts, length, _ = response_head_parts(204, b"No Content", headers)
+    assert b"".join(parts) == b"HTTP/1.1 204 No Content\r\n"
+    assert length == b"0"

@@ -61,6 +61,12 @@ def consumed_length(n: int) -> bool:
     return n == 10 or n == 14 or n == 7 or n == 17 or n == 16 or n == 2
 
 
+# The usual spellings of the consumed names (Title-Case, and lower-case as h11 and HTTP/2
+# stacks send them), so that a response using them is sorted without lower-casing a name.
+_CANONICAL: Final[dict[bytes, bytes]] = {name: name for name in _CONSUMED}
+_CANONICAL.update({name.title(): name for name in _CONSUMED})
+_CANONICAL[b"TE"] = b"te"
+
 _STATUS_LINES: Final = {code: b"HTTP/1.1 %d " % code for code in range(100, 600)}
 
 
@@ -83,10 +89,14 @@ def response_head_parts(
     for name, value in headers:
         # Only names as long as a consumed one are lower-cased and looked up.
         if consumed_length(len(name)):
-            lname = name.lower()
+            lname = _CANONICAL.get(name)
+            if lname is None:
+                lname = name.lower()
             if lname in _CONSUMED:
                 if lname == b"content-length":
-                    length = value.strip()
+                    # llhttp strips the leading OWS of a value, not the trailing.
+                    last = value[-1] if value else 0
+                    length = value.strip() if last == 32 or last == 9 else value
                 elif lname == b"transfer-encoding":
                     stripped = [c.strip().lower() for c in value.split(b",")]
                     codings += [c for c in stripped if c]

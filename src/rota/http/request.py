@@ -9,6 +9,7 @@ calls per request: head, body*, end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Protocol
 
 import httptools
@@ -58,6 +59,9 @@ class _Detached:
 
 _DETACHED: Final = _Detached()
 _DETACHED_PARSER: Final = httptools.HttpRequestParser(_DETACHED)
+_DETACHED_FEED: Final[Callable[[bytes], None]] = _DETACHED_PARSER.feed_data
+_DETACHED_GET_METHOD: Final[Callable[[], bytes]] = _DETACHED_PARSER.get_method
+_DETACHED_GET_VERSION: Final[Callable[[], str]] = _DETACHED_PARSER.get_http_version
 
 
 class RequestParser:
@@ -72,6 +76,9 @@ class RequestParser:
         "_began",
         "_body_bytes",
         "_error",
+        "_feed",
+        "_get_method",
+        "_get_version",
         "_head_bytes",
         "_headers",
         "_limits",
@@ -89,7 +96,7 @@ class RequestParser:
     def __init__(self, sink: RequestSink, limits: LimitSpec) -> None:
         self._sink = sink
         self._limits = limits
-        self._parser = httptools.HttpRequestParser(self)
+        self._use_parser(httptools.HttpRequestParser(self))
         self._url = b""
         self._headers: Headers = []
         # True while a request head has started but is not complete.
@@ -108,6 +115,14 @@ class RequestParser:
         # tunnel data after a 101, the next request otherwise (release_held).
         self.held: bytes | None = None
 
+    def _use_parser(self, parser: httptools.HttpRequestParser) -> None:
+        """The parser, and its bound methods called on every request: one name lookup on
+        the parser's type each, instead of one per call."""
+        self._parser = parser
+        self._feed: Callable[[bytes], None] = parser.feed_data
+        self._get_method: Callable[[], bytes] = parser.get_method
+        self._get_version: Callable[[], str] = parser.get_http_version
+
     def feed(self, data: bytes) -> None:
         """Parse `data`; raises ProtocolError for anything malformed or over a limit.
 
@@ -119,7 +134,7 @@ class RequestParser:
             return
         self._began = False
         try:
-            self._parser.feed_data(data)
+            self._feed(data)
         except httptools.HttpParserUpgrade as exc:
             # llhttp stops after an Upgrade request (its head and message callbacks have
             # run) and took it as bodiless. Other than WebSocket, rota does not tunnel (rules
@@ -129,7 +144,7 @@ class RequestParser:
             # parse as a new request (smuggling): prime the fresh parser with a synthetic head
             # of the same framing, so they are read as this request's body.
             offset = int(exc.args[0])
-            self._parser = httptools.HttpRequestParser(self)
+            self._use_parser(httptools.HttpRequestParser(self))
             head = self._upgrade_head
             self._upgrade_head = None
             if head is not None and head.websocket:
@@ -140,7 +155,7 @@ class RequestParser:
                 return
             if head is not None and head.body is not Body.NONE:
                 self._muted = True
-                self._parser.feed_data(resume_head(head))
+                self._feed(resume_head(head))
             if offset < len(data):
                 self.feed(data[offset:])
             return
@@ -195,7 +210,9 @@ class RequestParser:
             return
         self.in_head = False
         head = self._frame()
-        if self._parser.should_upgrade():
+        # llhttp flags an upgrade only for CONNECT (refused by the rules) or an Upgrade
+        # field, which the rules mark as websocket or upgrade_stripped.
+        if (head.websocket or head.upgrade_stripped) and self._parser.should_upgrade():
             self._upgrade_head = head
             # llhttp skips the body of an upgrade request and ends the message at once;
             # the real end comes from the primed parser (see feed).
@@ -226,15 +243,14 @@ class RequestParser:
 
     def _frame(self) -> RequestHead:
         """Validate the head and decide the body framing (rota.http.rules)."""
-        parser = self._parser
-        text = parser.get_http_version()
+        text = self._get_version()
         version = _VERSIONS.get(text)
         if version is None:
             major, _, minor = text.partition(".")
             version = (int(major), int(minor or 0))
         # llhttp (strict) has refused non-token methods and names and controls in values:
         # what is left to check is rota's own rules.
-        return decide_request(parser.get_method(), self._url, version, self._headers, self._limits)
+        return decide_request(self._get_method(), self._url, version, self._headers, self._limits)
 
     def close(self) -> None:
         """The connection is gone. llhttp holds this wrapper's bound callbacks and the sink
@@ -242,6 +258,9 @@ class RequestParser:
         collector would free, one collection per few dozen closed connections. Breaking
         them here frees everything at once by reference counting."""
         self._parser = _DETACHED_PARSER
+        self._feed = _DETACHED_FEED  # the bound methods hold the parser too
+        self._get_method = _DETACHED_GET_METHOD
+        self._get_version = _DETACHED_GET_VERSION
         self._sink = _DETACHED
 
     def release_held(self) -> bytes | None:

@@ -10,7 +10,8 @@ as one when the callback ends.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 
 class WriteBatch:
@@ -31,14 +32,42 @@ class WriteBatch:
                 writer.flush()
 
 
-class BatchedWriter:
-    """Mixin for a protocol with `transport` that sends through a shared `WriteBatch`."""
+def _closed() -> bool:
+    return True
 
-    __slots__ = ("_batch", "_out")
+
+def _nowhere(data: bytes) -> None:
+    pass
+
+
+class BatchedWriter:
+    """Mixin for a protocol with `transport` that sends through a shared `WriteBatch`.
+
+    The transport's `write` and `is_closing` are kept as bound methods, taken once in
+    `bind`: a call through a method name looks the name up on the transport's type every
+    time, about 20 times per proxied request in all."""
+
+    __slots__ = ("_batch", "_is_closing", "_out", "_send", "transport")
 
     _out: list[bytes] | None
     _batch: WriteBatch
+    _send: Callable[[bytes], None]
+    _is_closing: Callable[[], bool]
     transport: asyncio.Transport | None
+
+    def init_writer(self, batch: WriteBatch) -> None:
+        """Called by the protocol's __init__, before any transport is bound."""
+        self._batch = batch
+        self._out = None
+        self.transport = None
+        self._send = _nowhere
+        self._is_closing = _closed
+
+    def bind(self, transport: asyncio.BaseTransport) -> None:
+        """connection_made: keep the transport and the two methods every write uses."""
+        self.transport = bound = cast(asyncio.Transport, transport)
+        self._send = bound.write
+        self._is_closing = bound.is_closing
 
     def write(self, data: bytes) -> None:
         out = self._out
@@ -50,18 +79,16 @@ class BatchedWriter:
             self._out = [data]
             batch.pending.append(self)
             return
-        transport = self.transport
-        if transport is not None:
-            transport.write(data)
+        if self.transport is not None:
+            self._send(data)
 
     def flush(self) -> None:
         out = self._out
         if out is None:
             return
         self._out = None
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if self.transport is not None and not self._is_closing():
+            self._send(out[0] if len(out) == 1 else b"".join(out))
 
 
 def as_protocol(protocol: object) -> asyncio.Protocol:

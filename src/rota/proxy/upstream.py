@@ -9,7 +9,8 @@ likely to have been closed by the backend's keep-alive timer) connection is reus
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -34,10 +35,12 @@ class UpstreamConnection(BatchedWriter):
 
     __slots__ = (
         "_done",
+        "_feed",
         "_headers",
-        "_parser",
+        "_keep_alive",
         "_reason",
         "_skip_body",
+        "_status_code",
         "backend",
         "exchange",
         "idle_since",
@@ -45,7 +48,6 @@ class UpstreamConnection(BatchedWriter):
         "reading_paused",
         "received",
         "reusable",
-        "transport",
         "tunnel",
         "uses",
     )
@@ -53,11 +55,9 @@ class UpstreamConnection(BatchedWriter):
     def __init__(self, backend: Backend, pool: UpstreamPool) -> None:
         self.backend = backend
         self.pool = pool
-        self._batch = pool.batch
-        self._out: list[bytes] | None = None
-        self.transport: asyncio.Transport | None = None
+        self.init_writer(pool.batch)
         self.exchange: Exchange | None = None
-        self._parser = httptools.HttpResponseParser(self)
+        self._use_parser(httptools.HttpResponseParser(self))
         self._headers: Headers = []
         self._reason = b""
         self._done = False
@@ -69,6 +69,13 @@ class UpstreamConnection(BatchedWriter):
         self.uses = 0
         self.tunnel: Tunnel | None = None  # after a 101 (rota.proxy.websocket)
 
+    def _use_parser(self, parser: httptools.HttpResponseParser) -> None:
+        """Keep the bound methods of the parser called on every response: one name lookup
+        on the parser's type each, instead of one per call. They hold the parser."""
+        self._feed: Callable[[bytes], None] = parser.feed_data
+        self._status_code: Callable[[], int] = parser.get_status_code
+        self._keep_alive: Callable[[], bool] = parser.should_keep_alive
+
     def __repr__(self) -> str:
         state = "active" if self.exchange is not None else "idle"
         return f"<UpstreamConnection {self.backend.name} {state} uses={self.uses}>"
@@ -76,7 +83,7 @@ class UpstreamConnection(BatchedWriter):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
+        self.bind(transport)
 
     def data_received(self, data: bytes) -> None:
         tunnel = self.tunnel
@@ -93,7 +100,7 @@ class UpstreamConnection(BatchedWriter):
         batch = self._batch
         batch.active = True
         try:
-            self._parser.feed_data(data)
+            self._feed(data)
         except httptools.HttpParserUpgrade as exc:
             # After a 101 that opened a tunnel, llhttp stops at the end of its head: what
             # follows is the backend's first tunnel bytes.
@@ -115,7 +122,7 @@ class UpstreamConnection(BatchedWriter):
                 # The response to HEAD has a head only; llhttp cannot be told, so start
                 # the next response on a fresh parser (RFC 9110 9.3.2).
                 self._skip_body = False
-                self._parser = httptools.HttpResponseParser(self)
+                self._use_parser(httptools.HttpResponseParser(self))
             if self._done:
                 self._done = False
                 exchange.on_response_end()
@@ -136,7 +143,7 @@ class UpstreamConnection(BatchedWriter):
             self.pool.discard(self)
         # llhttp holds this connection's bound callbacks: a reference cycle, broken here so
         # the connection is freed by reference counting, not by the garbage collector.
-        self._parser = _DETACHED_PARSER
+        self._use_parser(_DETACHED_PARSER)
 
     def pause_writing(self) -> None:
         if self.exchange is not None:
@@ -168,8 +175,8 @@ class UpstreamConnection(BatchedWriter):
             # unasked (RFC 9112 9.3). It is not the client's; drop it and the connection.
             self.reusable = False
             return
-        status = self._parser.get_status_code()
-        if not self._parser.should_keep_alive():
+        status = self._status_code()
+        if not self._keep_alive():
             self.reusable = False
         if exchange.on_response_head(status, reason, headers):
             self._skip_body = True
@@ -242,8 +249,7 @@ class UpstreamPool:
         idle = self._idle
         while idle:
             conn = idle.pop()
-            transport = conn.transport
-            if transport is not None and not transport.is_closing():
+            if conn.transport is not None and not conn._is_closing():
                 return conn
         return None
 
