@@ -82,6 +82,21 @@ class BatchedWriter:
         if self.transport is not None:
             self._send(data)
 
+    def write_parts(self, parts: list[bytes]) -> None:
+        """write(b"".join(parts)), taking the list over: in a batch the parts are joined
+        once, with whatever follows them (a response head and its body)."""
+        out = self._out
+        if out is not None:
+            out += parts
+            return
+        batch = self._batch
+        if batch.active:
+            self._out = parts
+            batch.pending.append(self)
+            return
+        if self.transport is not None:
+            self._send(b"".join(parts))
+
     def flush(self) -> None:
         out = self._out
         if out is None:

@@ -261,7 +261,7 @@ class Exchange:
             parts.append(b"Connection: keep-alive\r\n\r\n")
         else:
             parts.append(b"\r\n")
-        client.write(b"".join(parts))
+        client.write_parts(parts)
         self.response_started = True
         client.touch_body()
         return no_body
