@@ -8,6 +8,7 @@ no access logs, no (or no frequent) health checks.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class Contender:
     family: str  # "direct", "rota", "haproxy", "nginx"
     build: Builder | None  # None: no process, traffic goes straight to backend 1
     needs_flag: str = ""  # a rota flag that `rota lb --help` must mention
+    keep_alive_only: bool = False  # skip the one-request-per-connection workload
 
 
 def nginx_backend_conf(tmp: Path, ports: Sequence[int], conns: int) -> str:
@@ -162,6 +164,25 @@ def _rota(
     return build
 
 
+def _floor(tmp: Path, port: int, backends: Sequence[int]) -> list[str]:
+    script = Path(__file__).with_name("floor.py")
+    ports = ",".join(str(p) for p in backends)
+    return [sys.executable, str(script), "--port", str(port), "--backends", ports]
+
+
+# Not a load balancer: the least an HTTP proxy on CPython + uvloop + httptools does per
+# request (bench/floor.py), run beside the others to show what the stack itself costs.
+# Keep-alive only: it pools nothing, so one request per connection would measure that.
+FLOOR = Contender(
+    "floor",
+    "Python floor (uvloop + httptools, no proxy logic)",
+    "http",
+    "floor",
+    _floor,
+    keep_alive_only=True,
+)
+
+
 def all_contenders(rota_bin: str, conns: int, compiled: bool) -> list[Contender]:
     """Every contender; with a compiled rota, also rota as pure Python (what a machine
     without a C compiler runs)."""
@@ -182,6 +203,7 @@ def all_contenders(rota_bin: str, conns: int, compiled: bool) -> list[Contender]
         ),
         Contender("haproxy", "HAProxy", "http", "haproxy", _haproxy("http", conns)),
         Contender("nginx", "nginx", "http", "nginx", _nginx_proxy(conns)),
+        FLOOR,
         Contender("haproxy-tcp", "HAProxy mode tcp", "tcp", "haproxy", _haproxy("tcp", conns)),
         Contender(
             "rota-tcp",

@@ -240,6 +240,8 @@ class Bench:
             order = contenders if round_no % 2 == 0 else contenders[::-1]
             for contender in order:
                 for workload in WORKLOADS:
+                    if workload.close and contender.keep_alive_only:
+                        continue
                     rec = self.run_one(contender, workload, round_no)
                     self.report.records.append(rec)
                     _progress(round_no, self.rounds, contender, workload, rec)

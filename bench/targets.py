@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from bench.stats import Summary
 
 PASS, FAIL, NOT_RUN = "PASS", "FAIL", "NOT RUN"
+# Not a target: a reference measured beside them (the Python floor, bench/floor.py).
+REFERENCE = "REFERENCE"
 
 IDLE_CONN_BUDGET_KIB = 16.0
 
@@ -90,6 +92,18 @@ def check_targets(
                 lambda a, b: a >= b,
             )
         )
+    floor = _compare(
+        table,
+        "keep-alive 50: the Python floor's req/s beside nginx's (bench/floor.py)",
+        "floor",
+        "nginx",
+        "ka50",
+        _rps,
+        "req/s",
+        lambda a, b: True,
+    )
+    if floor.status != NOT_RUN:
+        lines.append(TargetLine(REFERENCE, floor.target, floor.detail))
     for key in rota_keys:
         lines.append(
             _compare(

@@ -6,7 +6,7 @@ import pytest
 from bench.held import BadResponse, content_length
 from bench.procstat import parse_cpu_busy_ticks, parse_stat, parse_status_kib
 from bench.stats import RunRecord, Summary, median, ratio, summarise
-from bench.targets import FAIL, NOT_RUN, PASS, check_targets
+from bench.targets import FAIL, NOT_RUN, PASS, REFERENCE, check_targets
 from bench.wrkrun import WrkError, parse_wrk_output
 
 WRK_OUT = """Running 2s test @ http://127.0.0.1:8080/
@@ -95,6 +95,18 @@ def test_targets_pass_fail_and_not_run() -> None:
     assert lines["keep-alive 400: rota-1w no errors/timeouts and p99 <= 3x HAProxy"] == FAIL
     assert lines["close per request, 50 conns: rota-1w req/s >= 0.7x HAProxy"] == NOT_RUN
     assert lines["idle keep-alive connections: rota RSS <= 16 KiB each"] == PASS
+    # The Python floor is a reference, listed only when it ran.
+    assert not any("floor" in target for target in lines)
+
+
+def test_python_floor_is_reported_as_a_reference() -> None:
+    table = {
+        ("nginx", "ka50"): _s("nginx", "ka50", 50_000, 2.0, 15.0),
+        ("floor", "ka50"): _s("floor", "ka50", 45_000, 2.0, 16.0),
+    }
+    (floor,) = [t for t in check_targets(table, (), None, "") if "floor" in t.target]
+    assert floor.status == REFERENCE
+    assert "x0.90" in floor.detail
 
 
 def test_content_length_of_a_response_head() -> None:
