@@ -6,7 +6,8 @@ to an httptools parser that has no callbacks. That is the least any HTTP proxy o
 stack does per request: receive, parse, send, both ways. It reads no field, rewrites no
 head, adds no X-Forwarded-For, keeps no pool, sets no deadline, and assumes the backends
 are up. Whatever rota costs above this line is its own code; what this line costs is
-CPython, uvloop and llhttp.
+CPython, uvloop and llhttp. With --fields the parsers also hand each head's target and
+fields over to Python, as httptools does for any proxy that reads them.
 
     python bench/floor.py --port 6800 --backends 7001,7002,7003
 
@@ -32,15 +33,39 @@ class _NoCallbacks:
     """An httptools protocol without callbacks: llhttp parses and calls nothing back."""
 
 
+class _Fields:
+    """With --fields: the callbacks that collect a head's target and fields, as any proxy
+    that reads them must (and nothing is done with them)."""
+
+    __slots__ = ("fields", "url")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.fields: list[tuple[bytes, bytes]] = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.url = b""
+        self.fields = []
+
+
+Callbacks = Callable[[], object]
+
+
 def _feeder(parser: Any) -> Callable[[bytes], None]:
     feed: Callable[[bytes], None] = parser.feed_data
     return feed
 
 
 class _Upstream(asyncio.Protocol):
-    def __init__(self, client: asyncio.Transport) -> None:
+    def __init__(self, client: asyncio.Transport, callbacks: Callbacks) -> None:
         self.client = client
-        self.feed = _feeder(httptools.HttpResponseParser(_NoCallbacks()))
+        self.feed = _feeder(httptools.HttpResponseParser(callbacks()))
 
     def data_received(self, data: bytes) -> None:
         self.feed(data)
@@ -51,9 +76,10 @@ class _Upstream(asyncio.Protocol):
 
 
 class _Client(asyncio.Protocol):
-    def __init__(self, backends: Iterator[int]) -> None:
+    def __init__(self, backends: Iterator[int], callbacks: Callbacks) -> None:
         self.backends = backends
-        self.feed = _feeder(httptools.HttpRequestParser(_NoCallbacks()))
+        self.callbacks = callbacks
+        self.feed = _feeder(httptools.HttpRequestParser(callbacks()))
         self.transport: asyncio.Transport | None = None
         self.upstream: asyncio.Transport | None = None
         self.early: list[bytes] = []
@@ -66,7 +92,7 @@ class _Client(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         try:
             upstream, _ = await loop.create_connection(
-                lambda: _Upstream(client), LOOPBACK, next(self.backends)
+                lambda: _Upstream(client, self.callbacks), LOOPBACK, next(self.backends)
             )
         except OSError:
             client.close()
@@ -91,13 +117,15 @@ class _Client(asyncio.Protocol):
             self.upstream.close()
 
 
-async def serve(port: int, backends: Sequence[int]) -> None:
+async def serve(port: int, backends: Sequence[int], callbacks: Callbacks) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     cycle = itertools.cycle(backends)
-    server = await loop.create_server(lambda: _Client(cycle), LOOPBACK, port, backlog=4096)
+    server = await loop.create_server(
+        lambda: _Client(cycle, callbacks), LOOPBACK, port, backlog=4096
+    )
     async with server:
         await stop.wait()
 
@@ -106,8 +134,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="bench/floor.py", description=__doc__)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--backends", required=True, help="comma-separated ports on 127.0.0.1")
+    p.add_argument("--fields", action="store_true", help="collect each head's fields too")
     args = p.parse_args(argv)
-    uvloop.run(serve(args.port, [int(x) for x in args.backends.split(",")]))
+    backends = [int(x) for x in args.backends.split(",")]
+    uvloop.run(serve(args.port, backends, _Fields if args.fields else _NoCallbacks))
 
 
 if __name__ == "__main__":

@@ -181,6 +181,10 @@ def render_doc(report: Report, chart_name: str | None, title: str) -> str:
         f"{s.get('loadavg_end', '?')}.",
         "- Ratios compare with HAProxy in the same mode (HTTP rows with `mode http`, TCP rows "
         "with `mode tcp`) and with nginx (HTTP rows only).",
+        "- The Python floor (`bench/floor.py`) is not a load balancer: each client connection "
+        "is paired with a backend connection and every chunk is fed to an httptools parser "
+        "without callbacks, the least an HTTP proxy on CPython + uvloop + httptools does. It "
+        "shows what the stack costs before any proxy logic (keep-alive workloads only).",
         *[f"- {n}" for n in report.notes],
         "",
         "## Results",

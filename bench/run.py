@@ -281,7 +281,7 @@ class Bench:
     # -- records for the doc --------------------------------------------------------------
 
     def _anonymise(self, text: str, tmp: Path, port: int) -> str:
-        text = text.replace(str(tmp), "DIR")
+        text = text.replace(str(tmp), "DIR").replace(f"{REPO}/", "")
         for i, p in enumerate(self.backend_ports, 1):
             text = text.replace(str(p), f"B{i}")
         return text.replace(str(port), "PORT") if port else text
