@@ -21,7 +21,7 @@ import asyncio
 import itertools
 import signal
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, cast
+from typing import cast
 
 import httptools
 import uvloop
@@ -57,15 +57,10 @@ class _Fields:
 Callbacks = Callable[[], object]
 
 
-def _feeder(parser: Any) -> Callable[[bytes], None]:
-    feed: Callable[[bytes], None] = parser.feed_data
-    return feed
-
-
 class _Upstream(asyncio.Protocol):
     def __init__(self, client: asyncio.Transport, callbacks: Callbacks) -> None:
         self.client = client
-        self.feed = _feeder(httptools.HttpResponseParser(callbacks()))
+        self.feed: Callable[[bytes], None] = httptools.HttpResponseParser(callbacks()).feed_data
 
     def data_received(self, data: bytes) -> None:
         self.feed(data)
@@ -79,13 +74,12 @@ class _Client(asyncio.Protocol):
     def __init__(self, backends: Iterator[int], callbacks: Callbacks) -> None:
         self.backends = backends
         self.callbacks = callbacks
-        self.feed = _feeder(httptools.HttpRequestParser(callbacks()))
-        self.transport: asyncio.Transport | None = None
+        self.feed: Callable[[bytes], None] = httptools.HttpRequestParser(callbacks()).feed_data
         self.upstream: asyncio.Transport | None = None
         self.early: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = client = cast(asyncio.Transport, transport)
+        client = cast(asyncio.Transport, transport)
         asyncio.get_running_loop().create_task(self._connect(client))
 
     async def _connect(self, client: asyncio.Transport) -> None:
