@@ -1,6 +1,13 @@
 """The configuration model: frozen dataclasses, validated once at load time.
 
-Every field has a finite, documented default (docs/configuration.md). Nothing here does I/O;
+A configuration is a set of **listeners** (an address and a protocol), each sending traffic
+by **routes** to named **pools** of servers (HAProxy's frontends and backends, Envoy's
+listeners, routes and clusters). The seed's `server_db.json` is the smallest such set: one
+listener, one pool named `default`, one catch-all route.
+
+Every field has a finite, documented default (docs/configuration.md). The top-level
+`health_check`, `timeouts` and `limits` are defaults that a listener or a pool overrides
+key by key; the specs below hold the resolved values. Nothing here does I/O;
 `rota.config.load` turns a file plus command-line overrides into a `Config`.
 """
 
@@ -21,6 +28,8 @@ def _reduce(spec: Any) -> Reduced:
 
 
 class Mode(Enum):
+    """A listener's protocol."""
+
     HTTP = "http"
     TCP = "tcp"
 
@@ -30,19 +39,29 @@ class CheckKind(Enum):
     TCP = "tcp"
 
 
+def hostport(host: str, port: int) -> str:
+    """`127.0.0.1:80`, `[::1]:80`: how rota writes an address everywhere."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class BackendSpec:
-    """One backend server ("server" in HAProxy, "host" in Envoy)."""
+    """One server of a pool ("server" in HAProxy, "host" in Envoy). `id` is its stable
+    identity within the pool: the config's `id`, else its `name` (never a list index)."""
 
     name: str
     host: str
     port: int
     weight: int = 1
+    id: str = ""
 
     @property
     def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return hostport(self.host, self.port)
+
+    @property
+    def key(self) -> str:
+        return self.id or self.name
 
     def __reduce__(self) -> Reduced:
         return _reduce(self)
@@ -68,7 +87,8 @@ class HealthSpec:
 
 @dataclass(frozen=True, slots=True)
 class TimeoutSpec:
-    """Every timeout is finite by default; seconds."""
+    """Every timeout is finite by default; seconds. A listener reads `header`, `idle` and
+    `body`; a pool reads `connect`, `response` and `pool_idle`."""
 
     connect: float = 3.0  # TCP connect to a backend; then the next backend
     header: float = 10.0  # the whole request head from a client: 408
@@ -83,6 +103,8 @@ class TimeoutSpec:
 
 @dataclass(frozen=True, slots=True)
 class LimitSpec:
+    """A listener reads every limit but `pool_size`; a pool reads `pool_size`."""
+
     max_request_line: int = 8 * 1024  # 414 over it
     max_header_bytes: int = 32 * 1024  # the whole head; 431 over it
     max_headers: int = 100  # 431 over it
@@ -95,21 +117,130 @@ class LimitSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class HeaderEdits:
+    """Header fields a route sets (replacing any of the same name) and removes."""
+
+    set: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()  # lower-case names
+
+    def __bool__(self) -> bool:
+        return bool(self.set or self.remove)
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    location: str
+    status: int = 302  # 301, 302, 303, 307 or 308
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    status: int = 200
+    body: str = ""
+    content_type: str = "text/plain; charset=utf-8"
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """One route of an HTTP listener: match keys (all optional; none matches everything)
+    and one action: `pool` (with optional rewrites), `redirect` or `respond`."""
+
+    pool: str | None = None
+    host: str | None = None  # lower-case; exact, or "*.example.com"
+    path: str | None = None  # exact path (the query is not part of it)
+    path_prefix: str | None = None
+    methods: tuple[str, ...] = ()  # upper-case
+    headers: tuple[tuple[str, str], ...] = ()  # (lower-case name, exact value)
+    strip_prefix: str | None = None
+    request_headers: HeaderEdits = field(default_factory=HeaderEdits)
+    response_headers: HeaderEdits = field(default_factory=HeaderEdits)
+    redirect: Redirect | None = None
+    respond: Respond | None = None
+
+    @property
+    def matches_all(self) -> bool:
+        return (
+            self.host is None
+            and self.path is None
+            and self.path_prefix is None
+            and not self.methods
+            and not self.headers
+        )
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSpec:
+    """An address rota accepts connections on. HTTP listeners route each request by
+    `routes`; a TCP listener sends every connection to `pool`."""
+
+    name: str
+    host: str
+    port: int
+    protocol: Mode = Mode.HTTP
+    routes: tuple[RouteSpec, ...] = ()
+    pool: str | None = None  # TCP listeners only
+    timeouts: TimeoutSpec = field(default_factory=TimeoutSpec)
+    limits: LimitSpec = field(default_factory=LimitSpec)
+    # TCP listeners only. PROXY protocol version sent to backends (1, 2) or None: see
+    # docs/tcp-mode.md. accept_proxy: every client must open with a PROXY header.
+    send_proxy: int | None = None
+    accept_proxy: bool = False
+
+    @property
+    def address(self) -> str:
+        return hostport(self.host, self.port)
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """A named set of servers behind one balancing policy and one health check."""
+
+    name: str
+    servers: tuple[BackendSpec, ...]
+    algorithm: str = "round_robin"
+    health: HealthSpec = field(default_factory=HealthSpec)
+    timeouts: TimeoutSpec = field(default_factory=TimeoutSpec)
+    limits: LimitSpec = field(default_factory=LimitSpec)
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
-    backends: tuple[BackendSpec, ...]
-    host: str = "127.0.0.1"
-    port: int = 5432
-    mode: Mode = Mode.HTTP
-    algorithm: str = "roundrobin"
+    """The whole configuration. `health`, `timeouts` and `limits` are the top-level
+    defaults, already folded into every listener and pool."""
+
+    listeners: tuple[ListenerSpec, ...]
+    pools: tuple[PoolSpec, ...]
     workers: int = 1
     health: HealthSpec = field(default_factory=HealthSpec)
     timeouts: TimeoutSpec = field(default_factory=TimeoutSpec)
     limits: LimitSpec = field(default_factory=LimitSpec)
-    # TCP mode only. PROXY protocol version sent to backends (1, 2) or None: see
-    # docs/tcp-mode.md. accept_proxy: every client must open with a PROXY header.
-    send_proxy: int | None = None
-    accept_proxy: bool = False
     source: str = "<defaults>"
+    # Read from the seed's shape (server_list, listen, mode): one listener, one pool.
+    seed: bool = False
+
+    def pool(self, name: str) -> PoolSpec:
+        for spec in self.pools:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
 
     def __reduce__(self) -> Reduced:
         return _reduce(self)
