@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from rota.config.load import build_config
-from rota.pool import Pool
+from rota.instance import Runtime
 from rota.proxy.client import ClientConnection
 from rota.proxy.context import ProxyContext
 from rota.proxy.upstream import UpstreamConnection
@@ -72,13 +72,15 @@ class MemoryTransport(asyncio.Transport):
 def setup(loop: asyncio.AbstractEventLoop) -> tuple[ProxyContext, list[UpstreamConnection]]:
     data = {"server_list": [{"host": "127.0.0.1", "port": 7001 + i} for i in range(3)]}
     config = build_config(data, "hotpath", {})
-    pool = Pool(config.backends)
-    ctx = ProxyContext(config, pool, loop)
+    runtime = Runtime(config, loop, log_transitions=False)
+    ctx = ProxyContext(config.listeners[0], runtime.pools, loop, runtime.batch)
     upstreams = []
-    for backend, upstream_pool in zip(pool.backends, ctx.upstream_pools, strict=True):
-        conn = UpstreamConnection(backend, upstream_pool)
+    for backend in runtime.pools["default"].backends:
+        idle = backend.idle
+        assert idle is not None
+        conn = UpstreamConnection(backend, idle)
         conn.connection_made(MemoryTransport())
-        upstream_pool.release(conn, 0.0)
+        idle.release(conn, 0.0)
         upstreams.append(conn)
     return ctx, upstreams
 

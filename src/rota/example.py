@@ -30,17 +30,19 @@ def run_example(config_path: Path) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        for b in config.backends:
+        backends = [server for pool in config.pools for server in pool.servers]
+        for b in backends:
             children.append(
                 subprocess.Popen([*rota, "backend", "--host", b.host, "--port", str(b.port)])
             )
         time.sleep(0.5)
         children.append(subprocess.Popen([*rota, "lb", "--config", str(config_path)]))
         time.sleep(0.5)
-        url = f"http://{config.host}:{config.port}/"
+        listener = config.listeners[0]
+        url = f"http://{listener.address}/"
         print(
             f"\nrota is up: try\n    curl {url}\n(several times: round robin over "
-            f"{len(config.backends)} backends). Ctrl-C stops everything.\n",
+            f"{len(backends)} backends). Ctrl-C stops everything.\n",
             flush=True,
         )
         while not stopping:

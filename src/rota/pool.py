@@ -1,17 +1,29 @@
-"""Backends and the pool that holds them. Pure: no I/O, no threads, no event loop.
+"""A pool of servers, one per worker: membership, states, and the policy that picks.
 
-The pool is the one place that knows which backends are UP. Health checks (active and
-passive) change states through `set_state`; balancers read `backends` and each backend's
-`up` flag, a plain attribute, so the hot path takes no lock. Every state change happens on
-the event loop thread (checker threads hand theirs over with `call_soon_threadsafe`).
+Pure: no I/O, no threads, no event loop. A `Pool` owns its `Backend`s, keyed by a stable id
+(the config's `id`, else its name; never a list index), so servers can be added and removed
+while running. Each backend has two states that never override each other:
+
+- **health** (`state`, UP or DOWN), set by health checks, active and passive;
+- **admin** (ENABLED, DRAINING, DISABLED), set by an operator: a draining server finishes what
+  it has but gets no new request; a disabled one gets nothing.
+
+The data path reads one plain attribute, `backend.up` (healthy and enabled), so it takes no
+lock. The policy (`rota.balancing`) picks among the pool's backends and hears when an
+exchange on a backend starts and ends. Every change happens on the event loop thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from rota.config.model import BackendSpec
+from rota.config.model import BackendSpec, HealthSpec, TimeoutSpec
+
+if TYPE_CHECKING:
+    from rota.balancing.base import Policy
+    from rota.proxy.upstream import UpstreamPool
 
 
 class State(Enum):
@@ -19,44 +31,100 @@ class State(Enum):
     DOWN = "DOWN"
 
 
+class Admin(Enum):
+    ENABLED = "enabled"
+    DRAINING = "draining"
+    DISABLED = "disabled"
+
+
+# What a health check is keyed by: a server that appears in two pools with the same check
+# is probed once and has one health state.
+CheckKey = tuple[str, int, HealthSpec]
+
+
 class Backend:
-    """One backend server and what the data path counts for it."""
+    """One server of one pool, and what the data path counts for it."""
 
-    __slots__ = ("active", "address", "host", "index", "name", "port", "state", "up", "weight")
+    __slots__ = (
+        "active",
+        "address",
+        "admin",
+        "check",
+        "host",
+        "id",
+        "idle",
+        "name",
+        "pool",
+        "port",
+        "spec",
+        "state",
+        "up",
+        "weight",
+    )
 
-    def __init__(self, spec: BackendSpec, index: int) -> None:
+    def __init__(self, spec: BackendSpec, pool: Pool) -> None:
+        self.spec = spec
+        self.id = spec.key
         self.name = spec.name
         self.host = spec.host
         self.port = spec.port
         self.weight = spec.weight
         self.address = spec.address
-        self.index = index
+        self.pool = pool
+        self.check: CheckKey = (spec.host, spec.port, pool.health)
         self.state = State.UP
-        self.up = True  # mirrors state == UP; read on every request
-        self.active = 0  # requests or connections in flight
+        self.admin = Admin.ENABLED
+        self.up = True  # state is UP and admin is ENABLED; read on every request
+        self.active = 0  # requests (HTTP) or connections (TCP) in flight, counted from pick
+        # Idle keep-alive connections to this server (rota.proxy.upstream), hung here by
+        # the HTTP data plane; None where no HTTP listener uses the pool.
+        self.idle: UpstreamPool | None = None
 
     def __repr__(self) -> str:
-        return f"<Backend {self.name} {self.state.value} active={self.active}>"
+        return f"<Backend {self.pool.name}/{self.id} {self.state.value} {self.admin.value} active={self.active}>"
 
 
-# Called after a state change: (backend, old state, new state, reason).
-Listener = Callable[[Backend, State, State, str], None]
+# Called after a health or admin change: (backend, reason).
+Listener = Callable[[Backend, str], None]
 
 
 class Pool:
-    """The backends in config order, and their states."""
+    """The servers of one pool in config order, their states and the policy."""
 
-    __slots__ = ("_listeners", "backends")
+    __slots__ = ("_by_id", "_listeners", "backends", "health", "name", "policy", "timeouts")
 
-    def __init__(self, specs: Iterable[BackendSpec]) -> None:
-        self.backends: tuple[Backend, ...] = tuple(Backend(spec, i) for i, spec in enumerate(specs))
+    def __init__(
+        self,
+        specs: Iterable[BackendSpec],
+        name: str = "default",
+        health: HealthSpec | None = None,
+        policy: Policy | None = None,
+        timeouts: TimeoutSpec | None = None,
+    ) -> None:
+        self.name = name
+        self.health = health if health is not None else HealthSpec()
+        # connect, response and pool_idle are the pool's (the others are a listener's)
+        self.timeouts = timeouts if timeouts is not None else TimeoutSpec()
+        self.backends: tuple[Backend, ...] = ()
+        self._by_id: dict[str, Backend] = {}
         self._listeners: list[Listener] = []
+        if policy is None:
+            from rota.balancing.round_robin import RoundRobin
+
+            policy = RoundRobin()
+        self.policy: Policy = policy
+        for spec in specs:
+            self._insert(Backend(spec, self))
+        self.policy.update(self.backends)
 
     def __len__(self) -> int:
         return len(self.backends)
 
     def __repr__(self) -> str:
-        return f"<Pool [{self.up_count()}/{len(self.backends)} up]>"
+        return f"<Pool {self.name} [{self.up_count()}/{len(self.backends)} up]>"
+
+    def get(self, backend_id: str) -> Backend | None:
+        return self._by_id.get(backend_id)
 
     def up_count(self) -> int:
         return sum(1 for b in self.backends if b.up)
@@ -64,13 +132,55 @@ class Pool:
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
+    # membership
+
+    def _insert(self, backend: Backend) -> None:
+        if backend.id in self._by_id:
+            raise ValueError(f"pool {self.name}: duplicate server id {backend.id!r}")
+        self._by_id[backend.id] = backend
+        self.backends = (*self.backends, backend)
+
+    def add(self, spec: BackendSpec) -> Backend:
+        """A new server, UP and enabled (health checks take it out if it is not)."""
+        backend = Backend(spec, self)
+        self._insert(backend)
+        self.policy.update(self.backends)
+        return backend
+
+    def remove(self, backend_id: str) -> Backend | None:
+        """Take a server out: it gets no new request; exchanges on it finish."""
+        backend = self._by_id.pop(backend_id, None)
+        if backend is None:
+            return None
+        self.backends = tuple(b for b in self.backends if b is not backend)
+        backend.up = False
+        self.policy.update(self.backends)
+        return backend
+
+    def set_weight(self, backend: Backend, weight: int) -> None:
+        if backend.weight != weight:
+            backend.weight = weight
+            self.policy.update(self.backends)
+
+    # states
+
     def set_state(self, backend: Backend, state: State, reason: str = "") -> bool:
-        """Change a backend's state; returns whether it changed. Listeners hear of changes."""
-        old = backend.state
-        if old is state:
+        """Change a backend's health; returns whether it changed. Listeners hear of it."""
+        if backend.state is state:
             return False
         backend.state = state
-        backend.up = state is State.UP
-        for listener in self._listeners:
-            listener(backend, old, state, reason)
+        self._changed(backend, reason)
         return True
+
+    def set_admin(self, backend: Backend, admin: Admin, reason: str = "") -> bool:
+        """Change a backend's operator state; health checks never undo it."""
+        if backend.admin is admin:
+            return False
+        backend.admin = admin
+        self._changed(backend, reason or f"set {admin.value}")
+        return True
+
+    def _changed(self, backend: Backend, reason: str) -> None:
+        backend.up = backend.state is State.UP and backend.admin is Admin.ENABLED
+        for listener in self._listeners:
+            listener(backend, reason)

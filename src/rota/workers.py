@@ -1,15 +1,22 @@
 """Several cores: a supervisor and N worker processes (`rota lb --workers N`).
 
-Each worker is a whole data plane (its own event loop, pool, connection pools) bound to the
-same address with SO_REUSEPORT, so the kernel spreads new connections over the workers
-without a shared accept queue (no thundering herd, no one worker taking every connection).
-Round robin order is therefore kept per worker, not across them.
+Each worker runs the same `Runtime` as a single-process rota, bound to every listener's
+address with SO_REUSEPORT, so the kernel spreads new connections over the workers without a
+shared accept queue (no thundering herd, no one worker taking every connection). Balancing
+state (round robin order, in-flight counts) is therefore per worker, not across them.
 
-The supervisor runs the health checks once for everyone and publishes backend states
-through shared memory (`rota.shared_state`); workers poll it every 100 ms. A worker whose
-connection to a backend fails marks that backend DOWN locally at once and reports it; the
-supervisor turns the report into a DOWN for all and an immediate probe. A worker that dies
-is restarted and logged. SIGINT/SIGTERM stop every worker gracefully, then the supervisor.
+The supervisor runs the health checks once for everyone. It talks to each worker over a
+duplex pipe, the control channel:
+
+    supervisor -> worker   ("health", check, "UP"|"DOWN", reason)   a check's verdict
+                           ("apply", config)                         a new configuration
+    worker -> supervisor   ("ready", pid) | ("error", text)          start-up
+                           ("failure", check, reason)                a passive failure
+
+A worker whose connection to a backend fails marks that backend DOWN locally at once and
+reports it; the supervisor turns the report into a DOWN for all and an immediate probe. A
+worker that dies is restarted (and told which checks are DOWN) and logged. SIGINT/SIGTERM
+stop every worker gracefully, then the supervisor.
 
 Workers are started with the `spawn` method: the supervisor runs health-check threads, and
 forking a process that has threads can copy a held lock into the child.
@@ -31,40 +38,35 @@ import sys
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from rota.config.model import Config, Mode
+from rota.config.model import Config, ListenerSpec
 from rota.health.monitor import HealthMonitor
-from rota.pool import Backend, Pool, State
-from rota.proxy.context import ProxyContext
-from rota.proxy.listener import bind
-from rota.proxy.server import GRACE_SECONDS, serve_http
-from rota.proxy.tcp_server import TcpProxy, serve_tcp
+from rota.instance import ListenError, Runtime
+from rota.lb import stop_event
+from rota.pool import Backend, CheckKey, State
+from rota.proxy.server import GRACE_SECONDS
 from rota.runtime import loop_factory, raise_fd_limit, setup_logging
-from rota.shared_state import SharedStates
 
 log = logging.getLogger("rota")
 
-SYNC_SECONDS = 0.1  # how often a worker reads the shared states
-WATCH_SECONDS = 0.05  # how often the supervisor reads failure reports and worker exits
+WATCH_SECONDS = 0.05  # how often the supervisor reads its pipes and worker exits
 READY_TIMEOUT = 30.0
 
-
-def hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+Pipe = multiprocessing.connection.Connection
 
 
-def check_bindable(config: Config) -> tuple[int, str | None]:
+def check_bindable(listener: ListenerSpec) -> tuple[int, str | None]:
     """Fail fast, before any worker starts, if the address cannot be bound. Returns the
     port to use: with port 0 the kernel picks one here, and every worker takes that one."""
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         # Without SO_REUSEPORT, so that any listener on the port, another rota's workers
         # included, makes this fail instead of silently sharing the port with it.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((config.host, config.port))
+            s.bind((listener.host, listener.port))
         except OSError as exc:
             what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            return config.port, f"cannot listen on {hostport(config.host, config.port)}: {what}"
+            return listener.port, f"cannot listen on {listener.address}: {what}"
         return int(s.getsockname()[1]), None
 
 
@@ -72,11 +74,14 @@ def check_bindable(config: Config) -> tuple[int, str | None]:
 
 
 def run_supervisor(config: Config) -> int:
-    port, problem = check_bindable(config)
-    if problem is not None:
-        print(f"rota: {problem}", file=sys.stderr)
-        return 1
-    config = dataclasses.replace(config, port=port)
+    listeners = []
+    for listener in config.listeners:
+        port, problem = check_bindable(listener)
+        if problem is not None:
+            print(f"rota: {problem}", file=sys.stderr)
+            return 1
+        listeners.append(dataclasses.replace(listener, port=port))
+    config = dataclasses.replace(config, listeners=tuple(listeners))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(Supervisor(config).run())
 
@@ -84,17 +89,17 @@ def run_supervisor(config: Config) -> int:
 class Supervisor:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.shared = SharedStates.create(len(config.backends), config.workers)
         self.mp = multiprocessing.get_context("spawn")
         self.procs: list[BaseProcess | None] = [None] * config.workers
-        self.pipes: list[multiprocessing.connection.Connection | None] = [None] * config.workers
+        self.pipes: list[Pipe | None] = [None] * config.workers
+        self.down: dict[CheckKey, str] = {}  # checks that are DOWN now, with the reason
         self.stopping = False
 
     def start_worker(self, index: int) -> None:
-        parent, child = self.mp.Pipe(duplex=False)
+        parent, child = self.mp.Pipe(duplex=True)
         proc = self.mp.Process(
             target=worker_main,
-            args=(self.config, self.shared.array, index, child),
+            args=(self.config, index, child),
             name=f"rota-worker-{index}",
             daemon=True,
         )
@@ -103,16 +108,25 @@ class Supervisor:
         self.procs[index] = proc
         self.pipes[index] = parent
 
+    def send(self, index: int, message: tuple[Any, ...]) -> None:
+        pipe = self.pipes[index]
+        if pipe is not None:
+            with contextlib.suppress(OSError, ValueError):
+                pipe.send(message)
+
+    def broadcast(self, message: tuple[Any, ...]) -> None:
+        for i in range(len(self.pipes)):
+            self.send(i, message)
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        config = self.config
-        pool = Pool(config.backends)
-        pool.subscribe(lambda b, old, new, why: self.shared.publish(b.index, new is State.UP))
-        health = HealthMonitor(pool, config.health, loop, log=log.info)
-        for i in range(config.workers):
+        stop = stop_event(loop)
+        # The supervisor's own runtime holds the pools (never listeners): health states
+        # and their log lines live here, once for every worker.
+        self.runtime = runtime = Runtime(self.config, loop)
+        self.health = health = HealthMonitor(loop, self.on_change)
+        health.sync(runtime.checks())
+        for i in range(self.config.workers):
             self.start_worker(i)
         try:
             problem = await self.wait_ready(stop)
@@ -122,17 +136,30 @@ class Supervisor:
             if stop.is_set():
                 return 0
             health.start()
-            print(
-                f"rota listening on {config.mode.value}://{hostport(config.host, config.port)} "
-                f"({len(pool)} backends, {config.workers} workers)",
-                flush=True,
-            )
-            await self.watch(pool, health, stop)
+            for line in _ready_lines(self.config, runtime):
+                print(line, flush=True)
+            await self.watch(stop)
             return 0
         finally:
             self.stopping = True
             health.stop()
             await self.stop_workers()
+
+    def on_change(self, key: CheckKey, state: State, reason: str) -> None:
+        """A check's verdict: into the supervisor's pools (and the log), then to workers."""
+        if state is State.DOWN:
+            self.down[key] = reason
+        else:
+            self.down.pop(key, None)
+        self.runtime.set_health(key, state, reason)
+        self.broadcast(("health", key, state.value, reason))
+
+    async def apply(self, config: Config) -> None:
+        """A new configuration for every worker (the control channel's `apply`)."""
+        self.config = dataclasses.replace(config, workers=self.config.workers)
+        await self.runtime.apply(self.config)
+        self.health.sync(self.runtime.checks())
+        self.broadcast(("apply", self.config))
 
     async def wait_ready(self, stop: asyncio.Event) -> str | None:
         """Wait until every worker listens; a worker's start-up error ends the wait."""
@@ -140,44 +167,43 @@ class Supervisor:
         deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
         while waiting and not stop.is_set():
             for i in list(waiting):
-                message = self.read(i)
-                if message is None:
-                    proc = self.procs[i]
-                    if proc is not None and not proc.is_alive():
-                        return f"worker {i} exited with code {proc.exitcode} while starting"
-                    continue
-                kind, text = message
-                if kind == "error":
-                    return str(text)
-                waiting.discard(i)
+                for kind, payload in self.read(i):
+                    if kind == "error":
+                        return str(payload[0])
+                    if kind == "ready":
+                        waiting.discard(i)
+                proc = self.procs[i]
+                if i in waiting and proc is not None and not proc.is_alive():
+                    return f"worker {i} exited with code {proc.exitcode} while starting"
             if asyncio.get_running_loop().time() > deadline:
                 return "workers did not start in time"
             await asyncio.sleep(WATCH_SECONDS)
         return None
 
-    def read(self, index: int) -> tuple[str, Any] | None:
+    def read(self, index: int) -> list[tuple[str, tuple[Any, ...]]]:
+        """Every message waiting on one worker's pipe."""
         pipe = self.pipes[index]
+        messages: list[tuple[str, tuple[Any, ...]]] = []
         try:
-            if pipe is not None and pipe.poll():
-                kind, payload = pipe.recv()
-                return str(kind), payload
+            while pipe is not None and pipe.poll():
+                message = pipe.recv()
+                messages.append((str(message[0]), tuple(message[1:])))
         except (EOFError, OSError):
-            return None
-        return None
+            pass
+        return messages
 
-    async def watch(self, pool: Pool, health: HealthMonitor, stop: asyncio.Event) -> None:
+    async def watch(self, stop: asyncio.Event) -> None:
         """Turn workers' failure reports into passive checks; restart workers that die."""
-        seen = self.shared.failures()
-        n = len(pool)
         while not stop.is_set():
-            failures = self.shared.failures()
-            if failures != seen:
-                for slot, (old, new) in enumerate(zip(seen, failures, strict=True)):
-                    if new != old:
-                        worker, index = divmod(slot, n)
-                        backend: Backend = pool.backends[index]
-                        health.observe_failure(backend, self.shared.reason(worker, index))
-                seen = failures
+            for i in range(len(self.pipes)):
+                for kind, payload in self.read(i):
+                    if kind == "failure":
+                        key, reason = payload
+                        self.health.observe_failure(key, str(reason))
+                    elif kind == "ready":
+                        # A restarted worker: tell it what is DOWN now.
+                        for key, reason in self.down.items():
+                            self.send(i, ("health", key, State.DOWN.value, reason))
             for i, proc in enumerate(self.procs):
                 if proc is not None and not proc.is_alive() and not self.stopping:
                     log.warning(
@@ -208,68 +234,66 @@ class Supervisor:
                 p.join(timeout=1)
 
 
+def _ready_lines(config: Config, runtime: Runtime) -> list[str]:
+    """The workers' ready lines, as the supervisor prints them (the ports are resolved)."""
+    lines = []
+    for listener in config.listeners:
+        scheme = listener.protocol.value
+        if config.seed:
+            what = f"{len(runtime.pools['default'])} backends, {config.workers} workers"
+        else:
+            what = f"listener {listener.name}, {config.workers} workers"
+        lines.append(f"rota listening on {scheme}://{listener.address} ({what})")
+    return lines
+
+
 # ---------------------------------------------------------------------------- worker
 
 
-def worker_main(
-    config: Config, array: Any, index: int, pipe: multiprocessing.connection.Connection
-) -> None:
-    """A worker process: one data plane, listening with SO_REUSEPORT."""
+def worker_main(config: Config, index: int, pipe: Pipe) -> None:
+    """A worker process: one `Runtime`, listening with SO_REUSEPORT."""
     setup_logging()
     raise_fd_limit()
-    shared = SharedStates(array, len(config.backends), config.workers)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         try:
-            runner.run(_worker(config, shared, index, pipe))
-        except OSError as exc:
-            what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            runner.run(_worker(config, pipe))
+        except ListenError as exc:
             with contextlib.suppress(OSError):
-                pipe.send(
-                    ("error", f"cannot listen on {hostport(config.host, config.port)}: {what}")
-                )
+                pipe.send(("error", str(exc)))
             sys.exit(1)
 
 
-async def _worker(
-    config: Config, shared: SharedStates, index: int, pipe: multiprocessing.connection.Connection
-) -> None:
+async def _worker(config: Config, pipe: Pipe) -> None:
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    pool = Pool(config.backends)
-    seen = [-1] * len(pool)
-    shared.apply(pool, seen)
+    stop = stop_event(loop)
+    runtime = Runtime(config, loop, reuse_port=True, log_transitions=False)
 
     def backend_failed(backend: Backend, reason: str) -> None:
-        pool.set_state(backend, State.DOWN, reason)  # at once, here; the supervisor follows
-        shared.report_failure(index, backend.index, reason)
+        # At once, here; the supervisor follows for every worker.
+        runtime.set_health(backend.check, State.DOWN, reason)
+        with contextlib.suppress(OSError, ValueError):
+            pipe.send(("failure", backend.check, reason))
 
-    def ready(ctx: ProxyContext, server: asyncio.Server) -> None:
-        ctx.on_backend_error = backend_failed
-        pipe.send(("ready", os.getpid()))
+    def on_message() -> None:
+        try:
+            while pipe.poll():
+                message = pipe.recv()
+                if message[0] == "health":
+                    _, key, state, reason = message
+                    runtime.set_health(key, State(state), reason)
+                elif message[0] == "apply":
+                    loop.create_task(runtime.apply(message[1]))
+        except (EOFError, OSError):
+            loop.remove_reader(pipe.fileno())
+            stop.set()  # the supervisor is gone: so are we
 
-    def tcp_ready(proxy: TcpProxy) -> None:
-        pipe.send(("ready", os.getpid()))
-
-    async def sync() -> None:
-        while True:
-            await asyncio.sleep(SYNC_SECONDS)
-            shared.apply(pool, seen)
-
-    syncer = loop.create_task(sync())
+    runtime.on_backend_error = backend_failed
+    await runtime.start()
+    loop.add_reader(pipe.fileno(), on_message)
+    pipe.send(("ready", os.getpid()))
     try:
-        if config.mode is Mode.TCP:
-            sockets = bind(config.host, config.port, reuse_port=True)
-            await serve_tcp(
-                config,
-                pool,
-                stop,
-                sockets=sockets,
-                on_ready=tcp_ready,
-                on_backend_error=backend_failed,
-            )
-        else:
-            await serve_http(config, pool, stop, reuse_port=True, on_ready=ready)
+        await stop.wait()
     finally:
-        syncer.cancel()
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(pipe.fileno())
+        await runtime.stop()

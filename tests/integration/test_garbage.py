@@ -2,7 +2,7 @@
 in reference cycles for the garbage collector, whose collections would otherwise run every
 few dozen connections (docs/architecture.md, "No work for the garbage collector").
 
-The load balancer runs in this process (the same `serve_http` as `rota lb`, on uvloop when
+The load balancer runs in this process (the same `Runtime` as `rota lb`, on uvloop when
 installed) so the collector can be asked what it finds; the backends are real processes.
 """
 
@@ -12,10 +12,9 @@ import asyncio
 import gc
 
 from rota.config.load import build_config
-from rota.pool import Pool
-from rota.proxy.server import serve_http
+from rota.instance import Runtime
 from rota.runtime import loop_factory
-from tests.support.procs import Proc, free_port
+from tests.support.procs import Proc
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
 
@@ -30,18 +29,14 @@ async def _request(port: int) -> bytes:
 
 
 async def _rota_garbage(backend_ports: list[int], connections: int) -> list[str]:
-    port = free_port()
     data = {
         "server_list": [{"host": "127.0.0.1", "port": p} for p in backend_ports],
-        "listen": {"host": "127.0.0.1", "port": port},
+        "listen": {"host": "127.0.0.1", "port": 0},
     }
     config = build_config(data, "test", {})
-    stop = asyncio.Event()
-    ready = asyncio.Event()
-    server = asyncio.create_task(
-        serve_http(config, Pool(config.backends), stop, on_ready=lambda _c, _s: ready.set())
-    )
-    await asyncio.wait_for(ready.wait(), 5)
+    runtime = Runtime(config, asyncio.get_running_loop())
+    await runtime.start()
+    port = runtime.listeners["default"].sockets[0].getsockname()[1]
     try:
         for _ in range(5):  # pooled backend connections exist from here on
             assert b" 200 " in await _request(port)
@@ -64,8 +59,7 @@ async def _rota_garbage(backend_ports: list[int], connections: int) -> list[str]
             gc.garbage.clear()
             gc.enable()
     finally:
-        stop.set()
-        await server
+        await runtime.stop()
 
 
 def test_closed_client_connections_leave_nothing_for_the_collector(

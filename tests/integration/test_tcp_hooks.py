@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from rota.balancing import RoundRobin
 from rota.config.model import BackendSpec
 from rota.pool import Backend, Pool, State
 from rota.proxy.tcp import TcpSettings
@@ -51,7 +50,7 @@ def test_refused_connect_reports_the_backend_and_the_client_is_served() -> None:
         def on_error(backend: Backend, reason: str) -> None:
             errors.append((backend.name, reason))
 
-        proxy = TcpProxy(RoundRobin(pool), TcpSettings(), on_backend_error=on_error)
+        proxy = TcpProxy(pool, TcpSettings(), on_backend_error=on_error)
         port = proxy.listen("127.0.0.1", 0)[0].getsockname()[1]
         try:
             assert await roundtrip(port, b"hello") == b"hello"
@@ -70,9 +69,7 @@ def test_no_backend_up_closes_the_client_at_once() -> None:
         pool = Pool([BackendSpec("a", "127.0.0.1", server.sockets[0].getsockname()[1])])
         pool.set_state(pool.backends[0], State.DOWN, "test")
         errors: list[str] = []
-        proxy = TcpProxy(
-            RoundRobin(pool), TcpSettings(), on_backend_error=lambda b, r: errors.append(r)
-        )
+        proxy = TcpProxy(pool, TcpSettings(), on_backend_error=lambda b, r: errors.append(r))
         port = proxy.listen("127.0.0.1", 0)[0].getsockname()[1]
         try:
             loop = asyncio.get_running_loop()

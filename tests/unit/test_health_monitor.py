@@ -1,16 +1,21 @@
 """HealthMonitor: checker threads with scripted probes, transitions applied on a real
-asyncio loop, log lines, passive mark-down. No sockets."""
+asyncio loop to every pool through a Runtime, log lines, passive mark-down. No sockets."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
-from rota.config.model import BackendSpec, HealthSpec
+import pytest
+
+from rota.config.load import build_config
+from rota.config.model import HealthSpec
 from rota.health.monitor import HealthMonitor
 from rota.health.probe import ProbeResult
-from rota.pool import Backend, Pool, State
+from rota.instance import Runtime
+from rota.pool import Backend, State
 
 OK = ProbeResult(True, "status 200")
 
@@ -33,10 +38,14 @@ class Switch:
             return self.result
 
 
-def make_pool(n: int) -> Pool:
-    return Pool(
-        BackendSpec(name=f"127.0.0.1:{5001 + i}", host="127.0.0.1", port=5001 + i) for i in range(n)
-    )
+def seed(n: int, health: dict[str, object]) -> dict[str, object]:
+    return {
+        "server_list": [{"host": "127.0.0.1", "port": 5001 + i} for i in range(n)],
+        "health_check": health,
+    }
+
+
+FAST = {"interval": 0.05, "timeout": 0.05, "rise": 2, "fall": 2}
 
 
 async def wait_for(pred: object, timeout: float = 2.0) -> bool:
@@ -48,23 +57,26 @@ async def wait_for(pred: object, timeout: float = 2.0) -> bool:
     return False
 
 
-SPEC = HealthSpec(interval=0.05, timeout=0.05, rise=2, fall=2)
+def lines_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "rota"]
 
 
-def test_transitions_reach_the_pool_on_the_loop_thread_and_are_logged() -> None:
+def test_transitions_reach_the_pool_on_the_loop_thread_and_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rota")
+
     async def scenario() -> None:
-        pool = make_pool(3)
+        loop = asyncio.get_running_loop()
+        runtime = Runtime(build_config(seed(3, FAST), "t", {}), loop)
+        pool = runtime.pools["default"]
         switches = {5001: Switch(), 5002: Switch(), 5003: Switch()}
-        lines: list[str] = []
         listener_threads: set[int] = set()
         pool.subscribe(lambda *_: listener_threads.add(threading.get_ident()))
         monitor = HealthMonitor(
-            pool,
-            SPEC,
-            asyncio.get_running_loop(),
-            log=lines.append,
-            probe_factory=lambda host, port, spec: switches[port],
+            loop, runtime.set_health, probe_factory=lambda host, port, spec: switches[port]
         )
+        monitor.sync(runtime.checks())
         monitor.start()
         try:
             b2 = pool.backends[1]
@@ -75,7 +87,7 @@ def test_transitions_reach_the_pool_on_the_loop_thread_and_are_logged() -> None:
             assert await wait_for(lambda: b2.up)
         finally:
             assert monitor.stop(1.0)
-        assert lines == [
+        assert lines_of(caplog) == [
             "backend 127.0.0.1:5002 DOWN (status 500; 2/3 up)",
             "backend 127.0.0.1:5002 UP (2 checks passed; 3/3 up)",
         ]
@@ -84,20 +96,21 @@ def test_transitions_reach_the_pool_on_the_loop_thread_and_are_logged() -> None:
     asyncio.run(scenario())
 
 
-def test_last_backend_down_logs_no_backend_available() -> None:
+def test_last_backend_down_logs_no_backend_available(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="rota")
+
     async def scenario() -> None:
-        pool = make_pool(1)
+        loop = asyncio.get_running_loop()
+        runtime = Runtime(build_config(seed(1, FAST), "t", {}), loop)
         probe = Switch(ProbeResult(False, "connection refused"))
-        lines: list[str] = []
-        monitor = HealthMonitor(
-            pool, SPEC, asyncio.get_running_loop(), log=lines.append, probe_factory=lambda *_: probe
-        )
+        monitor = HealthMonitor(loop, runtime.set_health, probe_factory=lambda *_: probe)
+        monitor.sync(runtime.checks())
         monitor.start()
         try:
-            assert await wait_for(lambda: len(lines) == 2)
+            assert await wait_for(lambda: len(lines_of(caplog)) == 2)
         finally:
             monitor.stop()
-        assert lines == [
+        assert lines_of(caplog) == [
             "backend 127.0.0.1:5001 DOWN (connection refused; 0/1 up)",
             "no backend available",
         ]
@@ -105,23 +118,26 @@ def test_last_backend_down_logs_no_backend_available() -> None:
     asyncio.run(scenario())
 
 
-def test_observe_failure_is_immediate_and_coming_back_takes_rise_passes() -> None:
+def test_observe_failure_is_immediate_and_coming_back_takes_rise_passes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rota")
+
     async def scenario() -> None:
-        pool = make_pool(2)
+        loop = asyncio.get_running_loop()
+        health = {"interval": 0.2, "timeout": 0.1, "rise": 3, "fall": 3}
+        runtime = Runtime(build_config(seed(2, health), "t", {}), loop)
         probe = Switch(OK)  # the backend is healthy again by the time the checker probes
-        spec = HealthSpec(interval=0.2, timeout=0.1, rise=3, fall=3)
-        lines: list[str] = []
-        monitor = HealthMonitor(
-            pool, spec, asyncio.get_running_loop(), log=lines.append, probe_factory=lambda *_: probe
-        )
+        monitor = HealthMonitor(loop, runtime.set_health, probe_factory=lambda *_: probe)
+        monitor.sync(runtime.checks())
         monitor.start()
         try:
-            b1: Backend = pool.backends[0]
+            b1: Backend = runtime.pools["default"].backends[0]
             await asyncio.sleep(0.05)
-            monitor.observe_failure(b1, "connection refused")
+            monitor.observe_failure(b1.check, "connection refused")
             # At once, synchronously, on the loop thread: the next pick skips it.
             assert not b1.up
-            assert lines == ["backend 127.0.0.1:5001 DOWN (connection refused; 1/2 up)"]
+            assert lines_of(caplog) == ["backend 127.0.0.1:5001 DOWN (connection refused; 1/2 up)"]
             t0 = time.monotonic()
             assert await wait_for(lambda: b1.up, timeout=2.0)
             took = time.monotonic() - t0
@@ -129,22 +145,52 @@ def test_observe_failure_is_immediate_and_coming_back_takes_rise_passes() -> Non
             monitor.stop()
         # 3 passes: the immediate probe (after the 0.02 s minimum gap) + 2 intervals.
         assert 0.3 <= took <= 0.6, took
+        lines = lines_of(caplog)
         assert lines[-1] == "backend 127.0.0.1:5001 UP (3 checks passed; 2/2 up)"
         assert len(lines) == 2  # the checker's own DOWN was a no-op in the pool: no second line
 
     asyncio.run(scenario())
 
 
+def test_a_server_in_two_pools_with_the_same_check_is_probed_once() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        config = build_config(seed(1, FAST), "t", {})
+        runtime = Runtime(config, loop, log_transitions=False)
+        spec = config.pools[0]
+        from dataclasses import replace
+
+        runtime.pools["other"] = runtime._build_pool(replace(spec, name="other"))
+        probes: list[int] = []
+
+        def factory(host: str, port: int, spec: HealthSpec) -> Switch:
+            probes.append(port)
+            return Switch(ProbeResult(False, "status 503"))
+
+        monitor = HealthMonitor(loop, runtime.set_health, probe_factory=factory)
+        monitor.sync(runtime.checks())
+        monitor.start()
+        try:
+            both = [runtime.pools[name].backends[0] for name in ("default", "other")]
+            assert await wait_for(lambda: not any(b.up for b in both))
+        finally:
+            monitor.stop()
+        assert probes == [5001]
+
+    asyncio.run(scenario())
+
+
 def test_a_transition_after_the_loop_closed_is_dropped_quietly() -> None:
-    pool = make_pool(1)
     loop = asyncio.new_event_loop()
-    probe = Switch(ProbeResult(False, "timeout"))
-    monitor = HealthMonitor(
-        pool, HealthSpec(interval=0.05, timeout=0.05, fall=1), loop, probe_factory=lambda *_: probe
+    runtime = Runtime(
+        build_config(seed(1, {"interval": 0.05, "timeout": 0.05, "fall": 1}), "t", {}), loop
     )
+    probe = Switch(ProbeResult(False, "timeout"))
+    monitor = HealthMonitor(loop, runtime.set_health, probe_factory=lambda *_: probe)
+    monitor.sync(runtime.checks())
     loop.close()
     monitor.start()
     time.sleep(0.2)  # the checker reports DOWN into a closed loop: must not raise
     assert probe.calls >= 2  # the thread outlived the failed hand-off and kept probing
     assert monitor.stop(1.0)
-    assert pool.backends[0].up  # nothing applied: the loop is gone
+    assert runtime.pools["default"].backends[0].up  # nothing applied: the loop is gone

@@ -1,14 +1,17 @@
-"""Balancing algorithms: one small module each, behind the `Balancer` protocol."""
+"""Balancing policies: one small module each, behind `rota.balancing.base.Policy`."""
 
-from rota.balancing.base import Balancer
+from collections.abc import Callable
+
+from rota.balancing.base import Policy
 from rota.balancing.round_robin import RoundRobin
-from rota.pool import Pool
+
+# The policies by the name a pool's `algorithm` gives; `roundrobin` is the seed's spelling.
+POLICIES: dict[str, Callable[[], Policy]] = {"round_robin": RoundRobin, "roundrobin": RoundRobin}
 
 
-def make_balancer(name: str, pool: Pool) -> Balancer:
-    """The balancer named in the config (validated there, so a name here always exists)."""
-    factories = {"roundrobin": RoundRobin}
-    return factories[name](pool)
+def make_policy(name: str) -> Policy:
+    """The policy named in the config (validated there, so a name here always exists)."""
+    return POLICIES[name]()
 
 
-__all__ = ["Balancer", "RoundRobin", "make_balancer"]
+__all__ = ["POLICIES", "Policy", "RoundRobin", "make_policy"]

@@ -8,25 +8,37 @@ at its place in the cycle rather than restarting the sequence.
 from __future__ import annotations
 
 from collections.abc import Container
+from typing import TYPE_CHECKING
 
-from rota.pool import Backend, Pool
+from rota.balancing.base import Policy
+from rota.pool import Backend
+
+if TYPE_CHECKING:
+    from rota.http.rules import RequestHead
 
 
-class RoundRobin:
+class RoundRobin(Policy):
     __slots__ = ("_backends", "_next")
 
-    def __init__(self, pool: Pool) -> None:
-        self._backends = pool.backends
+    def __init__(self) -> None:
+        self._backends: tuple[Backend, ...] = ()
         self._next = 0
 
-    def pick(self, exclude: Container[Backend] = ()) -> Backend | None:
+    def update(self, backends: tuple[Backend, ...]) -> None:
+        self._backends = backends
+        if self._next >= len(backends):
+            self._next = 0
+
+    def pick(
+        self, tried: Container[Backend], head: RequestHead | None, client_ip: bytes
+    ) -> Backend | None:
         backends = self._backends
         n = len(backends)
         start = self._next
         for step in range(n):
             i = (start + step) % n
             backend = backends[i]
-            if backend.up and backend not in exclude:
+            if backend.up and backend not in tried:
                 self._next = (i + 1) % n
                 return backend
         return None

@@ -32,7 +32,7 @@ from rota.config.model import (
 
 T = TypeVar("T")
 
-ALGORITHMS = ("roundrobin",)
+ALGORITHMS = ("roundrobin", "round_robin")
 SECTIONS = ("listen", "health_check", "timeouts", "limits")
 TOP_LEVEL = (
     "server_list",
@@ -171,26 +171,40 @@ def build_config(data: Mapping[str, Any], source: str, flags: Mapping[str, str])
     r = _Reader(source, flags)
     r.section("", data, TOP_LEVEL)
     listen = r.section("listen", data.get("listen", {}), ("host", "port"))
-    defaults = Config(backends=())
 
     backends = _backends(r, data)
     mode = Mode(r.choice("mode", data.get("mode", "http"), tuple(m.value for m in Mode)))
     algorithm = r.choice("algorithm", data.get("algorithm", "roundrobin"), ALGORITHMS)
     workers = _workers(r, data.get("workers", 1))
     send_proxy, accept_proxy = _proxy_protocol(r, data, mode)
-    return Config(
-        backends=backends,
-        host=r.text("listen.host", listen.get("host", defaults.host)),
-        port=r.integer("listen.port", listen.get("port", defaults.port), 0, 65535, digits_ok=True),
-        mode=mode,
-        algorithm=algorithm,
-        workers=workers,
-        health=_health(r, data.get("health_check", {})),
-        timeouts=_section_of_numbers(r, "timeouts", data.get("timeouts", {}), TimeoutSpec),
-        limits=_limits(r, data.get("limits", {})),
+    # TEMPORARY shim (lead): the seed shape as one listener and one pool.
+    from rota.config.model import ListenerSpec, PoolSpec, RouteSpec
+
+    health = _health(r, data.get("health_check", {}))
+    timeouts = _section_of_numbers(r, "timeouts", data.get("timeouts", {}), TimeoutSpec)
+    limits = _limits(r, data.get("limits", {}))
+    listener = ListenerSpec(
+        name="default",
+        host=r.text("listen.host", listen.get("host", "127.0.0.1")),
+        port=r.integer("listen.port", listen.get("port", 5432), 0, 65535, digits_ok=True),
+        protocol=mode,
+        routes=(RouteSpec(pool="default"),) if mode is Mode.HTTP else (),
+        pool="default" if mode is Mode.TCP else None,
+        timeouts=timeouts,
+        limits=limits,
         send_proxy=send_proxy,
         accept_proxy=accept_proxy,
+    )
+    pool = PoolSpec("default", backends, algorithm, health, timeouts, limits)
+    return Config(
+        listeners=(listener,),
+        pools=(pool,),
+        workers=workers,
+        health=health,
+        timeouts=timeouts,
+        limits=limits,
         source=source,
+        seed=True,
     )
 
 
@@ -258,7 +272,11 @@ def _backends(r: _Reader, data: Mapping[str, Any]) -> tuple[BackendSpec, ...]:
         spec = BackendSpec(name="", host=host, port=port)
         name = r.text(f"{path}.name", entry["name"]) if "name" in entry else spec.address
         weight = r.integer(f"{path}.weight", entry.get("weight", 1), 1, 1000)
-        specs.append(BackendSpec(name=name, host=host, port=port, weight=weight))
+        specs.append(
+            BackendSpec(
+                name=name, host=host, port=port, weight=weight, id=str(entry.get("id", name))
+            )
+        )
     return tuple(specs)
 
 

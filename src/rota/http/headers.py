@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from rota.http.edits import FieldEdits
+
 Headers = list[tuple[bytes, bytes]]
 
 # RFC 9110 7.6.1: a proxy removes Connection and every field it names, plus these, which
@@ -71,7 +73,7 @@ _STATUS_LINES: Final = {code: b"HTTP/1.1 %d " % code for code in range(100, 600)
 
 
 def response_head_parts(
-    status: int, reason: bytes, headers: Headers
+    status: int, reason: bytes, headers: Headers, edits: FieldEdits | None = None
 ) -> tuple[list[bytes], bytes | None, list[bytes]]:
     """One pass over a final response's head, for the hot path: the pieces of the head rota
     sends (status line and end-to-end fields, to be followed by the framing lines and the
@@ -107,6 +109,14 @@ def response_head_parts(
         append(b": ")
         append(value)
         append(b"\r\n")
+    if edits is not None:
+        parts = [p for i, p in enumerate(parts) if i < 3] + [
+            piece
+            for name, value in headers
+            if name.lower() not in _CONSUMED and name.lower() not in edits.drop
+            for piece in (name, b": ", value, b"\r\n")
+        ]
+        parts.append(edits.add)
     if connection:
         tokens = connection_options(connection)
         if not tokens <= _CONSUMED:

@@ -31,6 +31,7 @@ from operator import itemgetter
 from typing import Final, NamedTuple
 
 from rota.config.model import LimitSpec
+from rota.http.edits import FieldEdits
 from rota.http.errors import ProtocolError
 from rota.http.headers import MEMO_LIMIT, connection_options
 
@@ -563,6 +564,8 @@ def build_request_head(
     proto: bytes = b"http",
     default_host: bytes = b"",
     close: bool = False,
+    edits: FieldEdits | None = None,
+    target: bytes | None = None,
 ) -> bytes:
     """The request head sent to a backend: the line with the target byte for byte and
     HTTP/1.1, end-to-end fields in received order, hop-by-hop fields removed (RFC 9110 7.6.1),
@@ -583,7 +586,10 @@ def build_request_head(
         # RFC 9110 15.2: no 1xx to an HTTP/1.0 client, so do not invite one from upstream.
         drop = drop | {_EXPECT}
         lengths = lengths | {len(_EXPECT)}
-    parts = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
+    if edits is not None:
+        drop = drop | edits.drop
+        lengths = lengths | edits.lengths
+    parts = [head.method, b" ", head.target if target is None else target, b" HTTP/1.1\r\n"]
     append = parts.append
     xff: list[bytes] = []
     via: list[bytes] = []
@@ -601,6 +607,8 @@ def build_request_head(
         append(b": ")
         append(value)
         append(b"\r\n")
+    if edits is not None:
+        append(edits.add)
     host = head.host
     if host is None:
         host = default_host

@@ -66,7 +66,7 @@ class ClientConnection(BatchedWriter):
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
         self.init_writer(ctx.batch)
-        self.parser = RequestParser(self, ctx.config.limits)
+        self.parser = RequestParser(self, ctx.limits)
         self.peer_ip = b"unknown"
         # Exchanges in request order, the one being answered first. At most PIPELINE_DEPTH:
         # a list, whose methods compile to direct calls (a deque's are looked up by name).
@@ -97,7 +97,7 @@ class ClientConnection(BatchedWriter):
         if peer:
             self.peer_ip = str(peer[0]).encode()
         ctx = self.ctx
-        if len(ctx.clients) >= ctx.config.limits.max_connections:
+        if len(ctx.clients) >= ctx.limits.max_connections:
             # Over the cap: answer at once rather than hold a connection we will not serve
             # (nginx's limit_conn does the same). TCP mode pauses accepting instead.
             self.closing = True
@@ -106,7 +106,7 @@ class ClientConnection(BatchedWriter):
             transport.close()
             return
         ctx.clients.add(self)
-        self.deadline = ctx.now + ctx.config.timeouts.idle
+        self.deadline = ctx.now + ctx.timeouts.idle
 
     def data_received(self, data: bytes) -> None:
         tunnel = self.tunnel
@@ -141,7 +141,7 @@ class ClientConnection(BatchedWriter):
                 return
         if self.phase is Phase.IDLE and self.parser.in_head:
             self.phase = Phase.HEAD
-            self.deadline = self.ctx.now + self.ctx.config.timeouts.header
+            self.deadline = self.ctx.now + self.ctx.timeouts.header
 
     def eof_received(self) -> bool:
         self.eof_seen = True
@@ -186,7 +186,13 @@ class ClientConnection(BatchedWriter):
     def on_request(self, head: RequestHead) -> None:
         if self.closing:
             return
-        exchange = Exchange(self, head)
+        ctx = self.ctx
+        # Routing: one attribute read for the usual single catch-all route (`only`).
+        route = ctx.only
+        if route is None:
+            route = ctx.routes.match(head.method, head.target, head.host, head.fields)
+        pool = ctx.route_pools[route.index] if route is not None else None
+        exchange = Exchange(self, head, route, pool)
         self.parsing = exchange
         queue = self.queue
         queue.append(exchange)
@@ -211,11 +217,12 @@ class ClientConnection(BatchedWriter):
 
     def touch_body(self) -> None:
         """Bytes moved mid-exchange: the body timeout starts again."""
-        self.deadline = self.ctx.now + self.ctx.config.timeouts.body
+        self.deadline = self.ctx.now + self.ctx.timeouts.body
 
-    def await_response(self) -> None:
-        """The request is all sent: the backend has `timeouts.response` to answer."""
-        self.deadline = self.ctx.now + self.ctx.config.timeouts.response
+    def await_response(self, timeout: float) -> None:
+        """The request is all sent: the backend has `timeout` (its pool's
+        `timeouts.response`) to answer."""
+        self.deadline = self.ctx.now + timeout
 
     def pause_reading(self) -> None:
         self._paused_upstream = True
@@ -267,10 +274,10 @@ class ClientConnection(BatchedWriter):
         ctx = self.ctx
         if self.parser.in_head:
             self.phase = Phase.HEAD
-            self.deadline = ctx.now + ctx.config.timeouts.header
+            self.deadline = ctx.now + ctx.timeouts.header
         else:
             self.phase = Phase.IDLE
-            self.deadline = ctx.now + ctx.config.timeouts.idle
+            self.deadline = ctx.now + ctx.timeouts.idle
         if self._paused_pipeline:
             self._paused_pipeline = False
             self._update_reading()

@@ -1,19 +1,21 @@
-"""The state one worker's data plane shares: config, pool, balancer, connection pools,
-live client connections, counters. One explicit object instead of globals."""
+"""The state one HTTP listener's data plane shares in one worker: its settings, its routes
+and the pools they lead to, live client connections, the observers of every exchange's end.
+One explicit object instead of globals; `rota.instance.Runtime` builds it and swaps its
+routes on `apply`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from rota.balancing import make_balancer
-from rota.config.model import Config
+from rota.config.model import ListenerSpec, RouteSpec
+from rota.http.routing import Route, RouteTable
+from rota.outcome import Observer
 from rota.pool import Backend, Pool
 from rota.proxy.batching import WriteBatch
-from rota.proxy.upstream import UpstreamPool
 
 if TYPE_CHECKING:
     from rota.proxy.client import ClientConnection
@@ -25,23 +27,49 @@ BackendErrorHook = Callable[[Backend, str], None]
 
 
 class ProxyContext:
-    def __init__(self, config: Config, pool: Pool, loop: asyncio.AbstractEventLoop) -> None:
-        self.config = config
-        self.pool = pool
+    def __init__(
+        self,
+        listener: ListenerSpec,
+        pools: Mapping[str, Pool],
+        loop: asyncio.AbstractEventLoop,
+        batch: WriteBatch | None = None,
+    ) -> None:
+        self.listener = listener
+        self.name = listener.name
+        self.timeouts = listener.timeouts
+        self.limits = listener.limits
         self.loop = loop
-        self.balancer = make_balancer(config.algorithm, pool)
-        self.batch = WriteBatch()
+        self.batch = batch if batch is not None else WriteBatch()
         # A coarse clock for deadlines, advanced by the sweep: setting a deadline is then a
         # float add instead of a call into the loop per event. Deadlines are only checked
         # by the sweep, so they gain nothing from a finer clock.
         self.now = loop.time()
-        self.upstream_pools = [
-            UpstreamPool(b, config.limits.pool_size, config.timeouts.pool_idle, self.batch)
-            for b in pool.backends
-        ]
         self.clients: set[ClientConnection] = set()
         self.errors: Counter[int] = Counter()
+        self.observers: list[Observer] = []
         self.on_backend_error: BackendErrorHook | None = None
+        self.routes = RouteTable(())
+        self.only: Route | None = None
+        self.route_pools: list[Pool | None] = []
+        self.pools: tuple[Pool, ...] = ()
+        self.set_routes(listener.routes, pools)
+
+    def __repr__(self) -> str:
+        return f"<ProxyContext {self.name} [{len(self.clients)} clients]>"
+
+    def set_routes(self, routes: Sequence[RouteSpec], pools: Mapping[str, Pool]) -> None:
+        """Compile the listener's routes against the worker's pools (validated by the
+        config loader: every pool a route names exists)."""
+        table = RouteTable(routes)
+        route_pools = [pools[r.pool] if r.pool is not None else None for r in table.routes]
+        used: list[Pool] = []
+        for pool in route_pools:
+            if pool is not None and pool not in used:
+                used.append(pool)
+        self.routes = table
+        self.route_pools = route_pools
+        self.pools = tuple(used)
+        self.only = table.only
 
     def backend_failed(self, backend: Backend, reason: str) -> None:
         """A connection to `backend` failed on real traffic."""
@@ -55,8 +83,10 @@ class ProxyContext:
 
     def sweep_interval(self) -> float:
         """How often deadlines are checked: fine enough for the smallest timeout."""
-        t = self.config.timeouts
-        smallest = min(t.header, t.idle, t.response, t.body, t.pool_idle)
+        t = self.timeouts
+        smallest = min(t.header, t.idle, t.body, t.pool_idle)
+        for pool in self.pools:
+            smallest = min(smallest, pool.timeouts.response, pool.timeouts.pool_idle)
         return max(0.02, min(1.0, smallest / 4))
 
     def sweep(self) -> None:
@@ -65,5 +95,8 @@ class ProxyContext:
         expired = [c for c in self.clients if c.deadline <= now]
         for client in expired:
             client.expire(now)
-        for upstreams in self.upstream_pools:
-            upstreams.expire(now)
+        for pool in self.pools:
+            for backend in pool.backends:
+                idle = backend.idle
+                if idle is not None:
+                    idle.expire(now)

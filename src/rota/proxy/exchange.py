@@ -1,9 +1,18 @@
-"""One request/response cycle: pick a backend, get a connection, stream both ways.
+"""One request/response cycle: route, pick a backend, get a connection, stream both ways.
 
 The exchange is where failures become statuses: nothing answered -> 502, no backend -> 503,
 too slow -> 504 (the deadlines live on the client connection; see `ClientConnection.expire`).
 It never fakes a complete response: a backend that dies mid-body makes rota close the
 client connection with the response short of its framing.
+
+Its state is one `Step`, changed only here, and every exchange ends in one place,
+`_finish`: it releases the backend (its in-flight count and the policy's feedback), stamps
+the end time from the loop's clock and hands the exchange, an `Outcome`, to the listener's
+observers. The request side has two states of its own (`request_done`).
+
+    QUEUED -> LOCAL ----------------------------------> DONE  (404, redirect, respond)
+    QUEUED -> WAITING -> STREAMING -------------------> DONE
+                  \\-> (retry: WAITING again)     \\-> TUNNEL -> DONE  (after a 101)
 """
 
 from __future__ import annotations
@@ -21,9 +30,12 @@ from rota.http.headers import (
     response_head_parts,
 )
 from rota.http.request import IDEMPOTENT, Body, RequestHead
+from rota.http.routing import Route, rewrite_target
 from rota.http.rules import build_request_head
-from rota.pool import Backend
+from rota.outcome import End, Outcome
+from rota.pool import Backend, Pool
 from rota.proxy.batching import as_protocol
+from rota.proxy.responses import CANNED, CANNED_KEEP_ALIVE
 from rota.proxy.upstream import UpstreamConnection
 from rota.proxy.websocket import Tunnel
 
@@ -33,6 +45,15 @@ if TYPE_CHECKING:
 # Request body bytes held while no backend connection is ready; past this the client's
 # reading pauses (back-pressure instead of buffering a whole upload).
 PENDING_LIMIT: Final = 256 * 1024
+
+
+class Step(enum.Enum):
+    QUEUED = 0  # parsed, behind another exchange or not started yet
+    LOCAL = 1  # rota answers itself once the request has arrived whole
+    WAITING = 2  # a backend is picked: connecting, sending, awaiting the response head
+    STREAMING = 3  # the response head went to the client; the body follows
+    TUNNEL = 4  # a 101 made it a WebSocket tunnel (rota.proxy.websocket)
+    DONE = 5
 
 
 class ResponseBody(enum.Enum):
@@ -55,12 +76,10 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-class Exchange:
+class Exchange(Outcome):
     __slots__ = (
-        "backend",
-        "cancelled",
+        "attempt",
         "client",
-        "finished",
         "head",
         "interim",
         "keep_client",
@@ -70,28 +89,33 @@ class Exchange:
         "rechunk",
         "request_done",
         "response_body",
-        "response_started",
         "retried",
         "reused",
+        "route",
+        "step",
         "tried",
         "upstream",
     )
 
-    def __init__(self, client: ClientConnection, head: RequestHead) -> None:
+    def __init__(
+        self, client: ClientConnection, head: RequestHead, route: Route | None, pool: Pool | None
+    ) -> None:
+        ctx = client.ctx
+        Outcome.__init__(self, ctx.name, ctx.loop.time())
         self.client = client
         self.head = head
-        self.backend: Backend | None = None
+        self.route = route
+        self.pool = pool  # None: rota answers itself (no route, redirect, respond)
+        self.step = Step.QUEUED
+        self.attempt: Backend | None = None  # the backend counting this exchange in flight
         self.upstream: UpstreamConnection | None = None
         self.tried: tuple[Backend, ...] = ()
         self.pending: list[bytes] = []
         self.pending_size = 0
         self.request_done = False
-        self.response_started = False
         self.response_body = ResponseBody.NONE
         self.rechunk = False
         self.interim = False
-        self.finished = False
-        self.cancelled = False
         self.reused = False
         self.retried = False
         self.keep_client = head.keep_alive
@@ -101,27 +125,55 @@ class Exchange:
 
     def __repr__(self) -> str:
         where = self.backend.name if self.backend else "-"
-        return f"<Exchange {self.head!r} -> {where}>"
+        return f"<Exchange {self.head!r} {self.step.name} -> {where}>"
+
+    @property
+    def response_started(self) -> bool:
+        step = self.step
+        return step is Step.STREAMING or step is Step.TUNNEL
 
     # Request side: called by the client connection.
 
     def start(self) -> None:
+        """This exchange is at the front of its connection: answer it or send it on."""
+        if self.step is Step.QUEUED:
+            if self.pool is None:
+                self.step = Step.LOCAL
+                if self.request_done:
+                    self._answer_locally()
+                else:
+                    self.client.touch_body()  # the body is read and dropped
+                return
+            self.step = Step.WAITING
+        self._pick()
+
+    def _pick(self) -> None:
         """Pick a backend and send the request there (now if a pooled connection is idle)."""
-        ctx = self.client.ctx
-        backend = ctx.balancer.pick(self.tried)
+        pool = self.pool
+        if pool is None:
+            return
+        backend = pool.policy.pick(self.tried, self.head, self.client.peer_ip)
         if backend is None:
             self.fail(self.none_left)
             return
-        self.backend = backend
-        conn = ctx.upstream_pools[backend.index].acquire()
+        self.backend = self.attempt = backend
+        backend.active += 1
+        pool.policy.started(backend)
+        idle = backend.idle
+        conn = idle.acquire() if idle is not None else None
         if conn is not None:
             self.reused = True
             self._attach(conn)
         else:
-            ctx.loop.create_task(self._connect(backend))
+            self.client.ctx.loop.create_task(self._connect(backend))
 
     def on_request_body(self, data: bytes) -> None:
-        if self.finished:
+        step = self.step
+        if step is Step.DONE:
+            return
+        self.bytes_in += len(data)
+        if step is Step.LOCAL or (step is Step.QUEUED and self.pool is None):
+            self.client.touch_body()
             return
         if self.head.body is Body.CHUNKED:
             # llhttp hands us the de-chunked data; re-frame it for the backend.
@@ -137,48 +189,68 @@ class Exchange:
                 self.client.pause_reading()
 
     def on_request_end(self) -> None:
-        if self.finished:
+        step = self.step
+        if step is Step.DONE:
             return
         self.request_done = True
+        if step is Step.LOCAL:
+            self._answer_locally()
+            return
+        if self.pool is None:
+            return  # queued; answered when it reaches the front
         if self.head.body is Body.CHUNKED:
             if self.upstream is not None:
                 self.upstream.write(b"0\r\n\r\n")
             else:
                 self.pending.append(b"0\r\n\r\n")
-        if self.upstream is not None and not self.response_started:
-            self.client.await_response()
+        if self.upstream is not None and step is Step.WAITING:
+            self.client.await_response(self.pool.timeouts.response)
 
     def cancel(self) -> None:
         """The client went away: drop the backend connection at once, never pool it."""
-        self.cancelled = True
-        if not self.finished:
-            self.finished = True
+        if self.step is not Step.DONE:
             self.drop_upstream(abort=True)
+            self._finish(End.CANCELLED)
 
     # Connecting.
 
     async def _connect(self, backend: Backend) -> None:
         ctx = self.client.ctx
-        pool = ctx.upstream_pools[backend.index]
+        idle = backend.idle
+        pool = self.pool
+        if idle is None or pool is None:
+            return
         try:
-            async with asyncio.timeout(ctx.config.timeouts.connect):
+            async with asyncio.timeout(pool.timeouts.connect):
                 _, protocol = await ctx.loop.create_connection(
-                    lambda: as_protocol(UpstreamConnection(backend, pool)),
+                    lambda: as_protocol(UpstreamConnection(backend, idle)),
                     backend.host,
                     backend.port,
                 )
             conn = cast(UpstreamConnection, protocol)
         except (OSError, TimeoutError) as exc:
-            if self.cancelled:
+            if self.step is Step.DONE:
                 return
             ctx.backend_failed(backend, describe(exc))
-            self.tried += (backend,)
-            self.start()  # nothing was sent: always safe to try the next backend
+            self._attempt_failed(backend)
+            self._pick()  # nothing was sent: always safe to try the next backend
             return
-        if self.cancelled or self.finished:
+        if self.step is Step.DONE:
             conn.close()
             return
         self._attach(conn)
+
+    def _attempt_failed(self, backend: Backend) -> None:
+        """This backend did not take the request; another may (`tried` keeps it out)."""
+        self.tried += (backend,)
+        self._release_attempt()
+
+    def _release_attempt(self) -> None:
+        backend = self.attempt
+        if backend is not None:
+            self.attempt = None
+            backend.active -= 1
+            backend.pool.policy.ended(backend, self)
 
     def _attach(self, conn: UpstreamConnection) -> None:
         client = self.client
@@ -187,13 +259,23 @@ class Exchange:
         self.upstream = conn
         conn.exchange = self
         conn.uses += 1
-        backend.active += 1
+        route = self.route
+        edits = None
+        target = None
+        if route is not None:
+            edits = route.request_edits
+            prefix = route.strip_prefix
+            if prefix is not None:
+                target = rewrite_target(head.target, prefix)
         data = build_request_head(
             head,
             client.peer_ip,
             b"http",
             # Only for an HTTP/1.0 request without Host: HTTP/1.1 upstream requires one.
-            default_host=backend.address.encode() if head.host is None else b"",
+            backend.address.encode() if head.host is None else b"",
+            False,
+            edits,
+            target,
         )
         if self.pending:
             data = b"".join([data, *self.pending])
@@ -204,7 +286,7 @@ class Exchange:
         if client.writing_paused:
             conn.pause_reading()
         if self.request_done:
-            client.await_response()
+            client.await_response(backend.pool.timeouts.response)
         else:
             client.touch_body()
 
@@ -220,7 +302,9 @@ class Exchange:
             self.interim = True
             client.write(build_response_head(status, reason, headers, drop=HOP_BY_HOP, framing=b""))
             return False
-        parts, length, codings = response_head_parts(status, reason, headers)
+        route = self.route
+        edits = route.response_edits if route is not None else None
+        parts, length, codings = response_head_parts(status, reason, headers, edits)
         # RFC 9112 6.3 rule 4: a response whose Transfer-Encoding does not end in chunked is
         # read until the backend closes (llhttp does so too). Codings other than the final
         # chunked (gzip...) are the body's, so they stay in the forwarded Transfer-Encoding.
@@ -262,9 +346,18 @@ class Exchange:
         else:
             parts.append(b"\r\n")
         client.write_parts(parts)
-        self.response_started = True
+        self.status = status
+        self.step = Step.STREAMING
         client.touch_body()
         return no_body
+
+    def on_interim_end(self) -> bool:
+        """The upstream parser finished a message: True if it was a 1xx (the final
+        response follows), False if it was the final one."""
+        if self.interim:
+            self.interim = False
+            return True
+        return False
 
     def _switch_protocols(self, reason: bytes, headers: Headers) -> None:
         """A 101: the start of a WebSocket tunnel, or a backend error.
@@ -294,7 +387,8 @@ class Exchange:
             self.on_upstream_error(conn, "unexpected 101 response")
             return
         conn.reusable = False  # never HTTP again
-        self.response_started = True
+        self.status = 101
+        self.step = Step.TUNNEL
         client = self.client
         client.write(
             build_response_head(
@@ -313,6 +407,7 @@ class Exchange:
         if not data:
             return  # an empty chunk would end a re-chunked body
         client = self.client
+        self.bytes_out += len(data)
         if self.rechunk:
             client.write(b"%x\r\n" % len(data))
             client.write(data)
@@ -322,41 +417,45 @@ class Exchange:
         client.touch_body()
 
     def on_response_end(self) -> None:
-        if self.finished:
+        if self.step is Step.DONE:
             return
         if self.rechunk:
             self.client.write(b"0\r\n\r\n")
-        self.finished = True
         conn = self.upstream
         self.upstream = None
         if conn is not None:
-            conn.backend.active -= 1
             if not self.request_done:
                 # The backend answered before the request body ended: the rest of that
                 # body would be read as a new request on this connection (RFC 9112 9.3).
                 conn.reusable = False
                 self.keep_client = False
-            ctx = self.client.ctx
-            ctx.upstream_pools[conn.backend.index].release(conn, ctx.now)
+            conn.pool.release(conn, self.client.ctx.now)
+        self._finish(End.COMPLETE)
         self.client.exchange_done(self, self.keep_client)
 
+    def tunnel_closed(self) -> None:
+        """Both sides of the WebSocket tunnel ended (rota.proxy.websocket)."""
+        if self.step is Step.DONE:
+            return
+        conn = self.upstream
+        if conn is not None:
+            conn.tunnel = None
+        self.drop_upstream(abort=False)
+        self._finish(End.TUNNEL)
+        self.client.exchange_done(self, False)
+
     def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
-        if self.finished or conn is not self.upstream:
+        if self.step is Step.DONE or conn is not self.upstream:
             return
         head = self.head
-        if not self.response_started:
-            safe = (
-                not conn.received
-                and head.body is Body.NONE
-                and head.method in IDEMPOTENT
-                and self.backend is not None
-            )
+        if self.step is Step.WAITING:
+            safe = not conn.received and head.body is Body.NONE and head.method in IDEMPOTENT
             if safe and self.reused and not self.retried:
                 # A pooled connection the backend closed while we were sending: nothing
                 # came back, the request is idempotent; one retry on a fresh connection.
                 self.retried = True
                 self.reused = False
-                self.drop_upstream(abort=True)
+                self._detach(abort=True)
                 self.client.ctx.loop.create_task(self._connect(conn.backend))
                 return
             if not self.reused:
@@ -368,10 +467,10 @@ class Exchange:
                 if safe:
                     # Idempotent and nothing came back: the next backend may answer it.
                     self.none_left = 502
-                    self.tried += (conn.backend,)
-                    self.drop_upstream(abort=True)
+                    self._detach(abort=True)
+                    self._attempt_failed(conn.backend)
                     self.retried = False
-                    self.start()
+                    self._pick()
                     return
             self.fail(502)
             return
@@ -381,46 +480,83 @@ class Exchange:
         self._cut_short(abort=False)
 
     def on_upstream_error(self, conn: UpstreamConnection | None, reason: str) -> None:
-        if self.finished:
+        step = self.step
+        if step is Step.DONE:
             return
-        if not self.response_started:
+        if step is Step.WAITING:
             self.fail(502)
         else:
             self._cut_short(abort=True)
 
     def on_timeout(self) -> None:
         """The client connection's deadline passed while this exchange was active."""
-        if self.finished:
+        step = self.step
+        if step is Step.DONE:
             return
-        if not self.response_started and self.request_done:
+        if step is Step.WAITING and self.request_done:
             self.fail(504)
+        elif step is Step.LOCAL:
+            self.fail(408)  # the body of a request rota answers itself stopped coming
         else:
             self._cut_short(abort=True)
 
     def _cut_short(self, *, abort: bool) -> None:
         """A response already begun cannot become an error: close the client short of
         its framing, so it sees a truncated response, never a fake complete one."""
-        self.finished = True
         self.drop_upstream(abort=abort)
+        self._finish(End.CUT_SHORT)
         self.client.close()
 
     def fail(self, status: int) -> None:
         """Answer with rota's own error response and drop the backend connection."""
-        if self.finished:
+        if self.step is Step.DONE:
             return
-        self.finished = True
         self.drop_upstream(abort=True)
-        keep = self.keep_client and self.request_done and not self.client.closing
-        self.client.send_error(self, status, keep)
+        client = self.client
+        keep = self.keep_client and self.request_done and not client.closing
+        self._finish(End.LOCAL, status)
+        client.send_error(self, status, keep)
+
+    def _answer_locally(self) -> None:
+        """No route (404), or a route that answers itself (redirect, respond)."""
+        client = self.client
+        keep = self.keep_client and not client.closing
+        route = self.route
+        if route is None or route.local is None or route.local_keep_alive is None:
+            self._finish(End.LOCAL, 404)
+            client.write(CANNED_KEEP_ALIVE[404] if keep else CANNED[404])
+        else:
+            self._finish(End.LOCAL, route.status)
+            client.write(route.local_keep_alive if keep else route.local)
+        client.exchange_done(self, keep)
 
     def drop_upstream(self, *, abort: bool) -> None:
+        """Leave the backend connection, never to pool it; the attempt ends with it."""
+        self._detach(abort=abort)
+        self._release_attempt()
+
+    def _detach(self, *, abort: bool) -> None:
         conn = self.upstream
         if conn is None:
             return
         self.upstream = None
         conn.exchange = None
-        conn.backend.active -= 1
         if abort:
             conn.abort()
         else:
             conn.close()
+
+    def _finish(self, end: End, status: int = 0) -> None:
+        """Every exchange ends here, once: the attempt is released, the end is stamped and
+        the listener's observers hear of it."""
+        self.step = Step.DONE
+        self.end = end
+        if status:
+            self.status = status
+        ctx = self.client.ctx
+        self.finished = ctx.loop.time()
+        self._release_attempt()
+        observers = ctx.observers
+        if observers:
+            for observer in observers:
+                observer(self)

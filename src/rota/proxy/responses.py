@@ -5,6 +5,7 @@ from __future__ import annotations
 REASONS = {
     400: b"Bad Request",
     403: b"Forbidden",
+    404: b"Not Found",
     405: b"Method Not Allowed",
     408: b"Request Timeout",
     413: b"Content Too Large",

@@ -1,4 +1,4 @@
-"""One worker's data plane: listen, serve, sweep deadlines, shut down gracefully."""
+"""One HTTP listener's data plane in one worker: serve, sweep deadlines, drain on stop."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import cast
 
-from rota.config.model import Config
-from rota.pool import Pool
 from rota.proxy.client import ClientConnection
 from rota.proxy.context import ProxyContext
 
@@ -18,64 +16,52 @@ from rota.proxy.context import ProxyContext
 GRACE_SECONDS = 5.0
 
 
-async def serve_http(
-    config: Config,
-    pool: Pool,
-    stop: asyncio.Event,
-    *,
-    sock: socket.socket | None = None,
-    reuse_port: bool = False,
-    on_ready: Callable[[ProxyContext, asyncio.Server], None] | None = None,
-) -> ProxyContext:
-    """Serve until `stop` is set. Binds config.host:port unless a bound `sock` is given."""
-    loop = asyncio.get_running_loop()
-    ctx = ProxyContext(config, pool, loop)
-    # One call per accepted connection, straight to the class: ClientConnection is a
-    # duck-typed protocol (see rota.proxy.batching.as_protocol), hence the cast.
-    factory = cast("Callable[[], asyncio.Protocol]", partial(ClientConnection, ctx))
-    if sock is not None:
-        server = await loop.create_server(factory, sock=sock, backlog=1024)
-    else:
-        server = await loop.create_server(
-            factory,
-            host=config.host,
-            port=config.port,
-            reuse_address=True,
-            reuse_port=reuse_port or None,
-            backlog=1024,
-        )
-    sweeper = loop.create_task(_sweep_forever(ctx))
-    if on_ready is not None:
-        on_ready(ctx, server)
-    try:
-        await stop.wait()
-    finally:
-        server.close()
-        await _drain(ctx)
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
-        for upstreams in ctx.upstream_pools:
-            upstreams.close_all()
-    return ctx
+class HttpListener:
+    """Accepts HTTP clients on bound sockets and serves them through `ctx`."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+        self.servers: list[asyncio.Server] = []
+        self.sockets: list[socket.socket] = []
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<HttpListener {self.ctx.name} [{len(self.ctx.clients)} clients]>"
+
+    async def start(self, sockets: list[socket.socket]) -> None:
+        """Serve on already-bound, listening sockets (`rota.proxy.listener.bind`)."""
+        loop = self.ctx.loop
+        # One call per accepted connection, straight to the class: ClientConnection is a
+        # duck-typed protocol (see rota.proxy.batching.as_protocol), hence the cast.
+        factory = cast("Callable[[], asyncio.Protocol]", partial(ClientConnection, self.ctx))
+        self.sockets = sockets
+        for sock in sockets:
+            self.servers.append(await loop.create_server(factory, sock=sock, backlog=1024))
+        self._sweeper = loop.create_task(_sweep_forever(self.ctx))
+
+    async def drain(self, grace: float = GRACE_SECONDS) -> None:
+        """Stop accepting; close idle client connections now and let in-flight ones
+        finish, up to `grace` seconds."""
+        for server in self.servers:
+            server.close()
+        ctx = self.ctx
+        deadline = ctx.loop.time() + grace
+        while ctx.clients and ctx.loop.time() < deadline:
+            for client in list(ctx.clients):
+                client.closing = True
+                if not client.queue:
+                    client.close()
+            await asyncio.sleep(0.05)
+        for client in list(ctx.clients):
+            if client.transport is not None:
+                client.transport.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
 
 
 async def _sweep_forever(ctx: ProxyContext) -> None:
-    interval = ctx.sweep_interval()
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(ctx.sweep_interval())
         ctx.sweep()
-
-
-async def _drain(ctx: ProxyContext) -> None:
-    """Close idle client connections now; let in-flight ones finish, up to the grace time."""
-    deadline = ctx.loop.time() + GRACE_SECONDS
-    while ctx.clients and ctx.loop.time() < deadline:
-        for client in list(ctx.clients):
-            client.closing = True
-            if not client.queue:
-                client.close()
-        await asyncio.sleep(0.05)
-    for client in list(ctx.clients):
-        if client.transport is not None:
-            client.transport.abort()

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from rota import proxy_protocol
-from rota.config.model import Config
+from rota.config.model import Config, ListenerSpec
+from rota.outcome import End, Outcome
 from rota.pool import Backend
 from rota.proxy.listener import DEFAULT_BACKLOG
 
@@ -58,18 +59,26 @@ class TcpSettings:
     backlog: int = DEFAULT_BACKLOG
 
     @classmethod
-    def from_config(cls, config: Config) -> TcpSettings:
-        """TCP mode reads `timeouts.connect`, `timeouts.idle` (here: no byte either way),
+    def from_listener(cls, listener: ListenerSpec, connect_timeout: float) -> TcpSettings:
+        """A TCP listener reads `timeouts.idle` (here: no byte either way),
         `timeouts.header` (for an accepted PROXY header), `limits.max_connections`,
-        `send_proxy` and `accept_proxy`."""
+        `send_proxy` and `accept_proxy`; its pool gives `timeouts.connect`."""
         return cls(
-            connect_timeout=config.timeouts.connect,
-            idle_timeout=config.timeouts.idle,
-            max_connections=config.limits.max_connections,
-            send_proxy=config.send_proxy,
-            accept_proxy=config.accept_proxy,
-            proxy_header_timeout=config.timeouts.header,
+            connect_timeout=connect_timeout,
+            idle_timeout=listener.timeouts.idle,
+            max_connections=listener.limits.max_connections,
+            send_proxy=listener.send_proxy,
+            accept_proxy=listener.accept_proxy,
+            proxy_header_timeout=listener.timeouts.header,
         )
+
+    @classmethod
+    def from_config(cls, config: Config) -> TcpSettings:
+        """The settings of the config's first listener (the seed's one listener)."""
+        listener = config.listeners[0]
+        pool = config.pool(listener.pool) if listener.pool is not None else None
+        connect = pool.timeouts.connect if pool is not None else config.timeouts.connect
+        return cls.from_listener(listener, connect)
 
 
 def _reset(transport: asyncio.Transport) -> None:
@@ -105,6 +114,7 @@ class _Side(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.active = True
+        self.tunnel.outcome.bytes_out += len(data)  # only the backend's side is a plain _Side
         # `out` is set before this side is connected (backend) or resumed (client).
         self.out.write(data)  # type: ignore[union-attr]
 
@@ -164,6 +174,7 @@ class _ClientSide(_Side):
 
     def data_received(self, data: bytes) -> None:
         self.active = True
+        self.tunnel.outcome.bytes_in += len(data)
         out = self.out
         if out is not None:
             out.write(data)
@@ -200,23 +211,42 @@ class _ClientSide(_Side):
 
 
 class Tunnel:
-    """One client connection and, once connected, its backend connection."""
+    """One client connection and, once connected, its backend connection. Its `outcome`
+    ends once, when the client's side is gone (`rota.outcome`): the unit of TCP mode's
+    feedback to the policy is the connection."""
 
-    __slots__ = ("backend", "client", "idle_sweeps", "proxy", "upstream")
+    __slots__ = ("attempt", "client", "idle_sweeps", "outcome", "proxy", "upstream")
 
     def __init__(self, proxy: TcpProxy) -> None:
         self.proxy = proxy
         self.client = _ClientSide(self)
         self.upstream: _Side | None = None
-        self.backend: Backend | None = None
+        self.attempt: Backend | None = None  # the backend counting this connection
         self.idle_sweeps = 0
+        self.outcome = Outcome(proxy.name, proxy.loop.time())
+        self.outcome.pool = proxy.pool
+
+    @property
+    def backend(self) -> Backend | None:
+        return self.outcome.backend
 
     def side_lost(self, side: _Side) -> None:
         if side is self.client:
-            self.proxy.finished(self)
-        elif self.backend is not None:
-            self.backend.active -= 1
-            self.backend = None
+            self._release()
+            outcome = self.outcome
+            if outcome.end is End.OPEN:
+                outcome.end = End.COMPLETE if outcome.backend is not None else End.LOCAL
+                outcome.finished = self.proxy.loop.time()
+                self.proxy.finished(self)
+            return
+        self._release()
+
+    def _release(self) -> None:
+        backend = self.attempt
+        if backend is not None:
+            self.attempt = None
+            backend.active -= 1
+            backend.pool.policy.ended(backend, self.outcome)
 
     def abort(self) -> None:
         for side in (self.client, self.upstream):
@@ -256,14 +286,19 @@ class Tunnel:
         proxy = self.proxy
         client = self.client
         tried: list[Backend] = []
+        pool = proxy.pool
+        ip = str(client.transport.get_extra_info("peername", ("",))[0]).encode()
         while client.open:
-            backend = proxy.balancer.pick(tried)
+            backend = pool.policy.pick(tried, None, ip)
             if backend is None:
                 # Nothing (left) to try: the client learns at once, rather than hanging.
                 log.debug("client %s: no backend available", peer_name(client))
                 client.transport.close()
                 return
             tried.append(backend)
+            self.outcome.backend = self.attempt = backend
+            backend.active += 1
+            pool.policy.started(backend)
             # Joined to the client before connecting: whatever the backend sends first
             # (a greeting, an EOF) finds its way to the client.
             upstream = _Side(self)
@@ -272,9 +307,11 @@ class Tunnel:
                 async with asyncio.timeout(proxy.settings.connect_timeout):
                     await proxy.loop.create_connection(_const(upstream), backend.host, backend.port)
             except TimeoutError:
+                self._release()
                 proxy.backend_error(backend, "connect timeout")
                 continue
             except OSError as exc:
+                self._release()
                 proxy.backend_error(backend, _reason(exc))
                 continue
             self._join(backend, upstream)
@@ -283,8 +320,6 @@ class Tunnel:
     def _join(self, backend: Backend, upstream: _Side) -> None:
         client = self.client
         up = upstream.transport
-        backend.active += 1
-        self.backend = backend
         self.upstream = upstream
         if not client.open:
             up.close()

@@ -9,9 +9,7 @@ import math
 import socket
 from collections.abc import Callable
 
-from rota.balancing import make_balancer
-from rota.balancing.base import Balancer
-from rota.config.model import Config
+from rota.outcome import Observer
 from rota.pool import Backend, Pool
 from rota.proxy.listener import Listener, bind
 from rota.proxy.tcp import TcpSettings, Tunnel, peer_name
@@ -31,14 +29,17 @@ class TcpProxy:
 
     def __init__(
         self,
-        balancer: Balancer,
+        pool: Pool,
         settings: TcpSettings,
         *,
+        name: str = "default",
         on_backend_error: BackendErrorHook | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        self.balancer = balancer
+        self.pool = pool
+        self.name = name
         self.settings = settings
+        self.observers: list[Observer] = []
         self.on_backend_error = on_backend_error
         self.loop = loop or asyncio.get_running_loop()
         self.listener: Listener | None = None
@@ -93,6 +94,8 @@ class TcpProxy:
             self.tunnels.remove(tunnel)
             if self.listener is not None:
                 self.listener.release()
+        for observer in self.observers:
+            observer(tunnel.outcome)
 
     def backend_error(self, backend: Backend, reason: str) -> None:
         log.info("backend %s: connect failed: %s; trying the next", backend.name, reason)
@@ -118,43 +121,13 @@ class TcpProxy:
         self._sweeper = self.loop.call_later(self._period, self._sweep)
 
 
-# On shutdown, open connections get this long to finish before they are cut.
-GRACE_SECONDS = 5.0
-
-
-async def serve_tcp(
-    config: Config,
-    pool: Pool,
-    stop: asyncio.Event,
-    *,
-    sockets: list[socket.socket] | None = None,
-    on_ready: Callable[[TcpProxy], None] | None = None,
-    on_backend_error: BackendErrorHook | None = None,
-) -> TcpProxy:
-    """Serve TCP mode until `stop` is set. Binds config.host:port unless `sockets` (bound
-    and listening) are given. `on_ready` runs once accepting; `on_backend_error` hears of
-    every failed connect to a backend (passive health checks)."""
-    loop = asyncio.get_running_loop()
-    proxy = TcpProxy(
-        make_balancer(config.algorithm, pool),
-        TcpSettings.from_config(config),
-        on_backend_error=on_backend_error,
-        loop=loop,
-    )
-    if sockets is None:
-        proxy.listen(config.host, config.port)
-    else:
-        proxy.start(sockets)
-    if on_ready is not None:
-        on_ready(proxy)
-    try:
-        await stop.wait()
-    finally:
-        # Stop accepting; let open connections finish for a while, then cut them.
-        if proxy.listener is not None:
-            proxy.listener.close()
-        deadline = loop.time() + GRACE_SECONDS
-        while proxy.tunnels and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        proxy.close()
-    return proxy
+async def drain(proxy: TcpProxy, grace: float) -> None:
+    """Stop accepting; let open connections finish for up to `grace` seconds, then cut
+    them."""
+    if proxy.listener is not None:
+        proxy.listener.close()
+    loop = proxy.loop
+    deadline = loop.time() + grace
+    while proxy.tunnels and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    proxy.close()

@@ -194,9 +194,8 @@ class UpstreamConnection(BatchedWriter):
         exchange = self.exchange
         if exchange is None or self._skip_body or self._done or self.tunnel is not None:
             return
-        if exchange.interim:
-            exchange.interim = False  # a 1xx response ended; the final one follows
-            return
+        if exchange.on_interim_end():
+            return  # a 1xx response ended; the final one follows
         self._done = True
 
     # for the exchange and the pool

@@ -63,13 +63,7 @@ class Tunnel:
 
     def end(self) -> None:
         """Both sides ended (or one cannot be half-closed): close both, gracefully."""
-        exchange = self.exchange
-        if exchange.finished:
-            return
-        exchange.finished = True
-        self.upstream.tunnel = None
-        exchange.drop_upstream(abort=False)
-        self.client.exchange_done(exchange, False)
+        self.exchange.tunnel_closed()
 
 
 def _write_eof(conn: BatchedWriter) -> bool:

@@ -1,0 +1,295 @@
+"""The one owner of what runs in a process: its pools, listeners and their routes.
+
+`Runtime` builds everything a `Config` describes, in the order that keeps it simple: pools
+first (servers, policies, idle-connection stacks), then listeners (HTTP or TCP, each with
+its own limits and timeouts, routing to the pools). The same object runs a single-process
+rota and each `--workers` worker; the supervisor builds one without listeners, for the
+pools' health states. Health does not live here: whoever runs the checks (this process's
+`HealthMonitor`, or the supervisor over the control channel) calls `set_health`.
+
+`apply(new_config)` moves a running instance to a new configuration: pools gain, lose or
+re-weigh servers by id (exchanges on a removed server finish; its idle connections close),
+listeners take new routes, limits and timeouts, and listeners added or removed are started or
+drained. A listener whose address or protocol changed is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rota.balancing import make_policy
+from rota.config.model import Config, ListenerSpec, Mode, PoolSpec, hostport
+from rota.health.report import transition_lines
+from rota.outcome import Observer
+from rota.pool import Backend, CheckKey, Pool, State
+from rota.proxy.batching import WriteBatch
+from rota.proxy.context import ProxyContext
+from rota.proxy.listener import bind
+from rota.proxy.server import GRACE_SECONDS, HttpListener
+from rota.proxy.tcp import TcpSettings
+from rota.proxy.tcp_server import TcpProxy, drain
+from rota.proxy.upstream import UpstreamPool
+
+log = logging.getLogger("rota")
+
+# (backend, reason): a connection to a backend failed on real traffic.
+FailureHook = Callable[[Backend, str], None]
+
+
+class ListenError(Exception):
+    """A listening socket could not be bound (exit code 1)."""
+
+
+@dataclass
+class Running:
+    """One listener as it runs: its spec and its HTTP or TCP server."""
+
+    spec: ListenerSpec
+    http: HttpListener | None = None
+    tcp: TcpProxy | None = None
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        if self.http is not None:
+            return self.http.sockets
+        return self.tcp.sockets if self.tcp is not None else []
+
+    def bound(self) -> str:
+        """host:port as bound: with port 0 the kernel chose the port."""
+        sockets = self.sockets
+        port = sockets[0].getsockname()[1] if sockets else self.spec.port
+        return hostport(self.spec.host, port)
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        reuse_port: bool = False,
+        log_transitions: bool = True,
+    ) -> None:
+        self.config = config
+        self.loop = loop
+        self.reuse_port = reuse_port
+        self.log_transitions = log_transitions
+        self.batch = WriteBatch()
+        self.pools: dict[str, Pool] = {}
+        self.listeners: dict[str, Running] = {}
+        self.observers: list[Observer] = []
+        # Set by whoever runs the health checks: hears of passive failures.
+        self.on_backend_error: FailureHook | None = None
+        for spec in config.pools:
+            self.pools[spec.name] = self._build_pool(spec)
+
+    def __repr__(self) -> str:
+        return f"<Runtime {len(self.listeners)} listeners {len(self.pools)} pools>"
+
+    # pools
+
+    def _build_pool(self, spec: PoolSpec) -> Pool:
+        pool = Pool(
+            spec.servers, spec.name, spec.health, make_policy(spec.algorithm), spec.timeouts
+        )
+        for backend in pool.backends:
+            self._hang_idle(backend, spec)
+        if self.log_transitions:
+            pool.subscribe(self._log_change)
+        return pool
+
+    def _hang_idle(self, backend: Backend, spec: PoolSpec) -> None:
+        backend.idle = UpstreamPool(
+            backend, spec.limits.pool_size, spec.timeouts.pool_idle, self.batch
+        )
+
+    def _log_change(self, backend: Backend, reason: str) -> None:
+        pool = backend.pool
+        name = backend.name if self.config.seed else f"{pool.name}/{backend.name}"
+        for line in transition_lines(
+            name, backend.address, backend.state, reason, pool.up_count(), len(pool)
+        ):
+            log.info(line)
+
+    def checks(self) -> dict[CheckKey, str]:
+        """Every distinct health check of every pool, with a name for logs."""
+        found: dict[CheckKey, str] = {}
+        for pool in self.pools.values():
+            for backend in pool.backends:
+                found.setdefault(backend.check, backend.address)
+        return found
+
+    def set_health(self, key: CheckKey, state: State, reason: str) -> None:
+        """A check's verdict, for every server it checks, in every pool."""
+        for pool in self.pools.values():
+            for backend in pool.backends:
+                if backend.check == key:
+                    pool.set_state(backend, state, reason)
+
+    def backend_failed(self, backend: Backend, reason: str) -> None:
+        hook = self.on_backend_error
+        if hook is not None:
+            hook(backend, reason)
+
+    # listeners
+
+    def bind(self) -> None:
+        """Bind every listener's socket, or raise ListenError naming the first that fails
+        (and bind none)."""
+        try:
+            for spec in self.config.listeners:
+                if spec.name not in self.listeners:
+                    self.listeners[spec.name] = self._bind(spec)
+        except ListenError:
+            for running in self.listeners.values():
+                for sock in running.sockets:
+                    sock.close()
+            self.listeners.clear()
+            raise
+
+    def _bind(self, spec: ListenerSpec) -> Running:
+        try:
+            sockets = bind(spec.host, spec.port, reuse_port=self.reuse_port)
+        except OSError as exc:
+            what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise ListenError(f"cannot listen on {spec.address}: {what}") from None
+        running = Running(spec)
+        if spec.protocol is Mode.TCP:
+            running.tcp = self._tcp(spec)
+            running.tcp.start(sockets)
+        else:
+            ctx = ProxyContext(spec, self.pools, self.loop, self.batch)
+            ctx.observers = self.observers
+            ctx.on_backend_error = self.backend_failed
+            running.http = HttpListener(ctx)
+            running.http.sockets = sockets
+        return running
+
+    def _tcp(self, spec: ListenerSpec) -> TcpProxy:
+        pool = self.pools[spec.pool or ""]
+        proxy = TcpProxy(
+            pool,
+            TcpSettings.from_listener(spec, pool.timeouts.connect),
+            name=spec.name,
+            on_backend_error=self.backend_failed,
+            loop=self.loop,
+        )
+        proxy.observers = self.observers
+        return proxy
+
+    async def start(self) -> None:
+        """Bind (if not yet) and serve every listener."""
+        self.bind()
+        for running in self.listeners.values():
+            if running.http is not None and not running.http.servers:
+                await running.http.start(running.http.sockets)
+
+    def ready_lines(self, workers: int = 1) -> list[str]:
+        """What `rota lb` prints once it serves: one line per listener."""
+        lines = []
+        several = f", {workers} workers" if workers > 1 else ""
+        for running in self.listeners.values():
+            spec = running.spec
+            scheme = spec.protocol.value
+            if self.config.seed:
+                servers = len(self.pools["default"])
+                what = f"{servers} backends{several}"
+            elif spec.protocol is Mode.TCP:
+                what = f"listener {spec.name}, pool {spec.pool}{several}"
+            else:
+                what = f"listener {spec.name}, {len(spec.routes)} routes{several}"
+            lines.append(f"rota listening on {scheme}://{running.bound()} ({what})")
+        return lines
+
+    async def stop(self, grace: float = GRACE_SECONDS) -> None:
+        """Drain every listener (in parallel), then close idle backend connections."""
+        await asyncio.gather(*(self._drain(r, grace) for r in self.listeners.values()))
+        self.listeners.clear()
+        for pool in self.pools.values():
+            for backend in pool.backends:
+                if backend.idle is not None:
+                    backend.idle.close_all()
+
+    async def _drain(self, running: Running, grace: float) -> None:
+        if running.http is not None:
+            if not running.http.servers:
+                for sock in running.http.sockets:
+                    sock.close()
+            await running.http.drain(grace)
+        elif running.tcp is not None:
+            await drain(running.tcp, grace)
+
+    # reconfiguration
+
+    async def apply(self, config: Config) -> None:
+        """Move to `config` (validated), keeping every connection that can be kept."""
+        old = self.config
+        self.config = config
+        for pool_spec in config.pools:
+            pool = self.pools.get(pool_spec.name)
+            if pool is None:
+                self.pools[pool_spec.name] = self._build_pool(pool_spec)
+            else:
+                self._update_pool(pool, pool_spec)
+        wanted = {spec.name: spec for spec in config.listeners}
+        gone = [
+            name
+            for name, running in self.listeners.items()
+            if name not in wanted
+            or wanted[name].protocol is not running.spec.protocol
+            or (wanted[name].host, wanted[name].port) != (running.spec.host, running.spec.port)
+        ]
+        drains = [self._drain(self.listeners.pop(name), GRACE_SECONDS) for name in gone]
+        for spec in config.listeners:
+            running = self.listeners.get(spec.name)
+            if running is None:
+                continue
+            running.spec = spec
+            if running.http is not None:
+                ctx = running.http.ctx
+                ctx.listener = spec
+                ctx.timeouts = spec.timeouts
+                ctx.limits = spec.limits
+                ctx.set_routes(spec.routes, self.pools)
+            elif running.tcp is not None:
+                pool = self.pools[spec.pool or ""]
+                running.tcp.pool = pool
+                running.tcp.settings = TcpSettings.from_listener(spec, pool.timeouts.connect)
+        await self.start()
+        for name in [n for n in self.pools if n not in {p.name for p in config.pools}]:
+            for backend in self.pools.pop(name).backends:
+                if backend.idle is not None:
+                    backend.idle.close_all()
+        if drains:
+            await asyncio.gather(*drains)
+        log.info("configuration applied (%s -> %s)", old.source, config.source)
+
+    def _update_pool(self, pool: Pool, spec: PoolSpec) -> None:
+        policy = make_policy(spec.algorithm)
+        if type(policy) is not type(pool.policy):
+            pool.policy = policy
+            policy.update(pool.backends)
+        pool.timeouts = spec.timeouts
+        if pool.health != spec.health:
+            pool.health = spec.health
+            for backend in pool.backends:
+                backend.check = (backend.host, backend.port, spec.health)
+        wanted = {server.key: server for server in spec.servers}
+        for backend in list(pool.backends):
+            server = wanted.get(backend.id)
+            if server is None or (server.host, server.port) != (backend.host, backend.port):
+                pool.remove(backend.id)
+                if backend.idle is not None:
+                    backend.idle.close_all()
+        for server in spec.servers:
+            existing = pool.get(server.key)
+            if existing is None:
+                self._hang_idle(pool.add(server), spec)
+            else:
+                existing.name = server.name
+                pool.set_weight(existing, server.weight)
