@@ -81,7 +81,8 @@ class Backend:
         self.idle: UpstreamPool | None = None
 
     def __repr__(self) -> str:
-        return f"<Backend {self.pool.name}/{self.id} {self.state.value} {self.admin.value} active={self.active}>"
+        where = f"{self.pool.name}/{self.id}"
+        return f"<Backend {where} {self.state.value} {self.admin.value} active={self.active}>"
 
 
 # Called after a health or admin change: (backend, reason).

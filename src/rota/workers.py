@@ -267,6 +267,7 @@ async def _worker(config: Config, pipe: Pipe) -> None:
     loop = asyncio.get_running_loop()
     stop = stop_event(loop)
     runtime = Runtime(config, loop, reuse_port=True, log_transitions=False)
+    applying: set[asyncio.Task[None]] = set()
 
     def backend_failed(backend: Backend, reason: str) -> None:
         # At once, here; the supervisor follows for every worker.
@@ -282,7 +283,9 @@ async def _worker(config: Config, pipe: Pipe) -> None:
                     _, key, state, reason = message
                     runtime.set_health(key, State(state), reason)
                 elif message[0] == "apply":
-                    loop.create_task(runtime.apply(message[1]))
+                    task = loop.create_task(runtime.apply(message[1]))
+                    applying.add(task)
+                    task.add_done_callback(applying.discard)
         except (EOFError, OSError):
             loop.remove_reader(pipe.fileno())
             stop.set()  # the supervisor is gone: so are we
