@@ -59,6 +59,15 @@ class Running:
             return self.http.sockets
         return self.tcp.sockets if self.tcp is not None else []
 
+    def serves(self, spec: ListenerSpec) -> bool:
+        """Whether this running listener can take `spec` as it is: same protocol, same
+        address (port 0 in `spec`: whatever port it was given)."""
+        if spec.protocol is not self.spec.protocol or spec.host != self.spec.host:
+            return False
+        sockets = self.sockets
+        port = sockets[0].getsockname()[1] if sockets else self.spec.port
+        return spec.port == 0 or spec.port == port
+
     def bound(self) -> str:
         """host:port as bound: with port 0 the kernel chose the port."""
         sockets = self.sockets
@@ -240,11 +249,15 @@ class Runtime:
         gone = [
             name
             for name, running in self.listeners.items()
-            if name not in wanted
-            or wanted[name].protocol is not running.spec.protocol
-            or (wanted[name].host, wanted[name].port) != (running.spec.host, running.spec.port)
+            if name not in wanted or not running.serves(wanted[name])
         ]
-        drains = [self._drain(self.listeners.pop(name), GRACE_SECONDS) for name in gone]
+        # Drains start now (each closes its listening sockets at once, so a replacement
+        # can bind the same address) and finish in the background of what follows.
+        drains = [
+            asyncio.ensure_future(self._drain(self.listeners.pop(name), GRACE_SECONDS))
+            for name in gone
+        ]
+        await asyncio.sleep(0)
         for spec in config.listeners:
             running = self.listeners.get(spec.name)
             if running is None:
