@@ -37,9 +37,28 @@ SERVER_KEYS = ("id", "host", "port", "name", "weight")
 PROXY_VERSIONS = {"v1": 1, "v2": 2}
 
 
+def _belongs_elsewhere(
+    r: Reader, path: str, raw: object, allowed: tuple[str, ...], every: tuple[str, ...], what: str
+) -> None:
+    """A listener's key in a pool's section (or the reverse) gets an error saying where it
+    goes, rather than a "did you mean" to a key of the other kind."""
+    if not isinstance(raw, Mapping) or allowed == every:
+        return
+    section = path.rpartition(".")[2]
+    owner = "pool" if allowed in (LISTENER_TIMEOUTS, LISTENER_LIMITS) else "listener"
+    for key in raw:
+        if key in every and key not in allowed:
+            raise r.fail(
+                path,
+                f"{show(key)} is a {owner}'s {what}: set it in [{owner}s.NAME.{section}] "
+                f"or in the top-level [{section}]",
+            )
+
+
 def timeouts(
     r: Reader, path: str, raw: object, allowed: tuple[str, ...], base: TimeoutSpec
 ) -> TimeoutSpec:
+    _belongs_elsewhere(r, path, raw, allowed, TIMEOUT_KEYS, "timeout")
     section = r.section(path, raw, allowed)
     values = {k: r.seconds(field_path(path, k), v) for k, v in section.items()}
     return replace(base, **values)
@@ -48,6 +67,7 @@ def timeouts(
 def limits(
     r: Reader, path: str, raw: object, allowed: tuple[str, ...], base: LimitSpec
 ) -> LimitSpec:
+    _belongs_elsewhere(r, path, raw, allowed, LIMIT_KEYS, "limit")
     section = r.section(path, raw, allowed)
     values: dict[str, Any] = {}
     for key, value in section.items():
