@@ -286,6 +286,14 @@ BAD = [
         "site.toml: listeners.web.routes[0].headers.x: expected printable characters",
     ),
     (
+        web('headers = {}\npool = "api"'),
+        "site.toml: listeners.web.routes[0].headers: expected at least one field",
+    ),
+    (
+        web('path = "/a"\nrespond = { content_type = "" }'),
+        "site.toml: listeners.web.routes[0].respond.content_type: expected a media type",
+    ),
+    (
         web('headers = { "x" = 1 }\npool = "api"'),
         "site.toml: listeners.web.routes[0].headers.x: expected a string, got 1",
     ),

@@ -80,7 +80,9 @@ def route(r: Reader, path: str, raw: object, pools: Mapping[str, object]) -> Rou
         path=path_exact,
         path_prefix=prefix,
         methods=_methods(r, f"{path}.methods", entry["methods"]) if "methods" in entry else (),
-        headers=_match_headers(r, f"{path}.headers", entry.get("headers", {})),
+        headers=_match_headers(r, f"{path}.headers", entry["headers"])
+        if "headers" in entry
+        else (),
         strip_prefix=(
             _path(r, f"{path}.strip_prefix", entry["strip_prefix"])
             if "strip_prefix" in entry
@@ -172,6 +174,8 @@ def _field_value(r: Reader, at: str, value: object) -> str:
 
 def _match_headers(r: Reader, at: str, value: object) -> tuple[tuple[str, str], ...]:
     table = r.table(at, value)
+    if not table:
+        raise r.fail(at, "expected at least one field (leave headers out to match any)")
     pairs: dict[str, str] = {}
     for name, field_value in table.items():
         lower = _field_name(r, at, name)
@@ -240,4 +244,6 @@ def _respond(r: Reader, at: str, value: object) -> Respond:
     content_type = _field_value(
         r, f"{at}.content_type", section.get("content_type", d.content_type)
     )
+    if not content_type:
+        raise r.fail(f"{at}.content_type", 'expected a media type like "text/html", got ""')
     return Respond(status=status, body=body, content_type=content_type)
