@@ -169,6 +169,29 @@ def test_sections_override_the_top_level_key_by_key(tmp_path: Path) -> None:
     assert (b.timeouts.connect, b.limits.pool_size) == (2, 8)
 
 
+def test_an_inherited_health_timeout_fits_the_pools_own_interval() -> None:
+    data = {
+        "health_check": {"interval": 10, "timeout": 3},
+        "listeners": {
+            "w": {
+                "bind": "127.0.0.1:0",
+                "routes": [{"pool": "a"}],
+            }
+        },
+        "pools": {
+            "a": {"servers": [{"host": "127.0.0.1", "port": 1}], "health_check": {"interval": 1}},
+            "b": {"servers": [{"host": "127.0.0.1", "port": 1}]},
+        },
+    }
+    cfg = build_config(data, "x", {})
+    assert (cfg.pool("a").health.interval, cfg.pool("a").health.timeout) == (1, 1)
+    assert (cfg.pool("b").health.interval, cfg.pool("b").health.timeout) == (10, 3)
+    # A timeout the pool sets itself is never changed: over its interval, an error.
+    data["pools"]["a"]["health_check"]["timeout"] = 2  # type: ignore[index]
+    with pytest.raises(ConfigError, match=r"^x: pools\.a\.health_check\.timeout: must not"):
+        build_config(data, "x", {})
+
+
 def test_json_has_the_same_shape(tmp_path: Path) -> None:
     text = """
     {"listeners": {"web": {"bind": "[::1]:8080", "routes": [{"pool": "p"}]}},

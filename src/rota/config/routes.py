@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from rota.config.model import HeaderEdits, Redirect, Respond, RouteSpec
 from rota.config.reader import Reader, show
@@ -40,6 +41,7 @@ FRAMING = frozenset(
     {"content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade"}
 )
 REQUEST_ONLY = frozenset({"host"})
+T = TypeVar("T")
 
 
 def is_token(text: str) -> bool:
@@ -62,13 +64,13 @@ def route(r: Reader, path: str, raw: object, pools: Mapping[str, object]) -> Rou
         if key in entry and action != "pool":
             raise r.fail(f"{path}.{key}", f"only with pool (this route has {action})")
 
-    path_exact = _path(r, f"{path}.path", entry["path"]) if "path" in entry else None
-    prefix = (
-        _path(r, f"{path}.path_prefix", entry["path_prefix"]) if "path_prefix" in entry else None
-    )
-    if path_exact is not None and prefix is not None:
-        raise r.fail(f"{path}.path_prefix", "give path or path_prefix, not both")
+    def read(key: str, reader: Callable[[Reader, str, Any], T], default: T) -> T:
+        return reader(r, f"{path}.{key}", entry[key]) if key in entry else default
 
+    exact = read("path", _path, None)
+    prefix = read("path_prefix", _path, None)
+    if exact is not None and prefix is not None:
+        raise r.fail(f"{path}.path_prefix", "give path or path_prefix, not both")
     pool = None
     if action == "pool":
         pool = r.text(f"{path}.pool", entry["pool"])
@@ -76,26 +78,16 @@ def route(r: Reader, path: str, raw: object, pools: Mapping[str, object]) -> Rou
             raise r.fail(f"{path}.pool", missing_pool(pool, pools))
     return RouteSpec(
         pool=pool,
-        host=_host(r, f"{path}.host", entry["host"]) if "host" in entry else None,
-        path=path_exact,
+        host=read("host", _host, None),
+        path=exact,
         path_prefix=prefix,
-        methods=_methods(r, f"{path}.methods", entry["methods"]) if "methods" in entry else (),
-        headers=_match_headers(r, f"{path}.headers", entry["headers"])
-        if "headers" in entry
-        else (),
-        strip_prefix=(
-            _path(r, f"{path}.strip_prefix", entry["strip_prefix"])
-            if "strip_prefix" in entry
-            else None
-        ),
-        request_headers=_edits(r, f"{path}.request_headers", entry.get("request_headers"), True),
-        response_headers=_edits(
-            r, f"{path}.response_headers", entry.get("response_headers"), False
-        ),
-        redirect=_redirect(r, f"{path}.redirect", entry["redirect"])
-        if "redirect" in entry
-        else None,
-        respond=_respond(r, f"{path}.respond", entry["respond"]) if "respond" in entry else None,
+        methods=read("methods", _methods, ()),
+        headers=read("headers", _match_headers, ()),
+        strip_prefix=read("strip_prefix", _path, None),
+        request_headers=read("request_headers", _request_edits, HeaderEdits()),
+        response_headers=read("response_headers", _response_edits, HeaderEdits()),
+        redirect=read("redirect", _redirect, None),
+        respond=read("respond", _respond, None),
     )
 
 
@@ -185,9 +177,15 @@ def _match_headers(r: Reader, at: str, value: object) -> tuple[tuple[str, str], 
     return tuple(pairs.items())
 
 
-def _edits(r: Reader, at: str, value: object, request: bool) -> HeaderEdits:
-    if value is None:
-        return HeaderEdits()
+def _request_edits(r: Reader, at: str, value: object) -> HeaderEdits:
+    return _edits(r, at, value, request=True)
+
+
+def _response_edits(r: Reader, at: str, value: object) -> HeaderEdits:
+    return _edits(r, at, value, request=False)
+
+
+def _edits(r: Reader, at: str, value: object, *, request: bool) -> HeaderEdits:
     section = r.section(at, value, ("set", "remove"))
     refused = FRAMING | REQUEST_ONLY if request else FRAMING
 

@@ -98,6 +98,10 @@ def health(
     d = HealthSpec()
     interval = r.seconds(where["interval"], values.get("interval", d.interval))
     timeout = r.seconds(where["timeout"], values.get("timeout", min(d.timeout, interval)))
+    if "timeout" not in own and "interval" in own:
+        # The top-level timeout is a default, like the built-in 2 s: a pool that checks
+        # more often than that gets one that fits its own interval.
+        timeout = min(timeout, interval)
     if timeout > interval:
         raise r.fail(
             where["timeout"], f"must not exceed the interval ({interval:g} s), got {timeout:g}"
