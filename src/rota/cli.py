@@ -341,6 +341,8 @@ def _lb(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rota: {exc}", file=sys.stderr)
         return 2
+    for warning in config_warnings(config):
+        print(f"rota: warning: {warning}", file=sys.stderr)
     return lb.run(config)
 
 
