@@ -63,8 +63,22 @@ LB_FLAGS: tuple[Flag, ...] = (
         "worker processes, or 'auto' for one per CPU (default 1)",
         "N|auto",
     ),
-    Flag("--host", "listen.host", str, "address to listen on (default 127.0.0.1)", "HOST"),
-    Flag("--port", "listen.port", _int, "port to listen on (default 5432)", "PORT"),
+    # --host, --port, --mode and the PROXY flags set the seed's one listener; a file with
+    # listeners sets them per listener instead, and refuses them (rota.config.load).
+    Flag(
+        "--host",
+        "listen.host",
+        str,
+        "address to listen on (default 127.0.0.1; seed files only, else bind in the file)",
+        "HOST",
+    ),
+    Flag(
+        "--port",
+        "listen.port",
+        _int,
+        "port to listen on (default 5432; seed files only, else bind in the file)",
+        "PORT",
+    ),
     Flag(
         "--health-check-interval",
         "health_check.interval",
@@ -164,7 +178,13 @@ LB_FLAGS: tuple[Flag, ...] = (
         "http (GET the health path, default) or tcp (connect only)",
         choices=("http", "tcp"),
     ),
-    Flag("--mode", "mode", str, "http (default) or tcp", choices=("http", "tcp")),
+    Flag(
+        "--mode",
+        "mode",
+        str,
+        "http (default) or tcp (seed files only, else protocol in the file)",
+        choices=("http", "tcp"),
+    ),
     Flag(
         "--max-connections",
         "limits.max_connections",
