@@ -19,7 +19,6 @@ from typing import Any
 from rota.config import routes, sections
 from rota.config.model import (
     Config,
-    HealthSpec,
     LimitSpec,
     ListenerSpec,
     Mode,
@@ -114,16 +113,18 @@ def _pool(
     limits: LimitSpec,
 ) -> PoolSpec:
     section = r.section(path, raw, POOL_KEYS)
-    health: HealthSpec = sections.health(
-        r, f"{path}.health_check", section.get("health_check", {}), ("health_check", health_raw)
-    )
     return PoolSpec(
         name=name,
         servers=sections.servers(r, f"{path}.servers", section.get("servers"), "server"),
         algorithm=sections.algorithm(
             r, f"{path}.algorithm", section.get("algorithm", "round_robin")
         ),
-        health=health,
+        health=sections.health(
+            r,
+            f"{path}.health_check",
+            section.get("health_check", {}),
+            ("health_check", health_raw),
+        ),
         timeouts=sections.timeouts(
             r, f"{path}.timeouts", section.get("timeouts", {}), sections.POOL_TIMEOUTS, timeouts
         ),
