@@ -3,6 +3,7 @@
 rota lb [--host H] [--port P] [--config FILE] [flags]   the load balancer
 rota backend --host H --port P [--name NAME]             the simple HTTP backend
 rota example [--config FILE]                             three backends + the load balancer
+rota check-config FILE                                   validate, print the effective config
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rota import __version__, native
-from rota.config import ConfigError, load_config
+from rota.config import ConfigError, config_warnings, load_config
 
 DEFAULT_CONFIG = "server_db.json"
 
@@ -31,6 +32,7 @@ class Flag:
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
     action: str | None = None  # "store_true" for a switch
+    aliases: tuple[str, ...] = ()  # other spellings of the same flag
 
 
 def _seconds(text: str) -> float:
@@ -61,8 +63,22 @@ LB_FLAGS: tuple[Flag, ...] = (
         "worker processes, or 'auto' for one per CPU (default 1)",
         "N|auto",
     ),
-    Flag("--host", "listen.host", str, "address to listen on (default 127.0.0.1)", "HOST"),
-    Flag("--port", "listen.port", _int, "port to listen on (default 5432)", "PORT"),
+    # --host, --port, --mode and the PROXY flags set the seed's one listener; a file with
+    # listeners sets them per listener instead, and refuses them (rota.config.load).
+    Flag(
+        "--host",
+        "listen.host",
+        str,
+        "address to listen on (default 127.0.0.1; seed files only, else bind in the file)",
+        "HOST",
+    ),
+    Flag(
+        "--port",
+        "listen.port",
+        _int,
+        "port to listen on (default 5432; seed files only, else bind in the file)",
+        "PORT",
+    ),
     Flag(
         "--health-check-interval",
         "health_check.interval",
@@ -121,8 +137,9 @@ LB_FLAGS: tuple[Flag, ...] = (
         "--timeout-connect",
         "timeouts.connect",
         _seconds,
-        "connect to a backend; then the next one, then 503 (default 3); = --connect-timeout",
+        "connect to a backend; then the next one, then 503 (default 3)",
         "SECONDS",
+        aliases=("--connect-timeout",),
     ),
     Flag(
         "--timeout-header",
@@ -135,8 +152,10 @@ LB_FLAGS: tuple[Flag, ...] = (
         "--timeout-idle",
         "timeouts.idle",
         _seconds,
-        "keep-alive silence between requests; silent close (default 60); = --idle-timeout",
+        "keep-alive silence between requests (tcp mode: no byte either way); silent close "
+        "(default 60)",
         "SECONDS",
+        aliases=("--idle-timeout",),
     ),
     Flag(
         "--timeout-response",
@@ -159,7 +178,13 @@ LB_FLAGS: tuple[Flag, ...] = (
         "http (GET the health path, default) or tcp (connect only)",
         choices=("http", "tcp"),
     ),
-    Flag("--mode", "mode", str, "http (default) or tcp", choices=("http", "tcp")),
+    Flag(
+        "--mode",
+        "mode",
+        str,
+        "http (default) or tcp (seed files only, else protocol in the file)",
+        choices=("http", "tcp"),
+    ),
     Flag(
         "--max-connections",
         "limits.max_connections",
@@ -167,20 +192,6 @@ LB_FLAGS: tuple[Flag, ...] = (
         "concurrent client connections per worker; tcp mode: the excess waits in the "
         "backlog; http mode: the excess gets 503 (default 10000)",
         "N",
-    ),
-    Flag(
-        "--connect-timeout",
-        "timeouts.connect",
-        _seconds,
-        "seconds to connect to a backend before trying the next (default 3)",
-        "SECONDS",
-    ),
-    Flag(
-        "--idle-timeout",
-        "timeouts.idle",
-        _seconds,
-        "seconds of client silence before closing (tcp mode: no byte either way) (default 60)",
-        "SECONDS",
     ),
     Flag(
         "--send-proxy",
@@ -213,11 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for f in LB_FLAGS:
         if f.action is not None:
-            lb.add_argument(f.flag, dest=f.field, action=f.action, default=None, help=f.help)
+            lb.add_argument(
+                f.flag, *f.aliases, dest=f.field, action=_Switch, default=None, help=f.help
+            )
             continue
         lb.add_argument(
             f.flag,
+            *f.aliases,
             dest=f.field,
+            action=_Store,
             type=f.type,
             default=None,
             help=f.help,
@@ -242,7 +257,58 @@ def build_parser() -> argparse.ArgumentParser:
 
     example = sub.add_parser("example", help="run three backends and the load balancer")
     example.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE")
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate a config file and print the effective configuration as TOML",
+        description="Validate FILE without starting anything and print the effective "
+        "configuration, every default filled in, as TOML with listeners and pools (for a "
+        "seed file: its equivalent in that shape). Warnings go to stderr. Exit 0 when valid, "
+        "2 with one line naming the file and field when not.",
+    )
+    check.add_argument("file", metavar="FILE", help="the configuration, JSON or TOML (.toml)")
     return parser
+
+
+# The spelling of each flag as typed, by field, so an error names the flag the user typed
+# (--connect-timeout and --timeout-connect set one field).
+TYPED = "typed_flags"
+
+
+def _remember(namespace: argparse.Namespace, dest: str, option_string: str | None) -> None:
+    typed = getattr(namespace, TYPED, None)
+    if typed is None:
+        typed = {}
+        setattr(namespace, TYPED, typed)
+    if option_string is not None:
+        typed[dest] = option_string
+
+
+class _Store(argparse.Action):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        _remember(namespace, self.dest, option_string)
+
+
+class _Switch(argparse.Action):
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, True)
+        _remember(namespace, self.dest, option_string)
 
 
 class _Version(argparse.Action):
@@ -265,18 +331,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _lb(args)
     if args.command == "backend":
         return _backend(args)
+    if args.command == "check-config":
+        return _check_config(args)
     return _example(args)
 
 
 def lb_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, str]]:
-    """The config fields the given flags set, and which flag set each (for errors)."""
+    """The config fields the given flags set, and which flag set each, as typed (for errors)."""
     overrides: dict[str, object] = {}
     flags: dict[str, str] = {}
+    typed: dict[str, str] = getattr(args, TYPED, None) or {}
     for f in LB_FLAGS:
         value = getattr(args, f.field)
         if value is not None:
             overrides[f.field] = value
-            flags[f.field] = f.flag
+            flags[f.field] = typed.get(f.field, f.flag)
     return overrides, flags
 
 
@@ -292,7 +361,23 @@ def _lb(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rota: {exc}", file=sys.stderr)
         return 2
+    for warning in config_warnings(config):
+        print(f"rota: warning: {warning}", file=sys.stderr)
     return lb.run(config)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from rota.config.show import to_toml
+
+    try:
+        config = load_config(Path(args.file))
+    except ConfigError as exc:
+        print(f"rota: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(to_toml(config))
+    for warning in config_warnings(config):
+        print(f"rota: warning: {warning}", file=sys.stderr)
+    return 0
 
 
 def _backend(args: argparse.Namespace) -> int:

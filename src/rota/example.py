@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from rota.config import ConfigError, load_config
+from rota.config import ConfigError, Mode, load_config
 
 
 def run_example(config_path: Path) -> int:
@@ -29,20 +29,21 @@ def run_example(config_path: Path) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    # One backend per distinct address of every pool (a server may be in two pools).
+    servers = {s.address: s for pool in config.pools for s in pool.servers}
     try:
-        backends = [server for pool in config.pools for server in pool.servers]
-        for b in backends:
+        for b in servers.values():
             children.append(
                 subprocess.Popen([*rota, "backend", "--host", b.host, "--port", str(b.port)])
             )
         time.sleep(0.5)
         children.append(subprocess.Popen([*rota, "lb", "--config", str(config_path)]))
         time.sleep(0.5)
-        listener = config.listeners[0]
-        url = f"http://{listener.address}/"
+        http = [spec for spec in config.listeners if spec.protocol is Mode.HTTP]
+        url = f"http://{(http or config.listeners)[0].address}/"
         print(
             f"\nrota is up: try\n    curl {url}\n(several times: round robin over "
-            f"{len(backends)} backends). Ctrl-C stops everything.\n",
+            f"{len(servers)} backends). Ctrl-C stops everything.\n",
             flush=True,
         )
         while not stopping:

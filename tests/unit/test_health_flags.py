@@ -25,7 +25,10 @@ def health_from(argv: list[str], tmp_path: Path) -> HealthSpec:
         f.field: getattr(args, f.field) for f in LB_FLAGS if getattr(args, f.field) is not None
     }
     flags = {f.field: f.flag for f in LB_FLAGS}
-    return load_config(args.config, overrides, flags).health
+    config = load_config(args.config, overrides, flags)
+    # The seed's one pool checks its servers with the top-level section, resolved.
+    assert config.pools[0].health == config.health
+    return config.pools[0].health
 
 
 def test_every_health_flag_reaches_the_config(tmp_path: Path) -> None:

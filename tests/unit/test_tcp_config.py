@@ -1,4 +1,5 @@
-"""TCP-mode configuration: mode, PROXY protocol keys, limits, and the settings they give."""
+"""TCP-mode configuration in the seed's shape: mode, PROXY protocol keys, limits, and the
+TCP listener they give (one pool named default, no routes)."""
 
 import json
 from pathlib import Path
@@ -6,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from rota.cli import build_parser, lb_overrides
-from rota.config import ConfigError, Mode, load_config
-from rota.proxy.tcp import TcpSettings
+from rota.config import ConfigError, LimitSpec, ListenerSpec, Mode, TimeoutSpec, load_config
 
 SEED = {"server_list": [{"id": 1, "host": "127.0.0.1", "port": 5001}]}
 
@@ -20,17 +20,24 @@ def write(tmp_path: Path, data: object) -> Path:
 
 def test_tcp_defaults(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, {**SEED, "mode": "tcp"}))
-    assert cfg.mode is Mode.TCP
-    assert cfg.send_proxy is None and cfg.accept_proxy is False
-    settings = TcpSettings.from_config(cfg)
-    assert settings == TcpSettings(
-        connect_timeout=3.0,
-        idle_timeout=60.0,
-        max_connections=10_000,
-        send_proxy=None,
-        accept_proxy=False,
-        proxy_header_timeout=10.0,
+    assert cfg.listeners == (
+        ListenerSpec(
+            name="default",
+            host="127.0.0.1",
+            port=5432,
+            protocol=Mode.TCP,
+            routes=(),
+            pool="default",
+            timeouts=TimeoutSpec(),
+            limits=LimitSpec(),
+            send_proxy=None,
+            accept_proxy=False,
+        ),
     )
+    pool = cfg.pool("default")
+    assert (pool.timeouts.connect, cfg.listeners[0].timeouts.idle) == (3.0, 60.0)
+    assert cfg.listeners[0].limits.max_connections == 10_000
+    assert cfg.listeners[0].timeouts.header == 10.0  # the PROXY header's deadline
 
 
 def test_tcp_keys_from_the_file(tmp_path: Path) -> None:
@@ -42,10 +49,11 @@ def test_tcp_keys_from_the_file(tmp_path: Path) -> None:
         "timeouts": {"connect": 0.5, "idle": 7},
         "limits": {"max_connections": 100},
     }
-    settings = TcpSettings.from_config(load_config(write(tmp_path, data)))
-    assert settings.send_proxy == 2 and settings.accept_proxy
-    assert (settings.connect_timeout, settings.idle_timeout) == (0.5, 7.0)
-    assert settings.max_connections == 100
+    cfg = load_config(write(tmp_path, data))
+    (listener,) = cfg.listeners
+    assert listener.send_proxy == 2 and listener.accept_proxy
+    assert (cfg.pools[0].timeouts.connect, listener.timeouts.idle) == (0.5, 7.0)
+    assert listener.limits.max_connections == 100
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:
@@ -53,9 +61,9 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ["lb", "--mode", "tcp", "--send-proxy", "v1", "--accept-proxy", "--max-connections", "9"]
     )
     overrides, flags = lb_overrides(args)
-    cfg = load_config(write(tmp_path, SEED), overrides, flags)
-    assert cfg.mode is Mode.TCP and cfg.send_proxy == 1 and cfg.accept_proxy
-    assert cfg.limits.max_connections == 9
+    (listener,) = load_config(write(tmp_path, SEED), overrides, flags).listeners
+    assert listener.protocol is Mode.TCP and listener.send_proxy == 1 and listener.accept_proxy
+    assert listener.limits.max_connections == 9 and listener.pool == "default"
 
 
 def test_no_tcp_flags_leave_the_file_alone(tmp_path: Path) -> None:
@@ -88,4 +96,5 @@ def test_send_proxy_flag_error_names_the_flag(tmp_path: Path) -> None:
 
 
 def test_accept_proxy_false_is_fine_in_http_mode(tmp_path: Path) -> None:
-    assert load_config(write(tmp_path, {**SEED, "accept_proxy": False})).accept_proxy is False
+    cfg = load_config(write(tmp_path, {**SEED, "accept_proxy": False}))
+    assert cfg.listeners[0].accept_proxy is False

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 # rota.native compiles this module. mypyc's frozen dataclasses cannot be unpickled (its
 # restore assigns fields one by one, which frozen forbids), and `--workers` sends the config
@@ -37,6 +37,12 @@ class Mode(Enum):
 class CheckKind(Enum):
     HTTP = "http"
     TCP = "tcp"
+
+
+# The balancing algorithms a pool may name. The loader stores the first spelling of each
+# (`round_robin`); `roundrobin` is the seed's name for it, still accepted.
+ALGORITHMS: Final[tuple[str, ...]] = ("round_robin", "roundrobin")
+ALGORITHM_ALIASES: Final[dict[str, str]] = {"roundrobin": "round_robin"}
 
 
 def hostport(host: str, port: int) -> str:

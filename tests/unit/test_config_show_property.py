@@ -1,0 +1,140 @@
+"""Property: any valid configuration, written by `rota check-config`, reads back equal."""
+
+from __future__ import annotations
+
+import dataclasses
+import string
+import tomllib
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rota.config.load import build_config
+from rota.config.routes import FRAMING, REQUEST_ONLY, TOKEN
+from rota.config.show import to_toml
+
+names = st.from_regex(r"[a-z][a-z0-9_-]{0,6}", fullmatch=True)
+visible = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
+paths = st.text(visible.filter(lambda c: c != "?"), max_size=8).map(lambda t: "/" + t)
+tokens = st.text(st.sampled_from(sorted(TOKEN)), min_size=1, max_size=8)
+# Field values: printable Latin-1 with inner spaces and tabs, nothing around them.
+values = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
+    max_size=12,
+).map(lambda t: t.strip(" \t"))
+labels = st.text(
+    st.sampled_from(string.ascii_lowercase + string.digits + "-"), min_size=1, max_size=5
+)
+hosts = st.lists(labels, min_size=1, max_size=3).map(".".join)
+seconds = st.one_of(st.integers(1, 86400), st.floats(0.001, 86400))
+
+
+@st.composite
+def header_edits(draw: st.DrawFn, request: bool) -> dict[str, Any]:
+    refused = FRAMING | REQUEST_ONLY if request else FRAMING
+    field_names = tokens.map(str.lower).filter(lambda n: n not in refused)
+    names_ = draw(st.lists(field_names, unique=True, max_size=3))
+    half = len(names_) // 2
+    return {"set": {n: draw(values) for n in names_[:half]}, "remove": names_[half:]}
+
+
+@st.composite
+def route(draw: st.DrawFn, pools: list[str], catch_all: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if not catch_all:
+        keys = draw(st.sets(st.sampled_from(["host", "path", "methods", "headers"]), min_size=1))
+        if "host" in keys:
+            out["host"] = draw(st.one_of(hosts, hosts.map(lambda h: "*." + h)))
+        if "path" in keys:
+            out[draw(st.sampled_from(["path", "path_prefix"]))] = draw(paths)
+        if "methods" in keys:
+            out["methods"] = draw(
+                st.lists(tokens.map(str.upper), min_size=1, max_size=3, unique=True)
+            )
+        if "headers" in keys:
+            out["headers"] = draw(
+                st.dictionaries(tokens.map(str.lower), values, min_size=1, max_size=2)
+            )
+    action = draw(st.sampled_from(["pool", "redirect", "respond"]))
+    if action == "pool":
+        out["pool"] = draw(st.sampled_from(pools))
+        if draw(st.booleans()):
+            out["strip_prefix"] = draw(paths)
+        out["request_headers"] = draw(header_edits(True))
+    elif action == "redirect":
+        out["redirect"] = {
+            "location": draw(st.text(visible, min_size=1, max_size=12)),
+            "status": draw(st.sampled_from([301, 302, 303, 307, 308])),
+        }
+    else:
+        out["respond"] = {
+            "status": draw(st.sampled_from([200, 403, 404, 410, 503])),
+            "body": draw(st.text(max_size=20)),
+            "content_type": draw(values.filter(bool)),
+        }
+    out["response_headers"] = draw(header_edits(False))
+    return out
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> dict[str, Any]:
+    pool_names = draw(st.lists(names, min_size=1, max_size=3, unique=True))
+    pools: dict[str, Any] = {}
+    for name in pool_names:
+        ports = draw(st.lists(st.integers(1, 65535), min_size=1, max_size=3, unique=True))
+        servers = []
+        for i, port in enumerate(ports):
+            server: dict[str, Any] = {
+                "host": draw(st.sampled_from(["127.0.0.1", "::1"])),
+                "port": port,
+            }
+            if draw(st.booleans()):
+                server["name"] = f"{draw(values.filter(str.isprintable))}#{i}"
+            if draw(st.booleans()):
+                # Unique by construction: an integer ending in i, or "s" and i.
+                number = draw(st.integers(0, 99)) * 10 + i
+                server["id"] = draw(st.sampled_from([number, f"s{i}"]))
+            server["weight"] = draw(st.integers(1, 1000))
+            servers.append(server)
+        pool: dict[str, Any] = {"servers": servers}
+        if draw(st.booleans()):
+            interval = draw(seconds)
+            pool["health_check"] = {
+                "interval": interval,
+                "type": draw(st.sampled_from(["http", "tcp"])),
+            }
+        if draw(st.booleans()):
+            pool["timeouts"] = {"connect": draw(seconds)}
+        pools[name] = pool
+    listeners: dict[str, Any] = {}
+    for i, name in enumerate(draw(st.lists(names, min_size=1, max_size=3, unique=True))):
+        listener: dict[str, Any] = {"bind": f"127.0.0.1:{8000 + i}"}
+        if draw(st.booleans()):
+            listener.update(protocol="tcp", pool=draw(st.sampled_from(pool_names)))
+            if draw(st.booleans()):
+                listener["send_proxy"] = draw(st.sampled_from(["v1", "v2"]))
+        else:
+            n = draw(st.integers(0, 3))
+            last = draw(st.booleans())
+            listener["routes"] = [
+                draw(route(pool_names, catch_all=last and j == n)) for j in range(n + 1)
+            ]
+        if draw(st.booleans()):
+            listener["limits"] = {"max_body_bytes": draw(st.integers(1, 2**40))}
+        listeners[name] = listener
+    top: dict[str, Any] = {"listeners": listeners, "pools": pools}
+    if draw(st.booleans()):
+        top["timeouts"] = {"idle": draw(seconds), "response": draw(seconds)}
+    if draw(st.booleans()):
+        top["health_check"] = {"interval": 100, "timeout": draw(st.floats(0.001, 100)), "rise": 5}
+    return top
+
+
+@settings(max_examples=100, deadline=None)
+@given(configs())
+def test_printed_config_reads_back_equal(data: dict[str, Any]) -> None:
+    config = build_config(data, "x", {})
+    text = to_toml(config)
+    again = build_config(tomllib.loads(text), "x", {})
+    assert again == dataclasses.replace(config, seed=False)
