@@ -106,7 +106,7 @@ class Pool:
         self.health = health if health is not None else HealthSpec()
         # connect, response and pool_idle are the pool's (the others are a listener's)
         self.timeouts = timeouts if timeouts is not None else TimeoutSpec()
-        self.backends: tuple[Backend, ...] = ()
+        self.backends: tuple[Backend, ...] = tuple()
         self._by_id: dict[str, Backend] = {}
         self._listeners: list[Listener] = []
         if policy is None:
@@ -139,7 +139,7 @@ class Pool:
         if backend.id in self._by_id:
             raise ValueError(f"pool {self.name}: duplicate server id {backend.id!r}")
         self._by_id[backend.id] = backend
-        self.backends = (*self.backends, backend)
+        self.backends = tuple([*self.backends, backend])
 
     def add(self, spec: BackendSpec) -> Backend:
         """A new server, UP and enabled (health checks take it out if it is not)."""
