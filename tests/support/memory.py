@@ -16,11 +16,12 @@ The tests speak to the harness only through this API, so that when the construct
 proxy objects change, this file is the only one to follow:
 
     h = Harness(backends=3, timeouts={"response": 5})   # overrides use the config file's keys
-    c = h.client()            # ClientEnd: .send(b), .eof(), .lose(exc), .received(),
-                              #   .closed, .aborted, .eof_written, .reading_paused
-    b = h.backend_conn(0)     # BackendEnd of backend 0's newest connection: .send(b), .eof(),
-                              #   .lose(exc), .received(), .closed, .aborted, .eof_written,
-                              #   .reading_paused
+    c = h.client()            # ClientEnd, a new client connection
+    b = h.backend_conn(0)     # BackendEnd: backend 0's newest connection from rota
+    # Both ends: .send(bytes) to rota, .eof() (half-close), .lose(exc=None) (gone; a reset
+    #   with an exception), .stall() / .drain() (stop / resume reading: rota's writes back
+    #   up), .received() (every byte rota wrote to it), and what rota did to it: .closed,
+    #   .aborted, .eof_written, .reading_paused
     h.backend_conns(0)        # every connection rota opened to backend 0, oldest first
     h.refuse(1); h.hang(2); h.accept(1)   # how backend i answers new connections
     h.set_down(0); h.set_up(0)            # its health state
@@ -55,6 +56,8 @@ class _Protocol(Protocol):
     def data_received(self, data: bytes) -> None: ...
     def eof_received(self) -> bool | None: ...
     def connection_lost(self, exc: Exception | None) -> None: ...
+    def pause_writing(self) -> None: ...
+    def resume_writing(self) -> None: ...
 
 
 class MemoryTransport(asyncio.Transport):
@@ -76,6 +79,7 @@ class MemoryTransport(asyncio.Transport):
         self.aborted = False
         self.eof_written = False
         self.reading_paused = False
+        self.write_blocked = False
         self.peername = peername
         self._loop = loop
         self._protocol: _Protocol | None = None
@@ -144,6 +148,17 @@ class MemoryTransport(asyncio.Transport):
         """The peer half-closed (FIN)."""
         self._inbox.append(None)
         self._deliver()
+
+    def set_write_blocked(self, blocked: bool) -> None:
+        """The peer stops (or starts again) reading: what rota writes backs up past the
+        transport's high-water mark, so the transport calls pause_writing (resume_writing)."""
+        if blocked == self.write_blocked or self._protocol is None:
+            return
+        self.write_blocked = blocked
+        if blocked:
+            self._protocol.pause_writing()
+        else:
+            self._protocol.resume_writing()
 
     def lose(self, exc: Exception | None) -> None:
         """The connection is gone under rota (a reset when `exc` is given)."""
@@ -276,6 +291,16 @@ class _End:
     def lose(self, exc: Exception | None = None) -> None:
         """The connection is gone (a reset when `exc` is given, e.g. ConnectionResetError())."""
         self.transport.lose(exc)
+        self._harness.run()
+
+    def stall(self) -> None:
+        """This peer stops reading: rota's writes to it back up (pause_writing)."""
+        self.transport.set_write_blocked(True)
+        self._harness.run()
+
+    def drain(self) -> None:
+        """This peer reads again (resume_writing)."""
+        self.transport.set_write_blocked(False)
         self._harness.run()
 
     def received(self) -> bytes:
