@@ -456,77 +456,89 @@ def _pooled(h: Harness, c: ClientEnd) -> BackendEnd:
     return b
 
 
-@pytest.mark.parametrize("how", ["eof", "reset"])
-def test_a_pooled_connection_closed_before_any_answer_retries_a_get_once(how: str) -> None:
-    h = Harness(backends=1)
+def _request(method: bytes, body: bytes = b"") -> tuple[bytes, bytes]:
+    """A request to /r as the client sends it and as a backend receives it."""
+    framing = b"Content-Length: %d\r\n" % len(body) if body else b""
+    return (
+        get(b"/r", method=method, fields=framing) + body,
+        forwarded(b"/r", method=method, framing=framing, body=body),
+    )
+
+
+GET_R = _request(b"GET")
+DELETE_R = _request(b"DELETE")
+POST_R = _request(b"POST", b"hi")
+PUT_R = _request(b"PUT", b"hi")  # idempotent, but its body is gone once sent
+
+
+@dataclass
+class LostBeforeAnswer:
+    backends: int
+    pooled: bool  # the request goes on backend 0's pooled connection (else a fresh one)
+    request: tuple[bytes, bytes]  # as sent, as forwarded
+    how: str  # the connection ends before any response byte: "eof" (FIN) or "reset"
+    goes_to: int | None  # the backend the request is then sent to on a new connection
+
+
+LOST_BEFORE_ANSWER = [
+    pytest.param(LostBeforeAnswer(1, True, GET_R, "eof", 0), id="pooled-get-eof-retried"),
+    pytest.param(LostBeforeAnswer(1, True, GET_R, "reset", 0), id="pooled-get-reset-retried"),
+    pytest.param(LostBeforeAnswer(2, True, DELETE_R, "eof", 0), id="pooled-delete-retried"),
+    pytest.param(LostBeforeAnswer(1, True, POST_R, "eof", None), id="pooled-post-502"),
+    pytest.param(LostBeforeAnswer(1, True, PUT_R, "eof", None), id="pooled-put-body-502"),
+    pytest.param(LostBeforeAnswer(2, False, GET_R, "reset", 1), id="fresh-get-next-backend"),
+    pytest.param(LostBeforeAnswer(2, False, GET_R, "eof", 1), id="fresh-get-eof-next-backend"),
+    pytest.param(LostBeforeAnswer(1, False, GET_R, "reset", None), id="fresh-get-only-backend-502"),
+    pytest.param(LostBeforeAnswer(2, False, POST_R, "reset", None), id="fresh-post-502"),
+]
+
+
+@pytest.mark.parametrize("row", LOST_BEFORE_ANSWER)
+def test_a_backend_connection_lost_before_any_answer(row: LostBeforeAnswer) -> None:
+    h = Harness(backends=row.backends)
     c = h.client()
-    pooled = _pooled(h, c)
-    c.send(get(b"/again"))
-    assert pooled.received().endswith(forwarded(b"/again"))
-    if how == "eof":
-        pooled.eof()
+    warm = b""
+    if row.pooled:  # one exchange per backend, so that the next goes to backend 0's pool
+        for i in range(row.backends):
+            c.send(get(b"/warm"))
+            h.backend_conn(i).send(ok(b"warm"))
+            warm += ok(b"warm")
+        assert c.received() == warm
+    sent, arrives = row.request
+    c.send(sent)
+    first = h.backend_conn(0)
+    assert first.received().endswith(arrives)
+    if row.how == "eof":
+        first.eof()
     else:
-        pooled.lose(ConnectionResetError())
-    fresh = h.backend_conns(0)
-    assert len(fresh) == 2
-    assert fresh[1].received() == forwarded(b"/again")
-    fresh[1].send(ok(b"retried"))
-    assert c.received() == ok(b"first") + ok(b"retried")
+        first.lose(ConnectionResetError())
+    opened = [len(h.backend_conns(i)) for i in range(row.backends)]
+    if row.goes_to is None:  # never sent twice: 502
+        expected = [1] * row.backends if row.pooled else [1] + [0] * (row.backends - 1)
+        assert opened == expected
+        assert c.received() == warm + error(502, close=False)
+        assert_ended_as_announced(h, c, error(502, close=False), backend=row.backends - 1)
+        return
+    again = h.backend_conn(row.goes_to)
+    assert again is not first
+    assert again.received() == arrives
+    again.send(ok(b"again"))
+    assert c.received() == warm + ok(b"again")
     assert not c.closed
 
 
-def test_the_retry_is_only_once() -> None:
+def test_the_retry_on_a_fresh_connection_is_only_once() -> None:
     h = Harness(backends=1)
     c = h.client()
-    pooled = _pooled(h, c)
+    c.send(get(b"/first"))
+    pooled = h.backend_conn(0)
+    pooled.send(ok(b"first"))
     c.send(get(b"/again"))
     pooled.eof()
     h.backend_conn(0).eof()  # the fresh connection closes too
     assert len(h.backend_conns(0)) == 2
     assert c.received() == ok(b"first") + error(502, close=False)
     assert_ended_as_announced(h, c, error(502, close=False), backend=0)
-
-
-def test_a_pooled_connection_closed_before_any_answer_fails_a_post_with_502() -> None:
-    h = Harness(backends=1)
-    c = h.client()
-    pooled = _pooled(h, c)
-    c.send(get(b"/post", method=b"POST", fields=b"Content-Length: 2\r\n") + b"hi")
-    assert pooled.received().endswith(b"\r\n\r\nhi")
-    pooled.eof()
-    assert len(h.backend_conns(0)) == 1  # not sent again anywhere
-    assert c.received() == ok(b"first") + error(502, close=False)
-    assert_ended_as_announced(h, c, error(502, close=False), backend=0)
-
-
-def test_a_fresh_connection_reset_before_any_answer_gives_502() -> None:
-    h = Harness(backends=2)
-    c = h.client()
-    c.send(get(b"/post", method=b"POST", fields=b"Content-Length: 2\r\n") + b"hi")
-    h.backend_conn(0).lose(ConnectionResetError())
-    assert h.backend_conns(1) == []  # a request with a body is never sent twice
-    assert c.received() == error(502, close=False)
-    assert_ended_as_announced(h, c, error(502, close=False), backend=1)
-
-
-def test_a_fresh_connection_reset_moves_an_idempotent_request_to_the_next_backend() -> None:
-    h = Harness(backends=2)
-    c = h.client()
-    c.send(get(b"/g"))
-    h.backend_conn(0).lose(ConnectionResetError())
-    b = h.backend_conn(1)
-    assert b.received() == forwarded(b"/g")
-    b.send(ok(b"from 1"))
-    assert c.received() == ok(b"from 1")
-
-
-def test_a_fresh_connection_reset_on_the_only_backend_gives_502_for_a_get() -> None:
-    h = Harness(backends=1)
-    c = h.client()
-    c.send(get(b"/g"))
-    h.backend_conn(0).lose(ConnectionResetError())
-    assert len(h.backend_conns(0)) == 1
-    assert c.received() == error(502, close=False)
 
 
 def test_an_invalid_response_gives_502_and_the_connection_is_dropped() -> None:
