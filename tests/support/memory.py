@@ -207,7 +207,13 @@ Connector = Callable[[Callable[[], Any], str, int], Any]
 
 class MemoryLoop(asyncio.BaseEventLoop):
     """A real asyncio loop (tasks, call_soon, timers, `asyncio.timeout`) with no I/O: its
-    clock is `clock`, and `create_connection` is answered by the harness."""
+    clock is `clock`, and `create_connection` is answered by the harness.
+
+    `_selector`, `_process_events` and `_write_to_self` are the hooks CPython's own
+    `BaseSelectorEventLoop` fills in (unchanged from 3.8 to 3.13); `_ready` is the queue of
+    callbacks `_run_once` runs. rota itself runs on uvloop or the default loop: this one is
+    only the test's stand-in, and rota's code under test is not patched.
+    """
 
     def __init__(self, connector: Connector) -> None:
         super().__init__()
