@@ -17,7 +17,8 @@ import argparse
 import asyncio
 import statistics
 import time
-from typing import Any
+
+from tests.support.memory import MemoryTransport
 
 from rota.config.load import build_config
 from rota.instance import Runtime
@@ -31,42 +32,6 @@ RESPONSE = (
     b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 24 Nov 2026 04:00:00 GMT\r\n"
     b"Content-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n"
 )
-
-
-class MemoryTransport(asyncio.Transport):
-    """Keeps what is written; the proxy sees an open, writable socket."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.sent.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        pass
 
 
 def setup(loop: asyncio.AbstractEventLoop) -> tuple[ProxyContext, list[UpstreamConnection]]:
