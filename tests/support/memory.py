@@ -41,7 +41,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from rota.config.load import build_config
-from rota.pool import Pool, State
+from rota.instance import Runtime
+from rota.pool import State
 from rota.proxy.client import ClientConnection
 from rota.proxy.context import ProxyContext
 
@@ -359,9 +360,10 @@ class Harness:
         config = build_config({"server_list": servers, **overrides}, "memory harness", {})
         self._loop = MemoryLoop(self._connect)
         weakref.finalize(self, _shutdown, self._loop)
-        self._pool = Pool(config.backends)
-        self._ctx = ProxyContext(config, self._pool, self._loop)
-        self._index = {(b.host, b.port): b.index for b in self._pool.backends}
+        self.runtime = Runtime(config, self._loop, log_transitions=False)
+        self._pool = self.runtime.pools["default"]
+        self._ctx = ProxyContext(config.listeners[0], self.runtime.pools, self._loop)
+        self._index = {(b.host, b.port): i for i, b in enumerate(self._pool.backends)}
         self._modes = ["accept"] * backends
         self._conns: list[list[BackendEnd]] = [[] for _ in range(backends)]
         self._clients = 0

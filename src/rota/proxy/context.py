@@ -39,6 +39,9 @@ class ProxyContext:
         self.timeouts = listener.timeouts
         self.limits = listener.limits
         self.loop = loop
+        # The loop's clock for exchange start and end times: the bound method kept, so a
+        # call is not a method lookup too.
+        self.clock: Callable[[], float] = loop.time
         self.batch = batch if batch is not None else WriteBatch()
         # A coarse clock for deadlines, advanced by the sweep: setting a deadline is then a
         # float add instead of a call into the loop per event. Deadlines are only checked

@@ -101,7 +101,16 @@ class Exchange(Outcome):
         self, client: ClientConnection, head: RequestHead, route: Route | None, pool: Pool | None
     ) -> None:
         ctx = client.ctx
-        Outcome.__init__(self, ctx.name, ctx.loop.time())
+        # Outcome's fields, set here rather than through its __init__: one call fewer on
+        # every request.
+        self.listener = ctx.name
+        self.started = ctx.clock()
+        self.finished = 0.0
+        self.end = End.OPEN
+        self.backend = None
+        self.status = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
         self.client = client
         self.head = head
         self.route = route
@@ -554,7 +563,7 @@ class Exchange(Outcome):
         if status:
             self.status = status
         ctx = self.client.ctx
-        self.finished = ctx.loop.time()
+        self.finished = ctx.clock()
         self._release_attempt()
         observers = ctx.observers
         if observers:
