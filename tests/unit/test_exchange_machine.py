@@ -1058,10 +1058,9 @@ def test_nothing_after_a_connection_close_request_is_forwarded() -> None:
     assert h.backend_conns(1) == []
 
 
-# --- Found while writing these tests: each marked xfail(strict) until fixed -------------------
+# --- Found while writing these tests, and fixed ---------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="bug: response trailer fields leak into the next response")
 def test_response_trailer_fields_do_not_leak_into_the_next_response() -> None:
     # UpstreamConnection.on_header appends trailer fields (llhttp reports them like header
     # fields) to the list on_headers_complete already handed over and reset: they become
@@ -1082,7 +1081,6 @@ def test_response_trailer_fields_do_not_leak_into_the_next_response() -> None:
     assert other.received() == ok(b"other")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a 1xx response is forwarded to an HTTP/1.0 client")
 def test_no_interim_response_reaches_an_http_1_0_client() -> None:
     # RFC 9110 15.2: a server must not send a 1xx response to an HTTP/1.0 client. rota drops
     # Expect from 1.0 requests so as not to invite one, but forwards any 1xx the backend
@@ -1094,9 +1092,6 @@ def test_no_interim_response_reaches_an_http_1_0_client() -> None:
     assert c.received() == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: lingering after an upgrade's error keeps reading paused"
-)
 def test_lingering_after_an_upgrade_answered_with_503_reads_the_client() -> None:
     # Every backend down: the handshake is answered 503 from inside the parse, then
     # ClientConnection._feed pauses reading for the held bytes after linger_close resumed it.
@@ -1113,7 +1108,6 @@ def test_lingering_after_an_upgrade_answered_with_503_reads_the_client() -> None
     assert c.closed
 
 
-@pytest.mark.xfail(strict=True, reason="bug: junk after a complete response closes the client")
 def test_junk_after_a_complete_response_costs_the_backend_connection_not_the_client() -> None:
     # The response is complete when llhttp fails on the bytes after it, in the same read:
     # UpstreamConnection.data_received calls on_upstream_error before on_response_end, and
@@ -1132,12 +1126,10 @@ def test_junk_after_a_complete_response_costs_the_backend_connection_not_the_cli
     assert h.backend_conn(0).received() == forwarded(b"/2")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a half-close drops the pipelined requests queued")
 def test_a_client_half_close_after_pipelined_requests_gets_every_answer() -> None:
-    # eof_received says "finish what is queued, then close" (RFC 9112 9.6), and sets
-    # `closing`; but Exchange.on_response_head turns `closing` into Connection: close on
-    # the front response, and exchange_done then closes: the requests queued behind it are
-    # never answered. (printf 'GET ...GET ...' | nc does exactly this.)
+    # RFC 9112 9.6: a client's half-close ends its requests, not its answers: every
+    # queued request is answered, the last with Connection: close, then rota closes.
+    # (printf 'GET ...GET ...' | nc does exactly this.)
     h = Harness(backends=2)
     c = h.client()
     c.send(get(b"/1") + get(b"/2"))

@@ -132,7 +132,7 @@ class ClientConnection(BatchedWriter):
             return
         finally:
             batch.flush()
-        if self.parser.held is not None and not self._paused_upgrade:
+        if self.parser.held is not None and not self._paused_upgrade and not self.closing:
             # A WebSocket handshake: read nothing more until the backend answers it.
             self._paused_upgrade = True
             self._update_reading()
@@ -157,7 +157,8 @@ class ClientConnection(BatchedWriter):
             return False
         if not self.queue:
             return False
-        self.closing = True
+        # Every queued request is still answered, each kept alive as it asked; the
+        # connection closes once the queue is empty (exchange_done).
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -268,7 +269,7 @@ class ClientConnection(BatchedWriter):
         if self.rejected is not None:
             self._refuse(self.rejected.status)
             return
-        if self.closing:
+        if self.closing or self.eof_seen:
             self.close()
             return
         ctx = self.ctx

@@ -309,7 +309,11 @@ class Exchange(Outcome):
                 self._switch_protocols(reason, headers)
                 return False
             self.interim = True
-            client.write(build_response_head(status, reason, headers, drop=HOP_BY_HOP, framing=b""))
+            if self.head.version == (1, 1):
+                # RFC 9110 15.2: never a 1xx to an HTTP/1.0 client; the final one follows.
+                client.write(
+                    build_response_head(status, reason, headers, drop=HOP_BY_HOP, framing=b"")
+                )
             return False
         route = self.route
         edits = route.response_edits if route is not None else None
@@ -346,7 +350,8 @@ class Exchange(Outcome):
                 # (RFC 9112 6.1), so a body with another coding (rare) reaches it unlabelled.
                 self.keep_client = False
         self.response_body = body
-        if not self.request_done or client.closing:
+        if not self.request_done or client.closing or (client.eof_seen and len(client.queue) < 2):
+            # Also the last answer to a client that half-closed: nothing can follow it.
             self.keep_client = False
         if not self.keep_client:
             parts.append(b"Connection: close\r\n\r\n")

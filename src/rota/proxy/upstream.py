@@ -115,6 +115,12 @@ class UpstreamConnection(BatchedWriter):
             return
         except httptools.HttpParserError as exc:
             self.reusable = False
+            if self._done:
+                # Junk after a complete response in the same read: the response stands;
+                # only this connection is lost (never pooled).
+                self._done = False
+                exchange.on_response_end()
+                return
             exchange.on_upstream_error(self, f"invalid response: {exc}")
             return
         else:
@@ -191,6 +197,11 @@ class UpstreamConnection(BatchedWriter):
             exchange.on_response_body(body)
 
     def on_message_complete(self) -> None:
+        if self._headers:
+            # Trailer fields of a chunked response (llhttp reports them through on_header
+            # after on_headers_complete). rota re-chunks without trailers; they must never
+            # become fields of the next response on this connection.
+            self._headers = []
         exchange = self.exchange
         if exchange is None or self._skip_body or self._done or self.tunnel is not None:
             return
