@@ -155,11 +155,9 @@ class ClientConnection(BatchedWriter):
             # ... unless it left in the middle of a request body, which can never end now:
             # close both sides at once (connection_lost aborts the backend connection).
             return False
-        if not self.queue:
-            return False
-        # Every queued request is still answered, each kept alive as it asked; the
-        # connection closes once the queue is empty (exchange_done).
-        return True
+        # Every queued request is still answered; the connection closes once the queue is
+        # empty (exchange_done). Nothing queued: close now.
+        return bool(self.queue)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
