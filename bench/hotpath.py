@@ -9,6 +9,9 @@ must still be confirmed with `make bench`, where syscalls are most of the cost.
 
     python -m bench.hotpath               keep-alive: one client connection, many requests
     python -m bench.hotpath --close       one request per client connection (Connection: close)
+    python -m bench.hotpath --routes 50   a listener with 50 routes (25 hosts x 2 path
+                                          prefixes), the request matching the last one;
+                                          --routes 1 is one catch-all route, same request
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import statistics
 import time
+from typing import Any
 
 from tests.support.memory import MemoryTransport
 
@@ -34,8 +38,35 @@ RESPONSE = (
 )
 
 
-def setup(loop: asyncio.AbstractEventLoop) -> tuple[ProxyContext, list[UpstreamConnection]]:
-    data = {"server_list": [{"host": "127.0.0.1", "port": 7001 + i} for i in range(3)]}
+# The request of the --routes runs: it matches the last of the routes.
+ROUTED = b"GET /b/x HTTP/1.1\r\nHost: h%d.example.com\r\n\r\n"
+
+
+def site(routes: int) -> dict[str, Any]:
+    """A listener with `routes` routes: one catch-all, or hosts x path prefixes."""
+    table: list[dict[str, Any]] = [{"pool": "default"}]
+    if routes > 1:
+        table = [
+            {"host": f"h{i}.example.com", "path_prefix": prefix, "pool": "default"}
+            for i in range(routes // 2)
+            for prefix in ("/a/", "/b/")
+        ]
+    return {
+        "listeners": {"web": {"bind": "127.0.0.1:8080", "routes": table}},
+        "pools": {
+            "default": {"servers": [{"host": "127.0.0.1", "port": 7001 + i} for i in range(3)]}
+        },
+    }
+
+
+def setup(
+    loop: asyncio.AbstractEventLoop, routes: int = 0
+) -> tuple[ProxyContext, list[UpstreamConnection]]:
+    data: dict[str, Any] = {
+        "server_list": [{"host": "127.0.0.1", "port": 7001 + i} for i in range(3)]
+    }
+    if routes:
+        data = site(routes)
     config = build_config(data, "hotpath", {})
     runtime = Runtime(config, loop, log_transitions=False)
     ctx = ProxyContext(config.listeners[0], runtime.pools, loop, runtime.batch)
@@ -50,14 +81,16 @@ def setup(loop: asyncio.AbstractEventLoop) -> tuple[ProxyContext, list[UpstreamC
     return ctx, upstreams
 
 
-def run_keep_alive(ctx: ProxyContext, upstreams: list[UpstreamConnection], n: int) -> float:
+def run_keep_alive(
+    ctx: ProxyContext, upstreams: list[UpstreamConnection], n: int, request: bytes = REQUEST
+) -> float:
     client = ClientConnection(ctx)
     client_transport = MemoryTransport()
     client.connection_made(client_transport)
     queue = client.queue
     start = time.perf_counter()
     for _ in range(n):
-        client.data_received(REQUEST)
+        client.data_received(request)
         upstream = queue[0].upstream
         assert upstream is not None
         upstream.data_received(RESPONSE)
@@ -96,16 +129,26 @@ def main() -> None:
     p.add_argument("--close", action="store_true", help="one request per client connection")
     p.add_argument("-n", type=int, default=20_000, help="requests per round")
     p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--routes", type=int, default=0, help="a listener with this many routes")
     args = p.parse_args()
     loop = asyncio.new_event_loop()
     try:
-        ctx, upstreams = setup(loop)
-        run = run_close if args.close else run_keep_alive
-        run(ctx, upstreams, 2_000)  # warm up
-        times = [run(ctx, upstreams, args.n) * 1e6 for _ in range(args.rounds)]
+        ctx, upstreams = setup(loop, args.routes)
+        if args.routes:
+            request = ROUTED % (max(1, args.routes // 2) - 1)
+            run_keep_alive(ctx, upstreams, 2_000, request)  # warm up
+            times = [
+                run_keep_alive(ctx, upstreams, args.n, request) * 1e6 for _ in range(args.rounds)
+            ]
+        else:
+            run = run_close if args.close else run_keep_alive
+            run(ctx, upstreams, 2_000)  # warm up
+            times = [run(ctx, upstreams, args.n) * 1e6 for _ in range(args.rounds)]
     finally:
         loop.close()
     mode = "close per request" if args.close else "keep-alive"
+    if args.routes:
+        mode = f"keep-alive, {args.routes} routes"
     print(
         f"{mode}: median {statistics.median(times):.2f} us/request of rota Python "
         f"(min {min(times):.2f}, max {max(times):.2f}, {args.rounds} rounds of {args.n})"
