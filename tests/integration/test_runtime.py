@@ -160,3 +160,41 @@ def test_a_second_listener_on_a_taken_address_fails_to_bind_and_binds_nothing(
         assert runtime.listeners == {}
 
     run(scenario())
+
+
+def test_each_listener_has_its_own_connection_limit_and_timeouts(
+    four: list[tuple[Proc, int]],
+) -> None:
+    from rota.config.model import LimitSpec, TimeoutSpec
+
+    ports = {name: p for name, (_, p) in zip(("a1", "a2", "b1", "b2"), four, strict=True)}
+
+    async def scenario() -> None:
+        config = site(ports)
+        tight = replace(
+            config.listeners[1],
+            limits=LimitSpec(max_connections=1),
+            timeouts=TimeoutSpec(idle=0.3),
+        )
+        config = replace(config, listeners=(config.listeners[0], tight))
+        runtime = Runtime(config, asyncio.get_running_loop())
+        await runtime.start()
+        try:
+            web, other = port_of(runtime, "web"), port_of(runtime, "other")
+            held = await asyncio.to_thread(Client, other)  # takes the one connection
+            try:
+                await asyncio.sleep(0.05)
+                refused = await asyncio.to_thread(fetch, other)
+                assert refused.status == 503
+                # The other listener's limit is its own: it serves.
+                assert (await asyncio.to_thread(fetch, web)).status == 200
+                # The idle timeout of "other" (0.3 s) closes the held connection.
+                await asyncio.sleep(1.0)
+                assert await asyncio.to_thread(held.sock.recv, 1) == b""
+            finally:
+                held.close()
+            assert (await asyncio.to_thread(fetch, other)).status == 200
+        finally:
+            await runtime.stop()
+
+    run(scenario())
