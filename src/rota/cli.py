@@ -363,7 +363,7 @@ def _lb(args: argparse.Namespace) -> int:
         return 2
     for warning in config_warnings(config):
         print(f"rota: warning: {warning}", file=sys.stderr)
-    return lb.run(config)
+    return lb.run(config, reload=lambda: load_config(Path(path), overrides, flags))
 
 
 def _check_config(args: argparse.Namespace) -> int:

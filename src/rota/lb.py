@@ -6,7 +6,9 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
+from rota.config.errors import ConfigError
 from rota.config.model import Config
 from rota.health.monitor import HealthMonitor
 from rota.instance import ListenError, Runtime
@@ -16,15 +18,19 @@ from rota.runtime import loop_factory, raise_fd_limit
 log = logging.getLogger("rota")
 
 
-def run(config: Config) -> int:
+# Reads and validates the configuration file again (SIGHUP); raises ConfigError.
+Reload = Callable[[], Config]
+
+
+def run(config: Config, reload: Reload | None = None) -> int:
     if config.workers > 1:
         from rota.workers import run_supervisor
 
-        return run_supervisor(config)
+        return run_supervisor(config, reload)
     raise_fd_limit()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         try:
-            runner.run(_main(config))
+            runner.run(_main(config, reload))
         except ListenError as exc:
             print(f"rota: {exc}", file=sys.stderr)
             return 1
@@ -39,7 +45,38 @@ def stop_event(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
     return stop
 
 
-async def _main(config: Config) -> None:
+def on_reload(
+    loop: asyncio.AbstractEventLoop,
+    reload: Reload | None,
+    apply: Callable[[Config], object],
+) -> None:
+    """SIGHUP: read the file again and apply it; a bad file changes nothing (one log line
+    naming the file and the field). Reloads run one at a time, in signal order."""
+    if reload is None:
+        return
+    lock = asyncio.Lock()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def reload_once() -> None:
+        async with lock:
+            try:
+                config = reload()
+            except ConfigError as exc:
+                log.error("reload failed, the running configuration stays: %s", exc)
+                return
+            result = apply(config)
+            if asyncio.iscoroutine(result):
+                await result
+
+    def hup() -> None:
+        task = loop.create_task(reload_once())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hup)
+
+
+async def _main(config: Config, reload: Reload | None) -> None:
     loop = asyncio.get_running_loop()
     stop = stop_event(loop)
     runtime = Runtime(config, loop)
@@ -50,9 +87,14 @@ async def _main(config: Config) -> None:
     def backend_failed(backend: Backend, reason: str) -> None:
         health.observe_failure(backend.check, reason)  # passive checks
 
+    async def apply(new: Config) -> None:
+        await runtime.apply(new)
+        health.sync(runtime.checks())
+
     runtime.on_backend_error = backend_failed
     await runtime.start()
     health.start()
+    on_reload(loop, reload, apply)
     try:
         for line in runtime.ready_lines():
             print(line, flush=True)

@@ -41,7 +41,7 @@ from typing import Any
 from rota.config.model import Config, ListenerSpec
 from rota.health.monitor import HealthMonitor
 from rota.instance import ListenError, Runtime
-from rota.lb import stop_event
+from rota.lb import Reload, on_reload, stop_event
 from rota.pool import Backend, CheckKey, State
 from rota.proxy.server import GRACE_SECONDS
 from rota.runtime import loop_factory, raise_fd_limit, setup_logging
@@ -73,7 +73,7 @@ def check_bindable(listener: ListenerSpec) -> tuple[int, str | None]:
 # ---------------------------------------------------------------------------- supervisor
 
 
-def run_supervisor(config: Config) -> int:
+def run_supervisor(config: Config, reload: Reload | None = None) -> int:
     listeners = []
     for listener in config.listeners:
         port, problem = check_bindable(listener)
@@ -83,12 +83,13 @@ def run_supervisor(config: Config) -> int:
         listeners.append(dataclasses.replace(listener, port=port))
     config = dataclasses.replace(config, listeners=tuple(listeners))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(Supervisor(config).run())
+        return runner.run(Supervisor(config, reload).run())
 
 
 class Supervisor:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, reload: Reload | None = None) -> None:
         self.config = config
+        self.reload = reload
         self.mp = multiprocessing.get_context("spawn")
         self.procs: list[BaseProcess | None] = [None] * config.workers
         self.pipes: list[Pipe | None] = [None] * config.workers
@@ -138,6 +139,7 @@ class Supervisor:
             health.start()
             for line in _ready_lines(self.config, runtime):
                 print(line, flush=True)
+            on_reload(loop, self.reload, self.apply)
             await self.watch(stop)
             return 0
         finally:
@@ -155,7 +157,23 @@ class Supervisor:
         self.broadcast(("health", key, state.value, reason))
 
     async def apply(self, config: Config) -> None:
-        """A new configuration for every worker (the control channel's `apply`)."""
+        """A new configuration for every worker (the control channel's `apply`). Every
+        worker must bind a new listener's port 0 to the same port: it is chosen here, and
+        a listener that stays keeps the port it has."""
+        old = {listener.name: listener for listener in self.config.listeners}
+        listeners = []
+        for listener in config.listeners:
+            before = old.get(listener.name)
+            if listener.port == 0 and before is not None and before.host == listener.host:
+                listener = dataclasses.replace(listener, port=before.port)
+            elif before is None or (before.host, before.port) != (listener.host, listener.port):
+                port, problem = check_bindable(listener)
+                if problem is not None:
+                    log.error("reload failed, the running configuration stays: %s", problem)
+                    return
+                listener = dataclasses.replace(listener, port=port)
+            listeners.append(listener)
+        config = dataclasses.replace(config, listeners=tuple(listeners))
         self.config = dataclasses.replace(config, workers=self.config.workers)
         await self.runtime.apply(self.config)
         self.health.sync(self.runtime.checks())
