@@ -137,3 +137,10 @@ def test_weight_change_reaches_the_policy() -> None:
     pool = make_pool(2)
     pool.set_weight(pool.backends[0], 5)
     assert pool.backends[0].weight == 5
+
+
+def test_every_algorithm_the_config_accepts_has_a_policy() -> None:
+    from rota.balancing import POLICIES
+    from rota.config.model import ALGORITHMS
+
+    assert set(ALGORITHMS) == set(POLICIES)
