@@ -198,22 +198,9 @@ class Runtime:
             if running.http is not None and not running.http.servers:
                 await running.http.start(running.http.sockets)
 
-    def ready_lines(self, workers: int = 1) -> list[str]:
+    def ready_lines(self) -> list[str]:
         """What `rota lb` prints once it serves: one line per listener."""
-        lines = []
-        several = f", {workers} workers" if workers > 1 else ""
-        for running in self.listeners.values():
-            spec = running.spec
-            scheme = spec.protocol.value
-            if self.config.seed:
-                servers = len(self.pools["default"])
-                what = f"{servers} backends{several}"
-            elif spec.protocol is Mode.TCP:
-                what = f"listener {spec.name}, pool {spec.pool}{several}"
-            else:
-                what = f"listener {spec.name}, {len(spec.routes)} routes{several}"
-            lines.append(f"rota listening on {scheme}://{running.bound()} ({what})")
-        return lines
+        return [ready_line(self.config, r.spec, r.bound()) for r in self.listeners.values()]
 
     async def stop(self, grace: float = GRACE_SECONDS) -> None:
         """Drain every listener (in parallel), then close idle backend connections."""
@@ -306,3 +293,16 @@ class Runtime:
             else:
                 existing.name = server.name
                 pool.set_weight(existing, server.weight)
+
+
+def ready_line(config: Config, spec: ListenerSpec, address: str, workers: int = 1) -> str:
+    """`rota listening on http://127.0.0.1:8080 (...)`: the line tests and operators wait
+    for, one per listener (the seed's shape keeps the seed's wording)."""
+    several = f", {workers} workers" if workers > 1 else ""
+    if config.seed:
+        what = f"{len(config.pools[0].servers)} backends{several}"
+    elif spec.protocol is Mode.TCP:
+        what = f"listener {spec.name}, pool {spec.pool}{several}"
+    else:
+        what = f"listener {spec.name}, {len(spec.routes)} routes{several}"
+    return f"rota listening on {spec.protocol.value}://{address} ({what})"

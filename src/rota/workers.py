@@ -40,7 +40,7 @@ from typing import Any
 
 from rota.config.model import Config, ListenerSpec
 from rota.health.monitor import HealthMonitor
-from rota.instance import ListenError, Runtime
+from rota.instance import ListenError, Runtime, ready_line
 from rota.lb import Reload, on_reload, stop_event
 from rota.pool import Backend, CheckKey, State
 from rota.proxy.server import GRACE_SECONDS
@@ -127,7 +127,8 @@ class Supervisor:
         self.runtime = runtime = Runtime(self.config, loop)
         self.health = health = HealthMonitor(loop, self.on_change)
         health.sync(runtime.checks())
-        for i in range(self.config.workers):
+        workers = self.config.workers
+        for i in range(workers):
             self.start_worker(i)
         try:
             problem = await self.wait_ready(stop)
@@ -137,8 +138,8 @@ class Supervisor:
             if stop.is_set():
                 return 0
             health.start()
-            for line in _ready_lines(self.config, runtime):
-                print(line, flush=True)
+            for listener in self.config.listeners:
+                print(ready_line(self.config, listener, listener.address, workers), flush=True)
             on_reload(loop, self.reload, self.apply)
             await self.watch(stop)
             return 0
@@ -250,19 +251,6 @@ class Supervisor:
         for p in self.procs:
             if p is not None:
                 p.join(timeout=1)
-
-
-def _ready_lines(config: Config, runtime: Runtime) -> list[str]:
-    """The workers' ready lines, as the supervisor prints them (the ports are resolved)."""
-    lines = []
-    for listener in config.listeners:
-        scheme = listener.protocol.value
-        if config.seed:
-            what = f"{len(runtime.pools['default'])} backends, {config.workers} workers"
-        else:
-            what = f"listener {listener.name}, {config.workers} workers"
-        lines.append(f"rota listening on {scheme}://{listener.address} ({what})")
-    return lines
 
 
 # ---------------------------------------------------------------------------- worker
