@@ -335,3 +335,49 @@ def _has_fields(fields: Fields, wanted: tuple[tuple[bytes, bytes], ...]) -> bool
         if not found:
             return False
     return True
+
+
+def shadowed(routes: Sequence[RouteSpec]) -> dict[int, int]:
+    """For the config loader: route index -> the index of the first earlier route that
+    matches every request the later one matches, so the later one can never be taken.
+
+    Conservative: it finds an earlier catch-all, an earlier route with the same keys, and an
+    earlier route each of whose keys is absent or at least as wide (the same host, a wildcard
+    covering it, or none; a path prefix that starts the later path or prefix; a superset of
+    methods; a subset of headers). Routes that are shadowed only by several earlier ones
+    together are not reported.
+    """
+    prepared = [Route(i, spec) for i, spec in enumerate(routes)]
+    found: dict[int, int] = {}
+    for later in prepared:
+        for earlier in prepared[: later.index]:
+            if _covers(earlier, later):
+                found[later.index] = earlier.index
+                break
+    return found
+
+
+def _covers(a: Route, b: Route) -> bool:
+    """Every request `b` matches, `a` matches too (sufficient, not necessary)."""
+    if not a.any_host:
+        if a.host is not None:
+            if b.host != a.host:
+                return False
+        else:
+            wildcard = a.wildcard
+            name = b.host if b.host is not None else b.wildcard
+            # `*.x` covers `a.x`, `*.x` and `*.a.x` (b's wildcard suffix ends with a's).
+            if wildcard is None or name is None or not name.endswith(wildcard):
+                return False
+            if b.host is not None and len(name) <= len(wildcard):
+                return False
+    if a.path is not None and b.path != a.path:
+        return False
+    if a.prefix is not None and not (
+        (b.path is not None and b.path.startswith(a.prefix))
+        or (b.prefix is not None and b.prefix.startswith(a.prefix))
+    ):
+        return False
+    if a.methods is not None and (b.methods is None or not b.methods <= a.methods):
+        return False
+    return set(a.headers) <= set(b.headers)
