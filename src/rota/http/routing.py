@@ -21,7 +21,7 @@ Pure, no I/O. `RouteTable(specs).match(method, target, host, fields)` returns th
 - **strip_prefix** (`rewrite_target`): when the path starts with the prefix it is removed; an
   empty result becomes `/` and one not starting with `/` gets one (Traefik's StripPrefix); the
   query is kept (`/v1?x=1` -> `/?x=1`) and an absolute-form target becomes origin-form. When
-  the path does not start with the prefix the target is left as it is.
+  the path does not start with the prefix, or the target is `*`, it is left as it is.
 - **Local answers** (`redirect`, `respond`) are prebuilt whole: `Route.local` closes the
   connection, `Route.local_keep_alive` does not; `Route.answer()` also has them for HEAD.
 
