@@ -102,7 +102,7 @@ routes_st = st.lists(
             lambda h: tuple(h or ())
         ),
     ),
-    max_size=10,
+    max_size=12,
 )
 
 
@@ -142,7 +142,7 @@ fields_st = st.lists(
 methods_st = st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"get"])
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=700, deadline=None)
 @given(routes_st, st.lists(st.tuples(methods_st, targets(), hosts(), fields_st), max_size=8))
 def test_table_is_a_first_match_scan(
     routes: list[RouteSpec], requests: list[tuple[bytes, bytes, bytes | None, Fields]]
@@ -157,7 +157,7 @@ def test_table_is_a_first_match_scan(
             assert route is table.only
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(routes_st, st.lists(st.tuples(methods_st, targets(), hosts(), fields_st), max_size=8))
 def test_a_shadowed_route_is_never_taken_alone(
     routes: list[RouteSpec], requests: list[tuple[bytes, bytes, bytes | None, Fields]]
@@ -182,3 +182,43 @@ def test_rewrite_target(target: bytes, prefix: str) -> None:
     assert rewritten.startswith(b"/")
     assert _path(rewritten) == (rest if rest.startswith(b"/") else b"/" + rest)
     assert urlsplit(rewritten).query == urlsplit(target).query
+
+
+# Long enough that the candidate lists are indexed by the first path segment, with routes
+# the index cannot key (no path, a prefix without a second slash, a path that is not one)
+# between the keyed ones.
+LONG_ROUTES = [
+    RouteSpec(pool="p", path_prefix="/a/", methods=("POST",)),
+    RouteSpec(pool="p", path="/b"),
+    RouteSpec(pool="p", headers=(("x-a", "1"),)),
+    RouteSpec(pool="p", path_prefix="/a/b", host="*.a.com"),
+    RouteSpec(pool="p", path_prefix="/ab"),
+    RouteSpec(pool="p", path="*"),
+    RouteSpec(pool="p", path="/"),
+    RouteSpec(pool="p", path_prefix="/b/", host="b.a.com"),
+    RouteSpec(pool="p", path_prefix="/a/"),
+    RouteSpec(pool="p", path_prefix=""),
+    RouteSpec(pool="p", methods=("PUT",)),
+    RouteSpec(pool="p", path_prefix="/b/"),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(methods_st, targets(), hosts(), fields_st), min_size=1, max_size=8))
+def test_indexed_table_is_a_first_match_scan(
+    requests: list[tuple[bytes, bytes, bytes | None, Fields]],
+) -> None:
+    for n in range(len(LONG_ROUTES) + 1):
+        routes = LONG_ROUTES[n:]
+        table = RouteTable(routes)
+        for method, target, host, fields in requests:
+            route = table.match(method, target, host, fields)
+            assert (None if route is None else route.index) == scan(
+                routes, method, target, host, fields
+            )
+
+
+def test_long_tables_are_indexed() -> None:
+    table = RouteTable(LONG_ROUTES)
+    assert table._hostless.segments is not None
+    assert set(table._hostless.segments) == {b"a", b"b", b"*", b""}

@@ -156,27 +156,27 @@ class RouteTable:
         self.only: Route | None = None
         if self.routes and self.routes[0].any and self.routes[0].any_host:
             self.only = self.routes[0]
-        self._hostless: tuple[Route, ...] = _cut([r for r in self.routes if r.any_host])
+        self._hostless = Candidates([r for r in self.routes if r.any_host])
         # Exact host -> candidates: its routes, the wildcard routes that cover it and the
         # host-less ones, in route order.
-        self._exact: dict[bytes, tuple[Route, ...]] = {}
+        self._exact: dict[bytes, Candidates] = {}
         for route in self.routes:
             name = route.host
             if name is not None and name not in self._exact:
-                self._exact[name] = _cut([r for r in self.routes if r.accepts_host(name)])
+                self._exact[name] = Candidates([r for r in self.routes if r.accepts_host(name)])
         # Wildcard suffix -> its routes with the host-less ones; and alone, for merging.
-        self._wild: dict[bytes, tuple[Route, ...]] = {}
+        self._wild: dict[bytes, Candidates] = {}
         self._wild_only: dict[bytes, tuple[Route, ...]] = {}
         for route in self.routes:
             suffix = route.wildcard
             if suffix is not None and suffix not in self._wild:
-                self._wild[suffix] = _cut(
+                self._wild[suffix] = Candidates(
                     [r for r in self.routes if r.wildcard == suffix or r.any_host]
                 )
                 self._wild_only[suffix] = tuple([r for r in self.routes if r.wildcard == suffix])
         # Raw Host value -> candidates. Bounded like rota.http.headers' memos: a server sees
         # a few Host values over and over; past the limit others are looked up every time.
-        self._memo: dict[bytes, tuple[Route, ...]] = {}
+        self._memo: dict[bytes, Candidates] = {}
 
     def match(
         self, method: bytes, target: bytes, host: bytes | None, fields: Fields
@@ -191,19 +191,28 @@ class RouteTable:
                 if len(self._memo) < MEMO_LIMIT:
                     self._memo[host] = found
             candidates = found
-        path: bytes | None = None
-        for route in candidates:
+        routes = candidates.routes
+        path = b""
+        if candidates.paths:
+            # The path, once, for every route that needs it: origin-form inline (nearly all
+            # requests), the other forms through request_path.
+            if target and target[0] == _SLASH:
+                query = target.find(b"?")
+                path = target if query == -1 else target[:query]
+            else:
+                path = request_path(target)
+            segments = candidates.segments
+            if segments is not None:
+                routes = segments.get(path_segment(path), candidates.unkeyed)
+        for route in routes:
             if route.any:
                 return route
             exact = route.path
+            if exact is not None and path != exact:
+                continue
             prefix = route.prefix
-            if exact is not None or prefix is not None:
-                if path is None:
-                    path = request_path(target)
-                if exact is not None and path != exact:
-                    continue
-                if prefix is not None and not path.startswith(prefix):
-                    continue
+            if prefix is not None and not path.startswith(prefix):
+                continue
             methods = route.methods
             if methods is not None and method not in methods:
                 continue
@@ -213,7 +222,7 @@ class RouteTable:
             return route
         return None
 
-    def _candidates(self, host: bytes) -> tuple[Route, ...]:
+    def _candidates(self, host: bytes) -> Candidates:
         """The routes a request with this Host value may take, in order."""
         name = host_name(host)
         found = self._exact.get(name)
@@ -234,19 +243,71 @@ class RouteTable:
         # Several wildcards cover this name (*.example.com and *.b.example.com): rare, so the
         # merge is done here, then remembered with the rest by the caller's memo.
         chosen = {r.index for suffix in suffixes for r in self._wild_only[suffix]}
-        return _cut([r for r in self.routes if r.index in chosen or r.any_host])
+        return Candidates([r for r in self.routes if r.index in chosen or r.any_host])
 
     def __repr__(self) -> str:
         return f"<RouteTable {len(self.routes)} routes{' (one catch-all)' if self.only else ''}>"
 
 
+# A candidate list this long or longer is indexed by the first segment of the path.
+INDEX_FROM: Final = 6
+
+
+class Candidates:
+    """The routes one Host may take, in order, cut after the first that matches every
+    request (the rest can never be reached through this list).
+
+    A long list is also indexed by the first path segment: a route whose `path`, or whose
+    `path_prefix` up to a second slash (`/api/`), fixes the segment (`api`) can only match
+    requests with that segment, so `segments` maps each such segment to the routes that
+    can match it (its own and the `unkeyed` ones, merged in route order). Fifty prefixes on
+    one host then cost a lookup and a test or two, not fifty tests.
+    """
+
+    __slots__ = ("paths", "routes", "segments", "unkeyed")
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes: tuple[Route, ...] = _cut(routes)
+        # Some route reads the path: match computes it before the loop.
+        self.paths = any(r.path is not None or r.prefix is not None for r in self.routes)
+        self.segments: dict[bytes, tuple[Route, ...]] | None = None
+        self.unkeyed: tuple[Route, ...] = self.routes
+        if len(self.routes) < INDEX_FROM:
+            return
+        keyed = [(route, route_segment(route)) for route in self.routes]
+        keys = {key for _, key in keyed if key is not None}
+        if not keys:
+            return
+        self.segments = {key: tuple([r for r, k in keyed if k is None or k == key]) for key in keys}
+        self.unkeyed = tuple([r for r, k in keyed if k is None])
+
+
 def _cut(routes: list[Route]) -> tuple[Route, ...]:
-    """The candidates up to the first that matches every request it is offered: the rest
-    can never be reached through this list."""
     for i, route in enumerate(routes):
         if route.any:
             return tuple(routes[: i + 1])
     return tuple(routes)
+
+
+def path_segment(path: bytes) -> bytes:
+    """The first segment of a request path (`/api/x` -> `api`, `/` -> ``), or the whole of
+    a path that does not start with a slash (`*`)."""
+    if path and path[0] == _SLASH:
+        end = path.find(b"/", 1)
+        return path[1:] if end == -1 else path[1:end]
+    return path
+
+
+def route_segment(route: Route) -> bytes | None:
+    """The first path segment of every request `route` can match, None when it is not fixed."""
+    if route.path is not None:
+        return path_segment(route.path)
+    prefix = route.prefix
+    if prefix is not None and prefix and prefix[0] == _SLASH:
+        end = prefix.find(b"/", 1)
+        if end != -1:
+            return prefix[1:end]
+    return None
 
 
 def _spec_host(host: str) -> bytes:
