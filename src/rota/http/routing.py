@@ -32,7 +32,14 @@ dict, wildcard suffixes in a dict looked up per dot-suffix, host-less routes for
 host), remembered per raw Host value in a bounded memo, so a request pays one dict lookup for
 its Host; then each candidate's path, methods and headers are tested in that order (cheap
 tests first), the path computed only when a candidate needs it. No regex, no per-request scan
-of routes for other hosts.
+of routes for other hosts. A long candidate list (`INDEX_FROM`) is indexed by the first path
+segment, so fifty prefixes on one host are not fifty tests either.
+
+Measured (`python -m bench.routes --loop`, callgrind, instructions per call less an empty
+call; compiled / pure Python): reading `table.only` ~0 from compiled code; one catch-all
+through `match` 620 / 1,650; 50 routes of 25 hosts x 2 prefixes, the request taking the last
+but one, 2,020 / 6,420; 50 host-less prefixes, the last taken, 3,630 / 7,860; no route
+580 / 1,540. A whole keep-alive request is 49,440 (bench.icount).
 """
 
 from __future__ import annotations
@@ -197,6 +204,8 @@ class RouteTable:
             # The path, once, for every route that needs it: origin-form inline (nearly all
             # requests), the other forms through request_path.
             if target and target[0] == _SLASH:
+                # find, not `b"?" in target`: bytes.__contains__ first tries its operand as
+                # an int and swallows the TypeError, 2,000 instructions more (callgrind).
                 query = target.find(b"?")
                 path = target if query == -1 else target[:query]
             else:
