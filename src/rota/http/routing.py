@@ -31,9 +31,9 @@ and 10% more for 50 routes): `RouteTable.only` lets the caller of a one-catch-al
 dict, wildcard suffixes in a dict looked up per dot-suffix, host-less routes for any other
 host), remembered per raw Host value in a bounded memo, so a request pays one dict lookup for
 its Host; then each candidate's path, methods and headers are tested in that order (cheap
-tests first), the path computed only when a candidate needs it. No regex, no per-request scan
-of routes for other hosts. A long candidate list (`INDEX_FROM`) is indexed by the first path
-segment, so fifty prefixes on one host are not fifty tests either.
+tests first), the path computed once, and only for a list where some route reads it. No
+regex, no per-request scan of routes for other hosts. A long candidate list (`INDEX_FROM`)
+is indexed by the first path segment, so fifty prefixes on one host are not fifty tests.
 
 Measured (`python -m bench.routes --loop`, callgrind, instructions per call less an empty
 call; compiled / pure Python): reading `table.only` ~0 from compiled code; one catch-all
@@ -59,7 +59,14 @@ _SLASH: Final = 47  # "/"
 
 
 class Route:
-    """One route, prepared at load: its match keys as bytes and its action."""
+    """One route, prepared at load: its match keys as bytes and its action.
+
+    For the caller: `index` (its place in the listener's routes), `spec`, `pool` (None for a
+    local answer), `status` (of the local answer, 0 for a pool), `local` / `local_keep_alive`
+    (the whole local answer, with and without `Connection: close`; `answer()` also has the
+    HEAD variants), `request_edits` and `response_edits` (None when empty; a local answer
+    already carries its response edits), `strip_prefix` (for `rewrite_target`).
+    """
 
     __slots__ = (
         "answers",
