@@ -541,3 +541,11 @@ SHADOW_CASES: list[tuple[list[RouteSpec], dict[int, int]]] = [
 @pytest.mark.parametrize(("routes", "expected"), SHADOW_CASES)
 def test_shadowed(routes: list[RouteSpec], expected: dict[int, int]) -> None:
     assert shadowed(routes) == expected
+
+
+def test_shadowed_reads_only_match_keys() -> None:
+    routes = [
+        RouteSpec(respond=Respond(status=42)),  # for the loader to refuse, not for shadowed
+        RouteSpec(pool="a", path="/x"),
+    ]
+    assert shadowed(routes) == {1: 0}

@@ -424,7 +424,20 @@ def shadowed(routes: Sequence[RouteSpec]) -> dict[int, int]:
     methods; a subset of headers). Routes that are shadowed only by several earlier ones
     together are not reported.
     """
-    prepared = [Route(i, spec) for i, spec in enumerate(routes)]
+    # Only the match keys: an action the loader has yet to refuse must not stop this.
+    prepared = [
+        Route(
+            i,
+            RouteSpec(
+                host=spec.host,
+                path=spec.path,
+                path_prefix=spec.path_prefix,
+                methods=spec.methods,
+                headers=spec.headers,
+            ),
+        )
+        for i, spec in enumerate(routes)
+    ]
     found: dict[int, int] = {}
     for later in prepared:
         for earlier in prepared[: later.index]:
