@@ -83,10 +83,13 @@ class Runtime:
         *,
         reuse_port: bool = False,
         log_transitions: bool = True,
+        listen: bool = True,
     ) -> None:
         self.config = config
         self.loop = loop
         self.reuse_port = reuse_port
+        # False for the supervisor of workers: pools and health only, never a listener.
+        self.listen = listen
         self.log_transitions = log_transitions
         self.batch = WriteBatch()
         self.pools: dict[str, Pool] = {}
@@ -224,7 +227,6 @@ class Runtime:
 
     async def apply(self, config: Config) -> None:
         """Move to `config` (validated), keeping every connection that can be kept."""
-        old = self.config
         self.config = config
         for pool_spec in config.pools:
             pool = self.pools.get(pool_spec.name)
@@ -260,14 +262,14 @@ class Runtime:
                 pool = self.pools[spec.pool or ""]
                 running.tcp.pool = pool
                 running.tcp.settings = TcpSettings.from_listener(spec, pool.timeouts.connect)
-        await self.start()
+        if self.listen:
+            await self.start()
         for name in [n for n in self.pools if n not in {p.name for p in config.pools}]:
             for backend in self.pools.pop(name).backends:
                 if backend.idle is not None:
                     backend.idle.close_all()
         if drains:
             await asyncio.gather(*drains)
-        log.info("configuration applied (%s -> %s)", old.source, config.source)
 
     def _update_pool(self, pool: Pool, spec: PoolSpec) -> None:
         policy = make_policy(spec.algorithm)

@@ -64,9 +64,14 @@ def on_reload(
             except ConfigError as exc:
                 log.error("reload failed, the running configuration stays: %s", exc)
                 return
-            result = apply(config)
-            if asyncio.iscoroutine(result):
-                await result
+            try:
+                result = apply(config)
+                if asyncio.iscoroutine(result):
+                    await result
+            except ListenError as exc:
+                log.error("reload: %s; the other listeners run the new configuration", exc)
+                return
+            log.info("reloaded %s", config.source)
 
     def hup() -> None:
         task = loop.create_task(reload_once())

@@ -39,6 +39,7 @@ COMPILED = (
     "rota.config.model",
     "rota.http.edits",
     "rota.http.headers",
+    "rota.http.local",
     "rota.http.request",
     "rota.http.routing",
     "rota.http.rules",

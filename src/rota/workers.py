@@ -124,7 +124,7 @@ class Supervisor:
         stop = stop_event(loop)
         # The supervisor's own runtime holds the pools (never listeners): health states
         # and their log lines live here, once for every worker.
-        self.runtime = runtime = Runtime(self.config, loop)
+        self.runtime = runtime = Runtime(self.config, loop, listen=False)
         self.health = health = HealthMonitor(loop, self.on_change)
         health.sync(runtime.checks())
         workers = self.config.workers
@@ -289,7 +289,7 @@ async def _worker(config: Config, pipe: Pipe) -> None:
                     _, key, state, reason = message
                     runtime.set_health(key, State(state), reason)
                 elif message[0] == "apply":
-                    task = loop.create_task(runtime.apply(message[1]))
+                    task = loop.create_task(_apply(runtime, message[1]))
                     applying.add(task)
                     task.add_done_callback(applying.discard)
         except (EOFError, OSError):
@@ -306,3 +306,12 @@ async def _worker(config: Config, pipe: Pipe) -> None:
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(pipe.fileno())
         await runtime.stop()
+
+
+async def _apply(runtime: Runtime, config: Config) -> None:
+    try:
+        await runtime.apply(config)
+    except ListenError as exc:
+        log.error(
+            "worker pid %d: %s; its other listeners run the new configuration", os.getpid(), exc
+        )

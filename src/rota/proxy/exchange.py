@@ -536,12 +536,13 @@ class Exchange(Outcome):
         client = self.client
         keep = self.keep_client and not client.closing
         route = self.route
-        if route is None or route.local is None or route.local_keep_alive is None:
+        answer = route.answer(keep, self.head.method == b"HEAD") if route is not None else None
+        if route is None or answer is None:
             self._finish(End.LOCAL, 404)
             client.write(CANNED_KEEP_ALIVE[404] if keep else CANNED[404])
         else:
             self._finish(End.LOCAL, route.status)
-            client.write(route.local_keep_alive if keep else route.local)
+            client.write(answer)
         client.exchange_done(self, keep)
 
     def drop_upstream(self, *, abort: bool) -> None:
