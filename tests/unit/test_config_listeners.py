@@ -243,6 +243,14 @@ BAD = [
         "site.toml: listeners.web.routes[3]: can never match: routes[2] matches every request",
     ),
     (
+        web(
+            'host = "*.example.com"\npath_prefix = "/v1/"\npool = "api"',
+            'host = "a.example.com"\npath_prefix = "/v1/users"\npool = "default"',
+        ),
+        "site.toml: listeners.web.routes[1]: can never match: routes[0] matches every request "
+        "it matches",
+    ),
+    (
         web('path = "/a"\npool = "api"\nredirect = { location = "/b" }'),
         "site.toml: listeners.web.routes[0].redirect: a route has one action; this one also "
         "has pool",

@@ -27,6 +27,7 @@ from rota.config.model import (
     TimeoutSpec,
 )
 from rota.config.reader import Reader, show
+from rota.http.routing import shadowed
 
 TOP_KEYS = ("listeners", "pools", "workers", "health_check", "timeouts", "limits")
 LISTENER_KEYS = (
@@ -208,6 +209,12 @@ def _routes(r: Reader, path: str, value: object, pools: Mapping[str, Any]) -> tu
         if spec.matches_all:
             catch_all = i
         specs.append(spec)
+    # Beyond a catch-all: an earlier route as wide on every key (rota.http.routing).
+    for later, earlier in sorted(shadowed(specs).items()):
+        raise r.fail(
+            f"{path}[{later}]",
+            f"can never match: routes[{earlier}] matches every request it matches",
+        )
     return tuple(specs)
 
 
