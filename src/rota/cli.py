@@ -285,6 +285,8 @@ def _remember(namespace: argparse.Namespace, dest: str, option_string: str | Non
 
 
 class _Store(argparse.Action):
+    """Stores the value (a switch: True) and remembers the spelling typed."""
+
     def __call__(
         self,
         parser: argparse.ArgumentParser,
@@ -292,23 +294,13 @@ class _Store(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> None:
-        setattr(namespace, self.dest, values)
+        setattr(namespace, self.dest, True if self.nargs == 0 else values)
         _remember(namespace, self.dest, option_string)
 
 
-class _Switch(argparse.Action):
+class _Switch(_Store):
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, **kwargs)
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        setattr(namespace, self.dest, True)
-        _remember(namespace, self.dest, option_string)
 
 
 class _Version(argparse.Action):
