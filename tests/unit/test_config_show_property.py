@@ -7,9 +7,10 @@ import string
 import tomllib
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from rota.config.errors import ConfigError
 from rota.config.load import build_config
 from rota.config.routes import FRAMING, REQUEST_ONLY, TOKEN
 from rota.config.show import to_toml
@@ -134,7 +135,13 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=100, deadline=None)
 @given(configs())
 def test_printed_config_reads_back_equal(data: dict[str, Any]) -> None:
-    config = build_config(data, "x", {})
+    try:
+        config = build_config(data, "x", {})
+    except ConfigError as exc:
+        # Random routes may shadow each other, which the loader refuses: not this test's
+        # subject (tests/unit/test_config_listeners.py has it).
+        assume("can never match" not in exc.problem)
+        raise
     text = to_toml(config)
     again = build_config(tomllib.loads(text), "x", {})
     assert again == dataclasses.replace(config, seed=False)
