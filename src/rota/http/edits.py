@@ -1,0 +1,35 @@
+"""Header edits a route asks for, prepared once at load for the serialisers.
+
+`rota.http.rules.build_request_head` and `rota.http.headers.response_head_parts` take a
+`FieldEdits` (or None, the usual case, which costs nothing): the fields it names are left
+out of the forwarded head and its `add` lines are appended. A set field replaces every field
+of its name, so its name is in `drop` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class FieldEdits:
+    __slots__ = ("add", "drop", "lengths")
+
+    def __init__(self, drop: frozenset[bytes], add: bytes) -> None:
+        self.drop = drop  # lower-case names left out
+        self.lengths = frozenset([len(name) for name in drop])  # their lengths, a cheap pre-test
+        self.add = add  # b"Name: value\r\n" lines, appended after the copied fields
+
+    def __repr__(self) -> str:
+        return f"<FieldEdits drop={sorted(self.drop)} add={self.add!r}>"
+
+
+def field_edits(set_: Iterable[tuple[str, str]], remove: Iterable[str]) -> FieldEdits | None:
+    """Edits from a route's `set` (name, value) pairs and `remove` names; None when empty.
+    Names and values were validated by the config loader (tokens; no CR, LF or NUL)."""
+    pairs = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in set_]
+    drop = {name.lower() for name, _ in pairs}
+    drop.update(name.lower().encode("latin-1") for name in remove)
+    if not drop:
+        return None
+    add = b"".join(b"%s: %s\r\n" % (name, value) for name, value in pairs)
+    return FieldEdits(frozenset(drop), add)
