@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from rota.http.edits import FieldEdits
+
 Headers = list[tuple[bytes, bytes]]
 
 # RFC 9110 7.6.1: a proxy removes Connection and every field it names, plus these, which
@@ -71,7 +73,7 @@ _STATUS_LINES: Final = {code: b"HTTP/1.1 %d " % code for code in range(100, 600)
 
 
 def response_head_parts(
-    status: int, reason: bytes, headers: Headers
+    status: int, reason: bytes, headers: Headers, edits: FieldEdits | None = None
 ) -> tuple[list[bytes], bytes | None, list[bytes]]:
     """One pass over a final response's head, for the hot path: the pieces of the head rota
     sends (status line and end-to-end fields, to be followed by the framing lines and the
@@ -79,7 +81,9 @@ def response_head_parts(
     transfer codings in order (lower-case).
 
     Fields named in Connection are hop-by-hop too (RFC 9110 7.6.1); when a response names
-    any beyond the usual ones, the fields are filtered again without them.
+    any beyond the usual ones, the fields are filtered again without them. `edits` (a
+    route's response_headers) does the same with the fields it names, then appends its
+    lines; the framing lines the caller adds stay rota's. None costs nothing.
     """
     parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, reason, b"\r\n"]
     append = parts.append
@@ -109,13 +113,23 @@ def response_head_parts(
         append(b"\r\n")
     if connection:
         tokens = connection_options(connection)
-        if not tokens <= _CONSUMED:
-            drop = _CONSUMED | tokens
-            del parts[3:]
-            for name, value in headers:
-                if name.lower() not in drop:
-                    parts += (name, b": ", value, b"\r\n")
+        if not tokens <= _CONSUMED and edits is None:
+            _refilter(parts, headers, _CONSUMED | tokens)
+    if edits is not None:
+        drop = _CONSUMED | edits.drop
+        if connection:
+            drop = drop | connection_options(connection)
+        _refilter(parts, headers, drop)
+        parts.append(edits.add)
     return parts, length, codings
+
+
+def _refilter(parts: list[bytes], headers: Headers, drop: frozenset[bytes]) -> None:
+    """Copy the fields again after the status line, leaving out those in `drop`."""
+    del parts[3:]
+    for name, value in headers:
+        if name.lower() not in drop:
+            parts += (name, b": ", value, b"\r\n")
 
 
 def build_response_head(
@@ -125,15 +139,21 @@ def build_response_head(
     *,
     drop: frozenset[bytes],
     framing: bytes,
+    edits: FieldEdits | None = None,
 ) -> bytes:
     """The response head rota sends to a client: HTTP/1.1, hop-by-hop fields removed,
     `framing` (Content-Length / Transfer-Encoding / Connection lines, CRLF-terminated)
-    chosen by the proxy for the client's side of the hop."""
+    chosen by the proxy for the client's side of the hop. `edits` as in
+    response_head_parts: its fields left out, its lines before `framing`."""
+    if edits is not None:
+        drop = drop | edits.drop
     parts = [b"HTTP/1.1 %d " % status, reason, b"\r\n"]
     for name, value in headers:
         lname = name.lower()
         if lname in drop or lname == b"content-length":
             continue
         parts += (name, b": ", value, b"\r\n")
+    if edits is not None:
+        parts.append(edits.add)
     parts += (framing, b"\r\n")
     return b"".join(parts)

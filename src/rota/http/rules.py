@@ -31,6 +31,7 @@ from operator import itemgetter
 from typing import Final, NamedTuple
 
 from rota.config.model import LimitSpec
+from rota.http.edits import FieldEdits
 from rota.http.errors import ProtocolError
 from rota.http.headers import MEMO_LIMIT, connection_options
 
@@ -176,6 +177,7 @@ class RequestHead(NamedTuple):
     upgrade_stripped: bool  # an Upgrade we do not tunnel (h2c, ...), removed when forwarding
     expect_continue: bool  # Expect: 100-continue (HTTP/1.1 only, RFC 9110 10.1.1)
     connection_tokens: frozenset[bytes]  # lower-case Connection options, hop-by-hop too
+    underscore: bool  # a field name holds "_": such fields are never forwarded
 
 
 # RequestHead's generated __new__ is a Python function; building the tuple directly skips
@@ -381,28 +383,31 @@ def decide_request(
     connection: list[bytes] | None = None
     upgrades: list[bytes] | None = None
     expects: list[bytes] | None = None
+    underscore = False
     for name, value in fields:
         n = len(name)
         size += n + len(value) + 4
-        # The fields read here have names of 4, 6, 7, 10, 14 and 17 bytes.
-        if n == 4:
-            if _named(name, b"Host", _HOST):
-                host = value
-                hosts += 1
-        elif n == 14:
-            if _named(name, b"Content-Length", _CL):
-                cls = [value] if cls is None else [*cls, value]
-        elif n == 10:
-            if _named(name, b"Connection", _CONNECTION):
-                connection = [value] if connection is None else [*connection, value]
-        elif n == 17:
-            if _named(name, b"Transfer-Encoding", _TE):
-                tes = [value] if tes is None else [*tes, value]
-        elif n == 7:
-            if _named(name, b"Upgrade", _UPGRADE):
-                upgrades = [value] if upgrades is None else [*upgrades, value]
+        # The fields read here have names of 4, 6, 7, 10, 14 and 17 bytes. Any other name is
+        # looked at once more, for "_" (below): the fields of a plain GET never are.
+        if n == 4 and _named(name, b"Host", _HOST):
+            host = value
+            hosts += 1
+        elif n == 14 and _named(name, b"Content-Length", _CL):
+            cls = [value] if cls is None else [*cls, value]
+        elif n == 10 and _named(name, b"Connection", _CONNECTION):
+            connection = [value] if connection is None else [*connection, value]
+        elif n == 17 and _named(name, b"Transfer-Encoding", _TE):
+            tes = [value] if tes is None else [*tes, value]
+        elif n == 7 and _named(name, b"Upgrade", _UPGRADE):
+            upgrades = [value] if upgrades is None else [*upgrades, value]
         elif n == 6 and _named(name, b"Expect", _EXPECT):
             expects = [value] if expects is None else [*expects, value]
+        elif b"_" in name:
+            # WSGI and CGI servers (RFC 3875 4.1.18) turn "-" into "_" in HTTP_* variables,
+            # so `Transfer_Encoding: chunked` becomes a second framing field behind rota, and
+            # `X_Forwarded_For` a spoofed one. build_request_head drops every such field, as
+            # nginx does by default (underscores_in_headers off).
+            underscore = True
     if size > limits.max_header_bytes:
         raise ProtocolError(431, "request header section too large")
 
@@ -494,6 +499,7 @@ def decide_request(
             upgrade_stripped,
             expect_continue,
             tokens,
+            underscore,
         ),
     )
 
@@ -543,6 +549,122 @@ def check_trailers(fields: Fields, limits: LimitSpec) -> None:
         raise ProtocolError(431, "trailer section too large")
 
 
+# RFC 9112 7.1.1: a recipient may limit the length of chunk extensions. llhttp (httptools
+# 0.9) accepts any: measured, a 1 MiB extension in one read and 64 MiB fed in pieces parse,
+# and httptools exposes no extension callback (llhttp's on_chunk_extension_* are not wired).
+# Node.js refuses more than 16 KiB of extensions (kMaxChunkExtensionsSize, CVE-2024-22019);
+# HAProxy needs the whole chunk-size line inside one buffer (tune.bufsize, 16 KiB). rota
+# takes the same 16 KiB, per chunk-size line (size and extensions): real extensions are
+# short (aws-chunked's chunk-signature is 81 bytes on every chunk, so a per-body total would
+# refuse large signed uploads), and a body cannot repeat them for free: every chunk but the
+# last carries data, which max_body_bytes counts.
+MAX_CHUNK_LINE: Final = 16 * 1024
+_CRLF2: Final = b"\r\n\r\n"
+
+
+class ChunkLines:
+    """Follows the chunk framing of one chunked request body beside llhttp, to bound each
+    chunk-size line (MAX_CHUNK_LINE), which llhttp does not. Fed the raw bytes from the start
+    of the body, read by read, ahead of llhttp (a too-long line is refused before llhttp
+    parses past it); reads nothing but the size lines. `data` (the sizes) and `seen` (what
+    llhttp delivered) must agree at the end of the message, or the two disagree on where
+    the body is and the request is refused."""
+
+    __slots__ = ("checked", "data", "done", "end", "line", "read", "seen", "skip")
+
+    def __init__(self) -> None:
+        self.line = b""  # the start of a size line cut by the end of a read
+        self.skip = 0  # bytes of chunk data and its CRLF before the next size line
+        self.done = False  # the last chunk (size 0) was seen: trailer fields follow
+        self.data = 0  # data bytes the size lines announced
+        self.seen = 0  # data bytes llhttp delivered (kept by the caller)
+        self.read: bytes | None = None  # the read in which the last chunk was seen
+        self.end = 0  # and the offset after its line
+        self.checked = False  # the message ended and agrees() was asked
+
+    def scan(self, data: bytes, pos: int) -> None:
+        """Follow `data[pos:]`; raises ProtocolError (400) for a size line over
+        MAX_CHUNK_LINE."""
+        n = len(data)
+        while pos < n and not self.done:
+            skip = self.skip
+            if skip:
+                take = n - pos if n - pos < skip else skip
+                pos += take
+                self.skip = skip - take
+                continue
+            lf = data.find(b"\n", pos)
+            if lf == -1:
+                # Cut by the end of the read: keep it (at most MAX_CHUNK_LINE bytes and CR).
+                line = self.line + data[pos:]
+                if len(line) > MAX_CHUNK_LINE + 1:
+                    raise ProtocolError(400, "chunk extension too long")
+                self.line = line
+                return
+            line = data[pos:lf]
+            if self.line:
+                line = self.line + line
+                self.line = b""
+            # The line ends with CR (llhttp refuses a bare LF); the CR is not counted.
+            if len(line) > MAX_CHUNK_LINE + 1:
+                raise ProtocolError(400, "chunk extension too long")
+            pos = lf + 1
+            semi = line.find(b";")
+            digits = line[:semi] if semi != -1 else line[:-1]
+            if not line.endswith(b"\r") or not digits or digits.translate(None, _HEX):
+                # Not a size line: llhttp refuses it when it gets there, unless this lost
+                # step with llhttp, which agrees() reports at the end of the message.
+                self.lose()
+                return
+            size = int(digits, 16)
+            if size == 0:
+                self.done = True
+                self.read = data
+                self.end = pos
+                return
+            self.data += size
+            self.skip = size + 2  # the data and its CRLF
+
+    def lose(self) -> None:
+        """Stop following: the body is not where this looked for it."""
+        self.done = True
+        self.data = -1
+
+    def agrees(self) -> bool:
+        """At the end of the message: llhttp framed the same body."""
+        return self.done and self.data == self.seen
+
+
+def body_start(data: bytes, start: int, began: bool, tail: bytes, last_value: bytes) -> int:
+    """Where the body begins in `data`, a read in which llhttp just completed a request head
+    (httptools tells no offsets), or -1 if it cannot be found. `began`: the head began in
+    this read, after `start` (the end of an earlier request found in it); else it began in
+    an earlier read ending with `tail`. The head ends at an empty line right after its last
+    field's value (llhttp keeps its trailing whitespace), and a body starts with a chunk
+    size: a candidate end that is not so belongs to another request of the read."""
+    if not began:
+        # No other request before it in this read: the first empty line, maybe cut.
+        joined = tail + data[:3]
+        i = joined.find(_CRLF2)
+        if i != -1:
+            return i + 4 - len(tail)
+        i = data.find(_CRLF2)
+        return i + 4 if i != -1 else -1
+    n = len(data)
+    i = data.find(_CRLF2, start)
+    while i != -1:
+        k = i + 4
+        if data.endswith(last_value, start, i):
+            # The body starts with hex digits, then ";" or CR, or the read ends first.
+            j = k
+            while j < n and data[j] in _HEX:
+                j += 1
+            if j == n or (j > k and (data[j] == 59 or data[j] == 13)):
+                return k
+        i = data.find(_CRLF2, i + 1)
+    return -1
+
+
 def resume_head(head: RequestHead) -> bytes:
     """A synthetic head to feed a fresh httptools parser after llhttp paused on an Upgrade we
     strip (HttpParserUpgrade): llhttp treats an upgrade request as bodiless, so without this
@@ -563,14 +685,20 @@ def build_request_head(
     proto: bytes = b"http",
     default_host: bytes = b"",
     close: bool = False,
+    edits: FieldEdits | None = None,
+    target: bytes | None = None,
 ) -> bytes:
     """The request head sent to a backend: the line with the target byte for byte and
     HTTP/1.1, end-to-end fields in received order, hop-by-hop fields removed (RFC 9110 7.6.1),
-    framing re-emitted from the decision, then X-Forwarded-For (appended), X-Forwarded-Proto,
-    X-Forwarded-Host (replaced) and Via (appended, RFC 9110 7.6.3).
+    fields whose name holds "_" removed (see decide_request), framing re-emitted from the
+    decision, then X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host (replaced)
+    and Via (appended, RFC 9110 7.6.3).
 
     `default_host` is sent as Host for an HTTP/1.0 request without one (HTTP/1.1 upstream
-    requires it). `close` asks the backend to close after this exchange.
+    requires it). `close` asks the backend to close after this exchange. `edits` (a route's
+    request_headers) leaves out the fields it names and appends its lines after the copied
+    fields, before the framing and X-Forwarded lines, which stay rota's. `target` replaces the
+    received target in the request line (a route's strip_prefix). Both None cost nothing.
     """
     drop = _DROP
     # Only names as long as a dropped one are lower-cased and looked up: those of _DROP,
@@ -583,11 +711,17 @@ def build_request_head(
         # RFC 9110 15.2: no 1xx to an HTTP/1.0 client, so do not invite one from upstream.
         drop = drop | {_EXPECT}
         lengths = lengths | {len(_EXPECT)}
-    parts = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
+    if edits is not None:
+        drop = drop | edits.drop
+        lengths = lengths | edits.lengths
+    parts = [head.method, b" ", head.target if target is None else target, b" HTTP/1.1\r\n"]
     append = parts.append
     xff: list[bytes] = []
     via: list[bytes] = []
-    for name, value in head.fields:
+    fields = head.fields
+    if head.underscore:
+        fields = [field for field in fields if b"_" not in field[0]]
+    for name, value in fields:
         n = len(name)
         if _dropped_length(n) or (lengths and n in lengths):
             lname = name.lower()
@@ -601,10 +735,14 @@ def build_request_head(
         append(b": ")
         append(value)
         append(b"\r\n")
+    if edits is not None:
+        append(edits.add)
     host = head.host
     if host is None:
         host = default_host
-        parts += (b"Host: ", host, b"\r\n")
+        # A route that sets Host has put its own among the edits.
+        if edits is None or _HOST not in edits.drop:
+            parts += (b"Host: ", host, b"\r\n")
     if head.body is BodyKind.CHUNKED:
         append(b"Transfer-Encoding: chunked\r\n")
     elif head.body is BodyKind.LENGTH:
