@@ -33,6 +33,8 @@ Body = BodyKind
 __all__ = ["IDEMPOTENT", "Body", "RequestHead", "RequestParser", "RequestSink"]
 
 _VERSIONS: Final = {"1.1": (1, 1), "1.0": (1, 0)}
+# Read once per request: a C static when compiled, not a global and an enum attribute.
+_CHUNKED: Final = BodyKind.CHUNKED
 
 
 class RequestSink(Protocol):
@@ -248,7 +250,7 @@ class RequestParser:
             # the real end comes from the primed parser (see feed).
             self._swallow_end = head.body is not Body.NONE
         self._sink.on_request(head)
-        if head.body is Body.CHUNKED:
+        if head.body is _CHUNKED:
             # Like every fault inside a chunked body, a refused size line comes after the
             # head went on (docs/http-strictness.md), never after a complete request.
             self._follow_chunks()
