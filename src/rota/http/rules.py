@@ -559,6 +559,7 @@ def check_trailers(fields: Fields, limits: LimitSpec) -> None:
 # refuse large signed uploads), and a body cannot repeat them for free: every chunk but the
 # last carries data, which max_body_bytes counts.
 MAX_CHUNK_LINE: Final = 16 * 1024
+_MAX_CHUNK_SIZE: Final = 2**64 - 1  # llhttp refuses a larger one
 _CRLF2: Final = b"\r\n\r\n"
 
 
@@ -593,30 +594,49 @@ class ChunkLines:
                 pos += take
                 self.skip = skip - take
                 continue
-            lf = data.find(b"\n", pos)
+            size = -1
+            lf = -1
+            if not self.line:
+                # The usual size line, hex digits and CRLF, is read without a search.
+                i = pos
+                value = 0
+                while i < n:
+                    digit = _hex_value(data[i])
+                    if digit < 0:
+                        break
+                    value = value * 16 + digit
+                    i += 1
+                if i + 1 < n and i > pos and data[i] == 13 and data[i + 1] == 10:
+                    lf = i + 1
+                    size = value if value <= _MAX_CHUNK_SIZE else -1
             if lf == -1:
-                # Cut by the end of the read: keep it (at most MAX_CHUNK_LINE bytes and CR).
-                line = self.line + data[pos:]
-                if len(line) > MAX_CHUNK_LINE + 1:
-                    raise ProtocolError(400, "chunk extension too long")
-                self.line = line
-                return
-            line = data[pos:lf]
-            if self.line:
-                line = self.line + line
-                self.line = b""
-            # The line ends with CR (llhttp refuses a bare LF); the CR is not counted.
-            if len(line) > MAX_CHUNK_LINE + 1:
+                lf = data.find(b"\n", pos)
+                if lf == -1:
+                    # Cut by the end of the read: keep it (MAX_CHUNK_LINE bytes and CR).
+                    line = self.line + data[pos:]
+                    if len(line) > MAX_CHUNK_LINE + 1:
+                        raise ProtocolError(400, "chunk extension too long")
+                    self.line = line
+                    return
+                # The line ends with CR (llhttp refuses a bare LF); the CR is not counted.
+                if self.line:
+                    line = self.line + data[pos:lf]
+                    self.line = b""
+                    if len(line) > MAX_CHUNK_LINE + 1:
+                        raise ProtocolError(400, "chunk extension too long")
+                    size = _chunk_size(line, 0, len(line))
+                else:
+                    if lf - pos > MAX_CHUNK_LINE + 1:
+                        raise ProtocolError(400, "chunk extension too long")
+                    size = _chunk_size(data, pos, lf)
+            elif lf - pos > MAX_CHUNK_LINE + 1:
                 raise ProtocolError(400, "chunk extension too long")
             pos = lf + 1
-            semi = line.find(b";")
-            digits = line[:semi] if semi != -1 else line[:-1]
-            if not line.endswith(b"\r") or not digits or digits.translate(None, _HEX):
+            if size < 0:
                 # Not a size line: llhttp refuses it when it gets there, unless this lost
                 # step with llhttp, which agrees() reports at the end of the message.
                 self.lose()
                 return
-            size = int(digits, 16)
             if size == 0:
                 self.done = True
                 self.read = data
@@ -633,6 +653,37 @@ class ChunkLines:
     def agrees(self) -> bool:
         """At the end of the message: llhttp framed the same body."""
         return self.done and self.data == self.seen
+
+
+def _hex_value(c: int) -> int:
+    """The value of one hex digit's byte, or -1."""
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+def _chunk_size(buf: bytes, start: int, end: int) -> int:
+    """The size of the chunk-size line buf[start:end] (its CR included, not its LF): hex
+    digits, then ";" or the CR; -1 if it is not one. A loop over bytes, not method calls:
+    this runs once per chunk."""
+    size = 0
+    i = start
+    while i < end:
+        digit = _hex_value(buf[i])
+        if digit < 0:
+            break
+        size = size * 16 + digit
+        i += 1
+    if i in (start, end) or size > _MAX_CHUNK_SIZE:
+        return -1
+    c = buf[i]
+    if (c == 59 or c == 13) and buf[end - 1] == 13:  # ";" or CR, and the line ends with CR
+        return size
+    return -1
 
 
 def body_start(data: bytes, start: int, began: bool, tail: bytes, last_value: bytes) -> int:
@@ -654,10 +705,11 @@ def body_start(data: bytes, start: int, began: bool, tail: bytes, last_value: by
     i = data.find(_CRLF2, start)
     while i != -1:
         k = i + 4
-        if data.endswith(last_value, start, i):
+        # A slice compared is cheaper from compiled code than a call of endswith.
+        if i - start >= len(last_value) and data[i - len(last_value) : i] == last_value:
             # The body starts with hex digits, then ";" or CR, or the read ends first.
             j = k
-            while j < n and data[j] in _HEX:
+            while j < n and _hex_value(data[j]) >= 0:
                 j += 1
             if j == n or (j > k and (data[j] == 59 or data[j] == 13)):
                 return k
