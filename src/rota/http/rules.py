@@ -13,7 +13,9 @@ chunk sizes/extensions/data framing, controls and spaces in the target, unknown 
 What it lets through and this module refuses: missing/duplicate/invalid Host, Transfer-Encoding
 on HTTP/1.0, codings before `chunked` (`gzip, chunked`), a fragment or `*` with a method other
 than OPTIONS, HTTP/2.0 and HTTP/0.9 request lines, CONNECT, trailer fields that must not be
-trailers (Host), size limits (llhttp has none). Values it reads are OWS-stripped here (llhttp
+trailers (Host), size limits (llhttp has none), chunk-size lines over MAX_CHUNK_LINE
+(ChunkLines; llhttp takes extensions of any length). Fields whose name holds "_" are accepted
+but never forwarded (build_request_head). Values it reads are OWS-stripped here (llhttp
 strips only the leading OWS). The full table is in docs/http-strictness.md.
 
 Performance: this is on the proxy's hot path, once per request, and compiled with mypyc
@@ -552,12 +554,13 @@ def check_trailers(fields: Fields, limits: LimitSpec) -> None:
 # RFC 9112 7.1.1: a recipient may limit the length of chunk extensions. llhttp (httptools
 # 0.9) accepts any: measured, a 1 MiB extension in one read and 64 MiB fed in pieces parse,
 # and httptools exposes no extension callback (llhttp's on_chunk_extension_* are not wired).
-# Node.js refuses more than 16 KiB of extensions (kMaxChunkExtensionsSize, CVE-2024-22019);
-# HAProxy needs the whole chunk-size line inside one buffer (tune.bufsize, 16 KiB). rota
-# takes the same 16 KiB, per chunk-size line (size and extensions): real extensions are
-# short (aws-chunked's chunk-signature is 81 bytes on every chunk, so a per-body total would
-# refuse large signed uploads), and a body cannot repeat them for free: every chunk but the
-# last carries data, which max_body_bytes counts.
+# Node.js refuses more than 16 KiB of extensions in one message (kMaxChunkExtensionsSize,
+# CVE-2024-22019); HAProxy needs the whole chunk-size line inside one buffer (tune.bufsize,
+# 16 KiB). rota takes the same 16 KiB, per chunk-size line (size and extensions): real
+# extensions are short (aws-chunked's chunk-signature is 81 bytes on every chunk, so a
+# per-body total would refuse large signed uploads), and a body cannot repeat them for free:
+# every chunk but the last carries data, which max_body_bytes counts. Leading zeros count
+# too (llhttp takes any number of them).
 MAX_CHUNK_LINE: Final = 16 * 1024
 _MAX_CHUNK_SIZE: Final = 2**64 - 1  # llhttp refuses a larger one
 _CRLF2: Final = b"\r\n\r\n"
