@@ -85,6 +85,8 @@ def response_head_parts(
     route's response_headers) does the same with the fields it names, then appends its
     lines; the framing lines the caller adds stay rota's. None costs nothing.
     """
+    if edits is not None:
+        return _edited_parts(status, reason, headers, edits)
     parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, reason, b"\r\n"]
     append = parts.append
     length: bytes | None = None
@@ -113,14 +115,52 @@ def response_head_parts(
         append(b"\r\n")
     if connection:
         tokens = connection_options(connection)
-        if not tokens <= _CONSUMED and edits is None:
+        if not tokens <= _CONSUMED:
             _refilter(parts, headers, _CONSUMED | tokens)
-    if edits is not None:
-        drop = _CONSUMED | edits.drop
-        if connection:
-            drop = drop | connection_options(connection)
-        _refilter(parts, headers, drop)
-        parts.append(edits.add)
+    return parts, length, codings
+
+
+def _edited_parts(
+    status: int, reason: bytes, headers: Headers, edits: FieldEdits
+) -> tuple[list[bytes], bytes | None, list[bytes]]:
+    """response_head_parts for a route with response edits: the same pass, which also leaves
+    out the fields the edits name, then their lines. Apart so that the usual response does
+    not pay a test per field for it."""
+    parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, reason, b"\r\n"]
+    append = parts.append
+    length: bytes | None = None
+    codings: list[bytes] = []
+    connection: list[bytes] = []
+    lengths = edits.lengths
+    dropped = edits.drop
+    for name, value in headers:
+        n = len(name)
+        consumed = consumed_length(n)
+        if consumed or n in lengths:
+            lname = _CANONICAL.get(name)
+            if lname is None:
+                lname = name.lower()
+            if consumed and lname in _CONSUMED:
+                if lname == b"content-length":
+                    last = value[-1] if value else 0
+                    length = value.strip() if last == 32 or last == 9 else value
+                elif lname == b"transfer-encoding":
+                    stripped = [c.strip().lower() for c in value.split(b",")]
+                    codings += [c for c in stripped if c]
+                elif lname == b"connection":
+                    connection.append(value)
+                continue
+            if lname in dropped:
+                continue
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
+    if connection:
+        tokens = connection_options(connection)
+        if not tokens <= _CONSUMED:
+            _refilter(parts, headers, _CONSUMED | tokens | dropped)
+    append(edits.add)
     return parts, length, codings
 
 

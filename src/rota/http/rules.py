@@ -105,6 +105,20 @@ def _connection_drops(tokens: frozenset[bytes]) -> tuple[frozenset[bytes], froze
     return found
 
 
+# Per route's request edits (the same objects for every request, made at load): the fields
+# to drop with them, and the lengths of their names. Bounded like the memos above.
+_EDIT_DROPS: Final[dict[FieldEdits, tuple[frozenset[bytes], frozenset[int]]]] = {}
+
+
+def _edit_drops(edits: FieldEdits) -> tuple[frozenset[bytes], frozenset[int]]:
+    found = _EDIT_DROPS.get(edits)
+    if found is None:
+        found = (_DROP | edits.drop, edits.lengths)
+        if len(_EDIT_DROPS) < MEMO_LIMIT:
+            _EDIT_DROPS[edits] = found
+    return found
+
+
 def _dropped_length(n: int) -> bool:
     """A field name of `n` bytes may be one of _DROP (2, 3, 7, 10, 14, 15, 16, 17 bytes)."""
     return n == 10 or n == 15 or n == 14 or n == 7 or n == 16 or n == 17 or n == 3 or n == 2
@@ -767,8 +781,11 @@ def build_request_head(
         drop = drop | {_EXPECT}
         lengths = lengths | {len(_EXPECT)}
     if edits is not None:
-        drop = drop | edits.drop
-        lengths = lengths | edits.lengths
+        if drop is _DROP:
+            drop, lengths = _edit_drops(edits)
+        else:
+            drop = drop | edits.drop
+            lengths = lengths | edits.lengths
     parts = [head.method, b" ", head.target if target is None else target, b" HTTP/1.1\r\n"]
     append = parts.append
     xff: list[bytes] = []
