@@ -453,4 +453,23 @@ CASES: tuple[Case, ...] = (
         smuggle=True,
     ),
     Case("ok-method-extension", "RFC 9110 16.1", _req("PROPFIND / HTTP/1.1\nHost: a"), 200),
+    # WSGI/CGI read "_" as "-" (RFC 3875 4.1.18): such a name would be a second framing field
+    # or a spoofed forwarding field behind rota. Never forwarded (nginx's default).
+    Case(
+        "ok-underscore-fields-dropped",
+        "RFC 3875 4.1.18",
+        _post(
+            "Content-Length: 3\nTransfer_Encoding: chunked\nX_Forwarded_For: 6.6.6.6\nX-Kept_: 1",
+            b"abc",
+        ),
+        200,
+        hidden_fields=(b"Transfer_Encoding", b"X_Forwarded_For", b"6.6.6.6", b"X-Kept_"),
+    ),
+    Case(
+        "chunk-extension-64k",
+        "RFC 9112 7.1.1",
+        _chunked(b"5;x=" + b"a" * 65536 + b"\r\nhello\r\n" + _ZERO),
+        400,
+        stage="body",
+    ),
 )

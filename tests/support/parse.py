@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from rota.config.model import LimitSpec
@@ -50,4 +51,18 @@ def read_stream(data: bytes, limits: LimitSpec | None = None, piece: int = 65536
             parser.feed(data[pos : pos + piece])
         except ProtocolError as exc:
             return StreamResult(sink.requests, exc)
+    return StreamResult(sink.requests, None)
+
+
+def read_cut(data: bytes, cuts: list[int], limits: LimitSpec | None = None) -> StreamResult:
+    """Feed `data` cut at the given offsets: reads of uneven sizes."""
+    sink = _Sink()
+    parser = RequestParser(sink, limits or LimitSpec())
+    bounds = [0, *sorted(set(cuts)), len(data)]
+    for start, end in itertools.pairwise(bounds):
+        if start < end:
+            try:
+                parser.feed(data[start:end])
+            except ProtocolError as exc:
+                return StreamResult(sink.requests, exc)
     return StreamResult(sink.requests, None)

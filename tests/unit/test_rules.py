@@ -7,8 +7,15 @@ from collections.abc import Callable
 import pytest
 
 from rota.config.model import LimitSpec
+from rota.http.edits import FieldEdits, field_edits
 from rota.http.errors import ProtocolError, from_parser_error
-from rota.http.headers import _CONSUMED, consumed_length, response_head_parts
+from rota.http.headers import (
+    _CONSUMED,
+    HOP_BY_HOP,
+    build_response_head,
+    consumed_length,
+    response_head_parts,
+)
 from rota.http.rules import (
     _DROP,
     BodyKind,
@@ -411,3 +418,173 @@ def test_response_head_drops_fields_named_in_connection() -> None:
     parts, length, _ = response_head_parts(204, b"No Content", headers)
     assert b"".join(parts) == b"HTTP/1.1 204 No Content\r\n"
     assert length == b"0"
+
+
+# --- field names with "_" (never forwarded) ---
+
+
+def test_request_head_fields_in_order() -> None:
+    # decide_request builds the tuple positionally (_new_head): the order is the interface.
+    assert RequestHead._fields == (
+        "method",
+        "target",
+        "version",
+        "fields",
+        "body",
+        "content_length",
+        "host",
+        "keep_alive",
+        "websocket",
+        "upgrade_stripped",
+        "expect_continue",
+        "connection_tokens",
+        "underscore",
+    )
+    head = check([(b"Host", b"a"), (b"X_A", b"1")])
+    assert head.underscore and head.connection_tokens == frozenset()
+    assert not check([(b"Host", b"a"), (b"X-A", b"1")]).underscore
+
+
+def test_underscore_fields_are_never_forwarded() -> None:
+    fields = [
+        (b"Host", b"a"),
+        (b"Content-Length", b"3"),
+        (b"Transfer_Encoding", b"chunked"),
+        (b"X_Forwarded_For", b"6.6.6.6"),
+        (b"_", b"x"),
+        (b"Hos_", b"x"),  # as long as Host
+        (b"X-Kept", b"yes"),
+    ]
+    head = check(fields, method=b"POST")
+    assert head.underscore and head.body is BodyKind.LENGTH  # the framing is not touched
+    out = lines(build_request_head(head, b"10.0.0.9"))
+    assert not [line for line in out if b"_" in line.split(b":")[0]]
+    assert b"X-Kept: yes" in out and b"Content-Length: 3" in out
+    assert b"X-Forwarded-For: 10.0.0.9" in out  # not 6.6.6.6
+    assert head.fields == fields  # the received fields are left as they were
+
+
+def test_no_underscore_check_for_fields_rota_reads() -> None:
+    head = check([(b"Host", b"a"), (b"Connection", b"close"), (b"Accept", b"*/*")])
+    assert not head.underscore
+
+
+# --- route header edits ---
+
+
+def _edits(set_: dict[str, str] | None = None, remove: list[str] | None = None) -> FieldEdits:
+    edits = field_edits((set_ or {}).items(), remove or [])
+    assert edits is not None
+    return edits
+
+
+def test_field_edits_interface() -> None:
+    edits = _edits({"X-Env": "prod"}, ["X-Debug"])
+    assert edits.drop == frozenset({b"x-env", b"x-debug"})
+    assert edits.lengths == frozenset({5, 7})
+    assert edits.add == b"X-Env: prod\r\n"
+    assert field_edits([], []) is None
+    for name in ("Transfer-Encoding", "content-length", "Connection", "X-Forwarded-For", "via"):
+        with pytest.raises(ValueError, match="written by rota"):
+            field_edits([(name, "1")], [])
+        with pytest.raises(ValueError, match="written by rota"):
+            field_edits([], [name])
+    with pytest.raises(ValueError, match="cannot be removed"):
+        field_edits([], ["Host"])
+
+
+def test_request_edits_set_replaces_every_spelling_and_remove_drops() -> None:
+    fields = [
+        (b"Host", b"a"),
+        (b"X-Env", b"dev"),
+        (b"x-env", b"dev2"),
+        (b"X-ENV", b"dev3"),
+        (b"X-Debug", b"1"),
+        (b"x-debug", b"2"),
+        (b"X-Kept", b"yes"),
+        (b"Content-Length", b"2"),
+    ]
+    head = check(fields, method=b"POST")
+    edits = _edits({"X-Env": "prod"}, ["x-debug"])
+    out = lines(build_request_head(head, b"10.0.0.9", edits=edits))
+    assert out == [
+        b"POST / HTTP/1.1",
+        b"Host: a",
+        b"X-Kept: yes",
+        b"X-Env: prod",  # after the copied fields, before the framing and forwarding lines
+        b"Content-Length: 2",
+        b"X-Forwarded-For: 10.0.0.9",
+        b"X-Forwarded-Proto: http",
+        b"X-Forwarded-Host: a",
+        b"Via: 1.1 rota",
+    ]
+
+
+def test_request_edits_keep_hop_by_hop_and_framing_rotas() -> None:
+    fields = [
+        (b"Host", b"a"),
+        (b"Connection", b"X-Hop"),
+        (b"X-Hop", b"1"),
+        (b"Transfer-Encoding", b"chunked"),
+        (b"X-Forwarded-For", b"1.1.1.1"),
+    ]
+    head = check(fields, method=b"POST")
+    out = lines(build_request_head(head, b"10.0.0.9", edits=_edits({"X-A": "1"})))
+    assert b"X-Hop: 1" not in out and not [x for x in out if x.startswith(b"Connection")]
+    assert [x for x in out if x.lower().startswith(b"transfer-encoding")] == [
+        b"Transfer-Encoding: chunked"
+    ]
+    assert b"X-Forwarded-For: 1.1.1.1, 10.0.0.9" in out
+    assert out.index(b"X-A: 1") < out.index(b"Transfer-Encoding: chunked")
+
+
+def test_request_edits_set_host_and_target() -> None:
+    head = check([(b"Host", b"public.example"), (b"Accept", b"*/*")], target=b"/v1/users?x=1")
+    out = lines(
+        build_request_head(head, b"::1", edits=_edits({"Host": "backend"}), target=b"/users?x=1")
+    )
+    assert out[0] == b"GET /users?x=1 HTTP/1.1"
+    assert [x for x in out if x.lower().startswith(b"host")] == [b"Host: backend"]
+    assert b"X-Forwarded-Host: public.example" in out
+    # HTTP/1.0 without Host: the route's Host, not the default one, and only one.
+    old = check([], version=(1, 0))
+    out = lines(build_request_head(old, b"::1", default_host=b"b:80", edits=_edits({"Host": "h"})))
+    assert [x for x in out if x.lower().startswith(b"host")] == [b"Host: h"]
+
+
+def test_request_head_unchanged_without_edits() -> None:
+    head = check([(b"Host", b"a"), (b"X-Env", b"dev")], target=b"/x")
+    plain = build_request_head(head, b"10.0.0.9")
+    assert build_request_head(head, b"10.0.0.9", edits=None, target=None) == plain
+    assert build_request_head(head, b"10.0.0.9", target=b"/x") == plain
+
+
+def test_response_edits() -> None:
+    headers = [
+        (b"Server", b"x"),
+        (b"strict-transport-security", b"max-age=1"),
+        (b"Strict-Transport-Security", b"max-age=2"),
+        (b"X-Powered-By", b"php"),
+        (b"Connection", b"keep-alive, X-Hop"),
+        (b"X-Hop", b"1"),
+        (b"Content-Length", b"2"),
+        (b"Transfer-Encoding", b"chunked"),
+    ]
+    edits = _edits({"Strict-Transport-Security": "max-age=63072000"}, ["x-powered-by"])
+    parts, length, codings = response_head_parts(200, b"OK", headers, edits)
+    assert b"".join(parts) == (
+        b"HTTP/1.1 200 OK\r\nServer: x\r\nStrict-Transport-Security: max-age=63072000\r\n"
+    )
+    assert length == b"2" and codings == [b"chunked"]  # the framing stays rota's to decide
+    plain, _, _ = response_head_parts(200, b"OK", headers)
+    assert b"".join(plain) == (
+        b"HTTP/1.1 200 OK\r\nServer: x\r\nstrict-transport-security: max-age=1\r\n"
+        b"Strict-Transport-Security: max-age=2\r\nX-Powered-By: php\r\n"
+    )
+    head = build_response_head(
+        103, b"Early Hints", headers[:4], drop=HOP_BY_HOP, framing=b"", edits=edits
+    )
+    assert head == (
+        b"HTTP/1.1 103 Early Hints\r\nServer: x\r\n"
+        b"Strict-Transport-Security: max-age=63072000\r\n\r\n"
+    )

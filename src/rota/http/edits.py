@@ -23,9 +23,41 @@ class FieldEdits:
         return f"<FieldEdits drop={sorted(self.drop)} add={self.add!r}>"
 
 
+# Fields rota writes itself: the hop-by-hop ones (RFC 9110 7.6.1), the framing it re-emits
+# from its own decision (a second Content-Length or Transfer-Encoding from a route would be
+# request smuggling, RFC 9112 6.3), and the forwarding fields it appends or replaces. A route
+# may neither set nor remove them; Host may be set (a backend's virtual host), not removed
+# (RFC 9112 3.2: an HTTP/1.1 request carries one).
+RESERVED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "via",
+    }
+)
+
+
 def field_edits(set_: Iterable[tuple[str, str]], remove: Iterable[str]) -> FieldEdits | None:
     """Edits from a route's `set` (name, value) pairs and `remove` names; None when empty.
-    Names and values were validated by the config loader (tokens; no CR, LF or NUL)."""
+    Names and values were validated by the config loader (tokens; no CR, LF or NUL).
+    Raises ValueError for a field rota owns (RESERVED, or removing Host)."""
+    set_ = list(set_)
+    remove = list(remove)
+    for name in [name for name, _ in set_] + remove:
+        if name.lower() in RESERVED:
+            raise ValueError(f"{name!r} is written by rota itself and cannot be edited")
+    for name in remove:
+        if name.lower() == "host":
+            raise ValueError("'host' cannot be removed (HTTP/1.1 requires it); set it instead")
     pairs = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in set_]
     drop = {name.lower() for name, _ in pairs}
     drop.update(name.lower().encode("latin-1") for name in remove)

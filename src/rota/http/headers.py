@@ -81,8 +81,12 @@ def response_head_parts(
     transfer codings in order (lower-case).
 
     Fields named in Connection are hop-by-hop too (RFC 9110 7.6.1); when a response names
-    any beyond the usual ones, the fields are filtered again without them.
+    any beyond the usual ones, the fields are filtered again without them. `edits` (a
+    route's response_headers) does the same with the fields it names, then appends its
+    lines; the framing lines the caller adds stay rota's. None costs nothing.
     """
+    if edits is not None:
+        return _edited_parts(status, reason, headers, edits)
     parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, reason, b"\r\n"]
     append = parts.append
     length: bytes | None = None
@@ -120,12 +124,60 @@ def response_head_parts(
     if connection:
         tokens = connection_options(connection)
         if not tokens <= _CONSUMED:
-            drop = _CONSUMED | tokens
-            del parts[3:]
-            for name, value in headers:
-                if name.lower() not in drop:
-                    parts += (name, b": ", value, b"\r\n")
+            _refilter(parts, headers, _CONSUMED | tokens)
     return parts, length, codings
+
+
+def _edited_parts(
+    status: int, reason: bytes, headers: Headers, edits: FieldEdits
+) -> tuple[list[bytes], bytes | None, list[bytes]]:
+    """response_head_parts for a route with response edits: the same pass, which also leaves
+    out the fields the edits name, then their lines. Apart so that the usual response does
+    not pay a test per field for it."""
+    parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, reason, b"\r\n"]
+    append = parts.append
+    length: bytes | None = None
+    codings: list[bytes] = []
+    connection: list[bytes] = []
+    lengths = edits.lengths
+    dropped = edits.drop
+    for name, value in headers:
+        n = len(name)
+        consumed = consumed_length(n)
+        if consumed or n in lengths:
+            lname = _CANONICAL.get(name)
+            if lname is None:
+                lname = name.lower()
+            if consumed and lname in _CONSUMED:
+                if lname == b"content-length":
+                    last = value[-1] if value else 0
+                    length = value.strip() if last == 32 or last == 9 else value
+                elif lname == b"transfer-encoding":
+                    stripped = [c.strip().lower() for c in value.split(b",")]
+                    codings += [c for c in stripped if c]
+                elif lname == b"connection":
+                    connection.append(value)
+                continue
+            if lname in dropped:
+                continue
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
+    if connection:
+        tokens = connection_options(connection)
+        if not tokens <= _CONSUMED:
+            _refilter(parts, headers, _CONSUMED | tokens | dropped)
+    append(edits.add)
+    return parts, length, codings
+
+
+def _refilter(parts: list[bytes], headers: Headers, drop: frozenset[bytes]) -> None:
+    """Copy the fields again after the status line, leaving out those in `drop`."""
+    del parts[3:]
+    for name, value in headers:
+        if name.lower() not in drop:
+            parts += (name, b": ", value, b"\r\n")
 
 
 def build_response_head(
@@ -135,15 +187,21 @@ def build_response_head(
     *,
     drop: frozenset[bytes],
     framing: bytes,
+    edits: FieldEdits | None = None,
 ) -> bytes:
     """The response head rota sends to a client: HTTP/1.1, hop-by-hop fields removed,
     `framing` (Content-Length / Transfer-Encoding / Connection lines, CRLF-terminated)
-    chosen by the proxy for the client's side of the hop."""
+    chosen by the proxy for the client's side of the hop. `edits` as in
+    response_head_parts: its fields left out, its lines before `framing`."""
+    if edits is not None:
+        drop = drop | edits.drop
     parts = [b"HTTP/1.1 %d " % status, reason, b"\r\n"]
     for name, value in headers:
         lname = name.lower()
         if lname in drop or lname == b"content-length":
             continue
         parts += (name, b": ", value, b"\r\n")
+    if edits is not None:
+        parts.append(edits.add)
     parts += (framing, b"\r\n")
     return b"".join(parts)

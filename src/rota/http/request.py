@@ -19,7 +19,9 @@ from rota.http.errors import ProtocolError, from_parser_error
 from rota.http.headers import Headers
 from rota.http.rules import (
     BodyKind,
+    ChunkLines,
     RequestHead,
+    body_start,
     check_body_size,
     check_trailers,
     decide_request,
@@ -31,6 +33,8 @@ Body = BodyKind
 __all__ = ["IDEMPOTENT", "Body", "RequestHead", "RequestParser", "RequestSink"]
 
 _VERSIONS: Final = {"1.1": (1, 1), "1.0": (1, 0)}
+# Read once per request: a C static when compiled, not a global and an enum attribute.
+_CHUNKED: Final = BodyKind.CHUNKED
 
 
 class RequestSink(Protocol):
@@ -75,6 +79,8 @@ class RequestParser:
     __slots__ = (
         "_began",
         "_body_bytes",
+        "_chunks",
+        "_data",
         "_error",
         "_feed",
         "_get_method",
@@ -86,6 +92,7 @@ class RequestParser:
         "_parser",
         "_sink",
         "_swallow_end",
+        "_tail",
         "_trailers",
         "_upgrade_head",
         "_url",
@@ -111,6 +118,12 @@ class RequestParser:
         self._trailers: Headers = []
         self._body_bytes = 0
         self._began = False
+        # The chunk-size lines of a chunked body, followed beside llhttp (rules.ChunkLines);
+        # the read being parsed (for on_headers_complete to find where a body starts in it);
+        # the last bytes of a read that ended inside a head.
+        self._chunks: ChunkLines | None = None
+        self._data = b""
+        self._tail = b""
         # Bytes after a WebSocket upgrade request, held unparsed until the backend answers:
         # tunnel data after a 101, the next request otherwise (release_held).
         self.held: bytes | None = None
@@ -132,7 +145,16 @@ class RequestParser:
         if self.held is not None:
             self.held += data
             return
+        chunks = self._chunks
+        if chunks is not None:
+            # Inside a chunked body (or just after one): its size lines are checked before
+            # llhttp parses them, so a refused one never reaches the backend.
+            if chunks.checked:
+                self._chunks = None
+            elif not chunks.done:
+                chunks.scan(data, 0)
         self._began = False
+        self._data = data
         try:
             self._feed(data)
         except httptools.HttpParserUpgrade as exc:
@@ -145,6 +167,7 @@ class RequestParser:
             # of the same framing, so they are read as this request's body.
             offset = int(exc.args[0])
             self._use_parser(httptools.HttpRequestParser(self))
+            self._data = b""
             head = self._upgrade_head
             self._upgrade_head = None
             if head is not None and head.websocket:
@@ -156,22 +179,31 @@ class RequestParser:
             if head is not None and head.body is not Body.NONE:
                 self._muted = True
                 self._feed(resume_head(head))
+                if head.body is Body.CHUNKED:
+                    # The body starts at `offset`: follow it afresh from there.
+                    self._chunks = ChunkLines()
             if offset < len(data):
                 self.feed(data[offset:])
             return
         except httptools.HttpParserError as exc:
+            self._data = b""
             if self._error is not None:
                 raise self._error from None
             raise from_parser_error(exc) from None
-        if self.in_head and not self._began:
-            # llhttp buffers a field until it is complete, so a single endless header
-            # would never reach on_header: bound the head by the bytes fed meanwhile.
-            # Only whole reads inside one head count: a read where a head began may hold
-            # the end of a body before it (a pipelined upload), and its head bytes are
-            # bounded by the read size and re-checked by rules.decide_request.
-            self._head_bytes += len(data)
-            if self._head_bytes > self._limits.max_header_bytes + self._limits.max_request_line:
-                raise ProtocolError(431, "request head too large")
+        self._data = b""
+        if self.in_head:
+            # The last bytes of the head so far: where it ends may be cut by the next read.
+            self._tail = data[-3:] if self._began else (self._tail + data)[-3:]
+            if not self._began:
+                # llhttp buffers a field until it is complete, so a single endless header
+                # would never reach on_header: bound the head by the bytes fed meanwhile.
+                # Only whole reads inside one head count: a read where a head began may
+                # hold the end of a body before it (a pipelined upload), and its head
+                # bytes are bounded by the read size and re-checked by decide_request.
+                self._head_bytes += len(data)
+                limit = self._limits.max_header_bytes + self._limits.max_request_line
+                if self._head_bytes > limit:
+                    raise ProtocolError(431, "request head too large")
 
     # llhttp callbacks. Raising inside one aborts parsing; feed() re-raises _error.
 
@@ -218,8 +250,15 @@ class RequestParser:
             # the real end comes from the primed parser (see feed).
             self._swallow_end = head.body is not Body.NONE
         self._sink.on_request(head)
+        if head.body is _CHUNKED:
+            # Like every fault inside a chunked body, a refused size line comes after the
+            # head went on (docs/http-strictness.md), never after a complete request.
+            self._follow_chunks()
 
     def on_body(self, body: bytes) -> None:
+        chunks = self._chunks
+        if chunks is not None:
+            chunks.seen += len(body)
         if self._limits.max_body_bytes is not None:
             # A Content-Length over the limit was refused with the head; a chunked body
             # is refused when it passes the limit (RFC 9110 15.5.14).
@@ -231,11 +270,38 @@ class RequestParser:
         if self._swallow_end:
             self._swallow_end = False
             return
+        chunks = self._chunks
+        if chunks is not None and not chunks.checked:
+            chunks.checked = True
+            if not chunks.agrees():
+                # ChunkLines lost step with llhttp (a body start found in the wrong place):
+                # refuse rather than let size lines go unchecked.
+                self._fail(400, "chunked body framing out of step")
         trailers = self._trailers
         if trailers:
             self._trailers = []
             check_trailers(trailers, self._limits)
         self._sink.on_request_end()
+
+    def _follow_chunks(self) -> None:
+        """A chunked request's head is complete: find where its body starts in the read being
+        parsed and check the size lines there before llhttp reads them (rules.ChunkLines)."""
+        data = self._data
+        previous = self._chunks
+        start = previous.end if previous is not None and previous.read is data else 0
+        offset = body_start(data, start, self._began, self._tail, self._headers[-1][1])
+        chunks = ChunkLines()
+        self._chunks = chunks
+        if offset == -1:
+            # Not a chunked body llhttp will accept (it refuses the size line), or the
+            # start was missed: then the end of the message refuses it (agrees()).
+            chunks.lose()
+            return
+        try:
+            chunks.scan(data, offset)
+        except ProtocolError as exc:
+            self._error = exc
+            raise
 
     def _fail(self, status: int, reason: str) -> None:
         self._error = ProtocolError(status, reason)

@@ -13,7 +13,9 @@ chunk sizes/extensions/data framing, controls and spaces in the target, unknown 
 What it lets through and this module refuses: missing/duplicate/invalid Host, Transfer-Encoding
 on HTTP/1.0, codings before `chunked` (`gzip, chunked`), a fragment or `*` with a method other
 than OPTIONS, HTTP/2.0 and HTTP/0.9 request lines, CONNECT, trailer fields that must not be
-trailers (Host), size limits (llhttp has none). Values it reads are OWS-stripped here (llhttp
+trailers (Host), size limits (llhttp has none), chunk-size lines over MAX_CHUNK_LINE
+(ChunkLines; llhttp takes extensions of any length). Fields whose name holds "_" are accepted
+but never forwarded (build_request_head). Values it reads are OWS-stripped here (llhttp
 strips only the leading OWS). The full table is in docs/http-strictness.md.
 
 Performance: this is on the proxy's hot path, once per request, and compiled with mypyc
@@ -103,6 +105,20 @@ def _connection_drops(tokens: frozenset[bytes]) -> tuple[frozenset[bytes], froze
     return found
 
 
+# Per route's request edits (the same objects for every request, made at load): the fields
+# to drop with them, and the lengths of their names. Bounded like the memos above.
+_EDIT_DROPS: Final[dict[FieldEdits, tuple[frozenset[bytes], frozenset[int]]]] = {}
+
+
+def _edit_drops(edits: FieldEdits) -> tuple[frozenset[bytes], frozenset[int]]:
+    found = _EDIT_DROPS.get(edits)
+    if found is None:
+        found = (_DROP | edits.drop, edits.lengths)
+        if len(_EDIT_DROPS) < MEMO_LIMIT:
+            _EDIT_DROPS[edits] = found
+    return found
+
+
 def _dropped_length(n: int) -> bool:
     """A field name of `n` bytes may be one of _DROP (2, 3, 7, 10, 14, 15, 16, 17 bytes)."""
     return n == 10 or n == 15 or n == 14 or n == 7 or n == 16 or n == 17 or n == 3 or n == 2
@@ -177,6 +193,7 @@ class RequestHead(NamedTuple):
     upgrade_stripped: bool  # an Upgrade we do not tunnel (h2c, ...), removed when forwarding
     expect_continue: bool  # Expect: 100-continue (HTTP/1.1 only, RFC 9110 10.1.1)
     connection_tokens: frozenset[bytes]  # lower-case Connection options, hop-by-hop too
+    underscore: bool  # a field name holds "_": such fields are never forwarded
 
 
 # RequestHead's generated __new__ is a Python function; building the tuple directly skips
@@ -382,28 +399,31 @@ def decide_request(
     connection: list[bytes] | None = None
     upgrades: list[bytes] | None = None
     expects: list[bytes] | None = None
+    underscore = False
     for name, value in fields:
         n = len(name)
         size += n + len(value) + 4
-        # The fields read here have names of 4, 6, 7, 10, 14 and 17 bytes.
-        if n == 4:
-            if _named(name, b"Host", _HOST):
-                host = value
-                hosts += 1
-        elif n == 14:
-            if _named(name, b"Content-Length", _CL):
-                cls = [value] if cls is None else [*cls, value]
-        elif n == 10:
-            if _named(name, b"Connection", _CONNECTION):
-                connection = [value] if connection is None else [*connection, value]
-        elif n == 17:
-            if _named(name, b"Transfer-Encoding", _TE):
-                tes = [value] if tes is None else [*tes, value]
-        elif n == 7:
-            if _named(name, b"Upgrade", _UPGRADE):
-                upgrades = [value] if upgrades is None else [*upgrades, value]
+        # The fields read here have names of 4, 6, 7, 10, 14 and 17 bytes. Any other name is
+        # looked at once more, for "_" (below): the fields of a plain GET never are.
+        if n == 4 and _named(name, b"Host", _HOST):
+            host = value
+            hosts += 1
+        elif n == 14 and _named(name, b"Content-Length", _CL):
+            cls = [value] if cls is None else [*cls, value]
+        elif n == 10 and _named(name, b"Connection", _CONNECTION):
+            connection = [value] if connection is None else [*connection, value]
+        elif n == 17 and _named(name, b"Transfer-Encoding", _TE):
+            tes = [value] if tes is None else [*tes, value]
+        elif n == 7 and _named(name, b"Upgrade", _UPGRADE):
+            upgrades = [value] if upgrades is None else [*upgrades, value]
         elif n == 6 and _named(name, b"Expect", _EXPECT):
             expects = [value] if expects is None else [*expects, value]
+        elif b"_" in name:
+            # WSGI and CGI servers (RFC 3875 4.1.18) turn "-" into "_" in HTTP_* variables,
+            # so `Transfer_Encoding: chunked` becomes a second framing field behind rota, and
+            # `X_Forwarded_For` a spoofed one. build_request_head drops every such field, as
+            # nginx does by default (underscores_in_headers off).
+            underscore = True
     if size > limits.max_header_bytes:
         raise ProtocolError(431, "request header section too large")
 
@@ -495,6 +515,7 @@ def decide_request(
             upgrade_stripped,
             expect_continue,
             tokens,
+            underscore,
         ),
     )
 
@@ -544,6 +565,175 @@ def check_trailers(fields: Fields, limits: LimitSpec) -> None:
         raise ProtocolError(431, "trailer section too large")
 
 
+# RFC 9112 7.1.1: a recipient may limit the length of chunk extensions. llhttp (httptools
+# 0.9) accepts any: measured, a 1 MiB extension in one read and 64 MiB fed in pieces parse,
+# and httptools exposes no extension callback (llhttp's on_chunk_extension_* are not wired).
+# Node.js refuses more than 16 KiB of extensions in one message (kMaxChunkExtensionsSize,
+# CVE-2024-22019); HAProxy needs the whole chunk-size line inside one buffer (tune.bufsize,
+# 16 KiB). rota takes the same 16 KiB, per chunk-size line (size and extensions): real
+# extensions are short (aws-chunked's chunk-signature is 81 bytes on every chunk, so a
+# per-body total would refuse large signed uploads), and a body cannot repeat them for free:
+# every chunk but the last carries data, which max_body_bytes counts. Leading zeros count
+# too (llhttp takes any number of them).
+MAX_CHUNK_LINE: Final = 16 * 1024
+_MAX_CHUNK_SIZE: Final = 2**64 - 1  # llhttp refuses a larger one
+_CRLF2: Final = b"\r\n\r\n"
+
+
+class ChunkLines:
+    """Follows the chunk framing of one chunked request body beside llhttp, to bound each
+    chunk-size line (MAX_CHUNK_LINE), which llhttp does not. Fed the raw bytes from the start
+    of the body, read by read, ahead of llhttp (a too-long line is refused before llhttp
+    parses past it); reads nothing but the size lines. `data` (the sizes) and `seen` (what
+    llhttp delivered) must agree at the end of the message, or the two disagree on where
+    the body is and the request is refused."""
+
+    __slots__ = ("checked", "data", "done", "end", "line", "read", "seen", "skip")
+
+    def __init__(self) -> None:
+        self.line = b""  # the start of a size line cut by the end of a read
+        self.skip = 0  # bytes of chunk data and its CRLF before the next size line
+        self.done = False  # the last chunk (size 0) was seen: trailer fields follow
+        self.data = 0  # data bytes the size lines announced
+        self.seen = 0  # data bytes llhttp delivered (kept by the caller)
+        self.read: bytes | None = None  # the read in which the last chunk was seen
+        self.end = 0  # and the offset after its line
+        self.checked = False  # the message ended and agrees() was asked
+
+    def scan(self, data: bytes, pos: int) -> None:
+        """Follow `data[pos:]`; raises ProtocolError (400) for a size line over
+        MAX_CHUNK_LINE."""
+        n = len(data)
+        while pos < n and not self.done:
+            skip = self.skip
+            if skip:
+                take = n - pos if n - pos < skip else skip
+                pos += take
+                self.skip = skip - take
+                continue
+            size = -1
+            lf = -1
+            if not self.line:
+                # The usual size line, hex digits and CRLF, is read without a search.
+                i = pos
+                value = 0
+                while i < n:
+                    digit = _hex_value(data[i])
+                    if digit < 0:
+                        break
+                    value = value * 16 + digit
+                    i += 1
+                if i + 1 < n and i > pos and data[i] == 13 and data[i + 1] == 10:
+                    lf = i + 1
+                    size = value if value <= _MAX_CHUNK_SIZE else -1
+            if lf == -1:
+                lf = data.find(b"\n", pos)
+                if lf == -1:
+                    # Cut by the end of the read: keep it (MAX_CHUNK_LINE bytes and CR).
+                    line = self.line + data[pos:]
+                    if len(line) > MAX_CHUNK_LINE + 1:
+                        raise ProtocolError(400, "chunk extension too long")
+                    self.line = line
+                    return
+                # The line ends with CR (llhttp refuses a bare LF); the CR is not counted.
+                if self.line:
+                    line = self.line + data[pos:lf]
+                    self.line = b""
+                    if len(line) > MAX_CHUNK_LINE + 1:
+                        raise ProtocolError(400, "chunk extension too long")
+                    size = _chunk_size(line, 0, len(line))
+                else:
+                    if lf - pos > MAX_CHUNK_LINE + 1:
+                        raise ProtocolError(400, "chunk extension too long")
+                    size = _chunk_size(data, pos, lf)
+            elif lf - pos > MAX_CHUNK_LINE + 1:
+                raise ProtocolError(400, "chunk extension too long")
+            pos = lf + 1
+            if size < 0:
+                # Not a size line: llhttp refuses it when it gets there, unless this lost
+                # step with llhttp, which agrees() reports at the end of the message.
+                self.lose()
+                return
+            if size == 0:
+                self.done = True
+                self.read = data
+                self.end = pos
+                return
+            self.data += size
+            self.skip = size + 2  # the data and its CRLF
+
+    def lose(self) -> None:
+        """Stop following: the body is not where this looked for it."""
+        self.done = True
+        self.data = -1
+
+    def agrees(self) -> bool:
+        """At the end of the message: llhttp framed the same body."""
+        return self.done and self.data == self.seen
+
+
+def _hex_value(c: int) -> int:
+    """The value of one hex digit's byte, or -1."""
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+def _chunk_size(buf: bytes, start: int, end: int) -> int:
+    """The size of the chunk-size line buf[start:end] (its CR included, not its LF): hex
+    digits, then ";" or the CR; -1 if it is not one. A loop over bytes, not method calls:
+    this runs once per chunk."""
+    size = 0
+    i = start
+    while i < end:
+        digit = _hex_value(buf[i])
+        if digit < 0:
+            break
+        size = size * 16 + digit
+        i += 1
+    if i in (start, end) or size > _MAX_CHUNK_SIZE:
+        return -1
+    c = buf[i]
+    if (c == 59 or c == 13) and buf[end - 1] == 13:  # ";" or CR, and the line ends with CR
+        return size
+    return -1
+
+
+def body_start(data: bytes, start: int, began: bool, tail: bytes, last_value: bytes) -> int:
+    """Where the body begins in `data`, a read in which llhttp just completed a request head
+    (httptools tells no offsets), or -1 if it cannot be found. `began`: the head began in
+    this read, after `start` (the end of an earlier request found in it); else it began in
+    an earlier read ending with `tail`. The head ends at an empty line right after its last
+    field's value (llhttp keeps its trailing whitespace), and a body starts with a chunk
+    size: a candidate end that is not so belongs to another request of the read."""
+    if not began:
+        # No other request before it in this read: the first empty line, maybe cut.
+        joined = tail + data[:3]
+        i = joined.find(_CRLF2)
+        if i != -1:
+            return i + 4 - len(tail)
+        i = data.find(_CRLF2)
+        return i + 4 if i != -1 else -1
+    n = len(data)
+    i = data.find(_CRLF2, start)
+    while i != -1:
+        k = i + 4
+        # A slice compared is cheaper from compiled code than a call of endswith.
+        if i - start >= len(last_value) and data[i - len(last_value) : i] == last_value:
+            # The body starts with hex digits, then ";" or CR, or the read ends first.
+            j = k
+            while j < n and _hex_value(data[j]) >= 0:
+                j += 1
+            if j == n or (j > k and (data[j] == 59 or data[j] == 13)):
+                return k
+        i = data.find(_CRLF2, i + 1)
+    return -1
+
+
 def resume_head(head: RequestHead) -> bytes:
     """A synthetic head to feed a fresh httptools parser after llhttp paused on an Upgrade we
     strip (HttpParserUpgrade): llhttp treats an upgrade request as bodiless, so without this
@@ -569,11 +759,15 @@ def build_request_head(
 ) -> bytes:
     """The request head sent to a backend: the line with the target byte for byte and
     HTTP/1.1, end-to-end fields in received order, hop-by-hop fields removed (RFC 9110 7.6.1),
-    framing re-emitted from the decision, then X-Forwarded-For (appended), X-Forwarded-Proto,
-    X-Forwarded-Host (replaced) and Via (appended, RFC 9110 7.6.3).
+    fields whose name holds "_" removed (see decide_request), framing re-emitted from the
+    decision, then X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host (replaced)
+    and Via (appended, RFC 9110 7.6.3).
 
     `default_host` is sent as Host for an HTTP/1.0 request without one (HTTP/1.1 upstream
-    requires it). `close` asks the backend to close after this exchange.
+    requires it). `close` asks the backend to close after this exchange. `edits` (a route's
+    request_headers) leaves out the fields it names and appends its lines after the copied
+    fields, before the framing and X-Forwarded lines, which stay rota's. `target` replaces the
+    received target in the request line (a route's strip_prefix). Both None cost nothing.
     """
     drop = _DROP
     # Only names as long as a dropped one are lower-cased and looked up: those of _DROP,
@@ -587,13 +781,19 @@ def build_request_head(
         drop = drop | {_EXPECT}
         lengths = lengths | {len(_EXPECT)}
     if edits is not None:
-        drop = drop | edits.drop
-        lengths = lengths | edits.lengths
+        if drop is _DROP:
+            drop, lengths = _edit_drops(edits)
+        else:
+            drop = drop | edits.drop
+            lengths = lengths | edits.lengths
     parts = [head.method, b" ", head.target if target is None else target, b" HTTP/1.1\r\n"]
     append = parts.append
     xff: list[bytes] = []
     via: list[bytes] = []
-    for name, value in head.fields:
+    fields = head.fields
+    if head.underscore:
+        fields = [field for field in fields if b"_" not in field[0]]
+    for name, value in fields:
         n = len(name)
         if _dropped_length(n) or (lengths and n in lengths):
             lname = name.lower()
@@ -612,7 +812,9 @@ def build_request_head(
     host = head.host
     if host is None:
         host = default_host
-        parts += (b"Host: ", host, b"\r\n")
+        # A route that sets Host has put its own among the edits.
+        if edits is None or _HOST not in edits.drop:
+            parts += (b"Host: ", host, b"\r\n")
     if head.body is BodyKind.CHUNKED:
         append(b"Transfer-Encoding: chunked\r\n")
     elif head.body is BodyKind.LENGTH:
