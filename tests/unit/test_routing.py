@@ -438,14 +438,19 @@ def test_location_cannot_break_the_head() -> None:
 def test_response_headers_replace_and_remove_own_fields_but_never_framing() -> None:
     spec = RouteSpec(
         respond=Respond(body="ok"),
-        response_headers=HeaderEdits(
-            set=(("Content-Type", "text/html"), ("Content-Length", "99"), ("Connection", "x")),
-        ),
+        response_headers=HeaderEdits(set=(("Content-Type", "text/html"),)),
     )
     _, response = parse(Route(0, spec).local or b"")
     assert response.field(b"content-type") == b"text/html"
     assert response.field(b"content-length") == b"2"
     assert response.field(b"connection") == b"close"
+    # Framing is rota's: the loader refuses such an edit, and building one is an error too.
+    for name in ("Content-Length", "Connection"):
+        framing = RouteSpec(
+            respond=Respond(body="ok"), response_headers=HeaderEdits(set=((name, "9"),))
+        )
+        with pytest.raises(ValueError, match="written by rota itself"):
+            Route(0, framing)
     spec = RouteSpec(
         respond=Respond(body="ok"), response_headers=HeaderEdits(remove=("content-type",))
     )

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from rota.config.model import HeaderEdits, Redirect, Respond, RouteSpec
 from rota.config.reader import Reader, show
+from rota.http.edits import RESERVED
 
 ROUTE_KEYS = (
     "host",
@@ -37,9 +38,9 @@ TOKEN = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
 _LABEL = frozenset(string.ascii_lowercase + string.digits + "-_")
 # Fields a route may not set or remove: they frame the message or belong to one hop
 # (RFC 9110 7.6.1, RFC 9112 6); rota writes them itself. Host is the request's target.
-FRAMING = frozenset(
-    {"content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade"}
-)
+# The fields rota writes itself (rota.http.edits.RESERVED: framing, hop-by-hop, forwarding);
+# Host too in a request, whose one Host is the client's (RFC 9112 3.2).
+FRAMING = RESERVED
 REQUEST_ONLY = frozenset({"host"})
 T = TypeVar("T")
 
