@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 from rota.config.load import build_config
 from rota.instance import Runtime
+from rota.outcome import Outcome
 from rota.pool import State
 from rota.proxy.client import ClientConnection
 from rota.proxy.context import ProxyContext
@@ -352,17 +353,31 @@ class Harness:
     """A data plane with `backends` backends (127.0.0.1:7001...) in memory.
 
     `overrides` are top-level keys of the config file: `timeouts={"response": 5}`,
-    `limits={"pool_size": 0}`.
+    `limits={"pool_size": 0}`. `routes`, a list of route tables as in a config file, makes
+    the listener route by them, its pool named `default` (the seed's one catch-all route
+    otherwise).
     """
 
-    def __init__(self, backends: int = 3, **overrides: Any) -> None:
+    def __init__(
+        self, backends: int = 3, routes: list[dict[str, Any]] | None = None, **overrides: Any
+    ) -> None:
         servers = [{"host": "127.0.0.1", "port": 7001 + i} for i in range(backends)]
-        config = build_config({"server_list": servers, **overrides}, "memory harness", {})
+        data: dict[str, Any] = {"server_list": servers, **overrides}
+        if routes is not None:
+            data = {
+                "listeners": {"web": {"bind": "127.0.0.1:0", "routes": routes}},
+                "pools": {"default": {"servers": servers}},
+                **overrides,
+            }
+        config = build_config(data, "memory harness", {})
         self._loop = MemoryLoop(self._connect)
         weakref.finalize(self, _shutdown, self._loop)
         self.runtime = Runtime(config, self._loop, log_transitions=False)
         self._pool = self.runtime.pools["default"]
         self._ctx = ProxyContext(config.listeners[0], self.runtime.pools, self._loop)
+        # Every exchange's end, as the listener's observers hear of it.
+        self.ended: list[Outcome] = []
+        self._ctx.observers.append(self.ended.append)
         self._index = {(b.host, b.port): i for i, b in enumerate(self._pool.backends)}
         self._modes = ["accept"] * backends
         self._conns: list[list[BackendEnd]] = [[] for _ in range(backends)]
@@ -402,6 +417,10 @@ class Harness:
     def hang(self, i: int) -> None:
         """New connections to backend i never complete (until rota's connect timeout)."""
         self._modes[i] = "hang"
+
+    def in_flight(self, i: int) -> int:
+        """Exchanges counted in flight on backend i."""
+        return self._pool.backends[i].active
 
     def set_down(self, i: int) -> None:
         self._pool.set_state(self._pool.backends[i], State.DOWN, "test")

@@ -1139,3 +1139,106 @@ def test_a_client_half_close_after_pipelined_requests_gets_every_answer() -> Non
     h.backend_conn(1).send(ok(b"2"))
     assert c.received().endswith(b"\r\n\r\n2")
     assert c.closed
+
+
+# --- Routes: rota's own answers in the state machine ---------------------------------------
+
+ROUTES = [
+    {"path": "/old", "redirect": {"location": "https://example.com/new", "status": 301}},
+    {"path": "/robots.txt", "respond": {"status": 200, "body": "no\n"}},
+    {
+        "path_prefix": "/v1/",
+        "pool": "default",
+        "strip_prefix": "/v1",
+        "request_headers": {"set": {"x-env": "prod"}, "remove": ["x-debug"]},
+        "response_headers": {"set": {"x-served": "rota"}},
+    },
+    {"path": "/", "pool": "default"},
+]
+MOVED = (
+    b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://example.com/new\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+ROBOTS_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\r\n"
+)
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\n"
+
+
+def test_no_route_is_rotas_404_and_the_connection_goes_on() -> None:
+    h = Harness(routes=ROUTES)
+    c = h.client()
+    c.send(get(b"/nowhere"))
+    assert c.received() == NOT_FOUND + b"404 Not Found\n"
+    assert h.backend_conns(0) == []  # no backend saw it
+    c.send(get(b"/"))
+    h.backend_conn(0).send(ok())
+    assert c.received().endswith(ok())
+    assert not c.closed
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "answer"),
+    [
+        (get(b"/old"), MOVED),
+        (get(b"/robots.txt"), ROBOTS_HEAD + b"no\n"),
+        (get(b"/robots.txt", method=b"HEAD"), ROBOTS_HEAD),  # the same head, no body
+    ],
+)
+def test_redirect_and_respond_routes_answer_on_a_kept_connection(
+    request_bytes: bytes, answer: bytes
+) -> None:
+    h = Harness(routes=ROUTES)
+    c = h.client()
+    c.send(request_bytes)
+    assert c.received() == answer
+    assert not c.closed and h.backend_conns(0) == []
+
+
+def test_a_local_answer_waits_for_the_request_body_which_is_dropped() -> None:
+    h = Harness(routes=ROUTES)
+    c = h.client()
+    c.send(get(b"/old", method=b"POST", fields=b"Content-Length: 6\r\n") + b"abc")
+    assert c.received() == b""  # the body has not all arrived: no answer yet
+    c.send(b"def")
+    assert c.received() == MOVED
+    c.send(get(b"/"))  # the body was read, not taken for a request
+    h.backend_conn(0).send(ok())
+    assert c.received() == MOVED + ok()
+
+
+def test_pipelined_local_and_proxied_answers_stay_in_order() -> None:
+    h = Harness(routes=ROUTES)
+    c = h.client()
+    c.send(get(b"/") + get(b"/robots.txt") + get(b"/nowhere"))
+    assert c.received() == b""  # the first one is the backend's: nothing may pass it
+    h.backend_conn(0).send(ok(b"first"))
+    assert c.received() == ok(b"first") + ROBOTS_HEAD + b"no\n" + NOT_FOUND + b"404 Not Found\n"
+
+
+def test_a_route_strips_its_prefix_and_edits_both_heads() -> None:
+    h = Harness(routes=ROUTES)
+    c = h.client()
+    c.send(get(b"/v1/users?page=2", fields=b"X-Debug: 1\r\nAccept: */*\r\n"))
+    b = h.backend_conn(0)
+    assert b.received() == forwarded(b"/users?page=2", fields=b"Accept: */*\r\nx-env: prod\r\n")
+    b.send(ok())
+    assert c.received() == b"HTTP/1.1 200 OK\r\nx-served: rota\r\nContent-Length: 2\r\n\r\nok"
+
+
+def test_the_end_of_every_exchange_is_reported_once() -> None:
+    h = Harness(routes=ROUTES)
+    c = h.client()
+    c.send(get(b"/") + get(b"/old"))
+    assert h.in_flight(0) == 1  # counted from the pick
+    h.backend_conn(0).send(ok())
+    assert [(o.status, o.end.value, o.backend is not None) for o in h.ended] == [
+        (200, "complete", True),
+        (301, "local", False),
+    ]
+    assert all(o.finished >= o.started for o in h.ended)
+    assert h.in_flight(0) == 0
+    c.send(get(b"/"))
+    c.lose(ConnectionResetError())  # the client goes away mid-exchange
+    assert [o.end.value for o in h.ended][2:] == ["cancelled"]
+    assert h.in_flight(1) == 0
