@@ -295,6 +295,10 @@ class Runtime:
             else:
                 existing.name = server.name
                 pool.set_weight(existing, server.weight)
+                idle = existing.idle
+                if idle is not None:
+                    idle.limit = spec.limits.pool_size
+                    idle.max_idle_seconds = spec.timeouts.pool_idle
 
 
 def ready_line(config: Config, spec: ListenerSpec, address: str, workers: int = 1) -> str:
