@@ -106,9 +106,9 @@ class Runtime:
     # pools
 
     def _build_pool(self, spec: PoolSpec) -> Pool:
-        pool = Pool(
-            spec.servers, spec.name, spec.health, make_policy(spec), spec.timeouts
-        )
+        pool = Pool(spec.servers, spec.name, spec.health, make_policy(spec), spec.timeouts)
+        pool.set_sticky(spec.sticky_cookie)
+        pool.queue_timeout = spec.queue_timeout
         for backend in pool.backends:
             self._hang_idle(backend, spec)
         if self.log_transitions:
@@ -277,6 +277,8 @@ class Runtime:
             pool.policy = policy
             policy.update(pool.backends)
         pool.timeouts = spec.timeouts
+        pool.set_sticky(spec.sticky_cookie)
+        pool.queue_timeout = spec.queue_timeout
         if pool.health != spec.health:
             pool.health = spec.health
             for backend in pool.backends:
@@ -294,6 +296,7 @@ class Runtime:
                 self._hang_idle(pool.add(server), spec)
             else:
                 existing.name = server.name
+                existing.max_requests = server.max_requests or 0
                 pool.set_weight(existing, server.weight)
                 idle = existing.idle
                 if idle is not None:

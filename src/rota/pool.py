@@ -15,9 +15,10 @@ exchange on a backend starts and ends. Every change happens on the event loop th
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rota.config.model import BackendSpec, HealthSpec, TimeoutSpec
 
@@ -53,11 +54,14 @@ class Backend:
         "host",
         "id",
         "idle",
+        "max_requests",
         "name",
         "pool",
         "port",
         "spec",
         "state",
+        "sticky_line",
+        "token",
         "up",
         "weight",
     )
@@ -76,6 +80,12 @@ class Backend:
         self.admin = Admin.ENABLED
         self.up = True  # state is UP and admin is ENABLED; read on every request
         self.active = 0  # requests (HTTP) or connections (TCP) in flight, counted from pick
+        # At most this many in flight (0: no limit); more wait in the pool's queue.
+        self.max_requests = spec.max_requests or 0
+        # Sticky sessions: the cookie value naming this server, opaque (never its address)
+        # and the same in every worker and after a restart; the Set-Cookie line that sets it.
+        self.token = sticky_token(pool.name, self.id)
+        self.sticky_line = b""
         # Idle keep-alive connections to this server (rota.proxy.upstream), hung here by
         # the HTTP data plane; None where no HTTP listener uses the pool.
         self.idle: UpstreamPool | None = None
@@ -85,6 +95,17 @@ class Backend:
         return f"<Backend {where} {self.state.value} {self.admin.value} active={self.active}>"
 
 
+def sticky_token(pool: str, server_id: str) -> bytes:
+    """An opaque, stable name for a server in a sticky-session cookie."""
+    return hashlib.blake2b(f"{pool}\0{server_id}".encode(), digest_size=8).hexdigest().encode()
+
+
+class Waiter(Protocol):
+    """A request waiting in a pool's queue for a server below its `max_requests`."""
+
+    def resume(self) -> None: ...
+
+
 # Called after a health or admin change: (backend, reason).
 Listener = Callable[[Backend, str], None]
 
@@ -92,7 +113,19 @@ Listener = Callable[[Backend, str], None]
 class Pool:
     """The servers of one pool in config order, their states and the policy."""
 
-    __slots__ = ("_by_id", "_listeners", "backends", "health", "name", "policy", "timeouts")
+    __slots__ = (
+        "_by_id",
+        "_listeners",
+        "backends",
+        "health",
+        "name",
+        "policy",
+        "queue_timeout",
+        "sticky",
+        "timeouts",
+        "tokens",
+        "waiting",
+    )
 
     def __init__(
         self,
@@ -108,6 +141,12 @@ class Pool:
         self.timeouts = timeouts if timeouts is not None else TimeoutSpec()
         self.backends: tuple[Backend, ...] = tuple()
         self._by_id: dict[str, Backend] = {}
+        # Sticky sessions (`set_sticky`): the cookie's name, and servers by their token.
+        self.sticky: bytes | None = None
+        self.tokens: dict[bytes, Backend] = {}
+        # Requests waiting for a server below its max_requests, for up to queue_timeout.
+        self.queue_timeout = 0.0
+        self.waiting: list[Waiter] = []
         self._listeners: list[Listener] = []
         if policy is None:
             from rota.balancing.round_robin import RoundRobin
@@ -140,6 +179,9 @@ class Pool:
             raise ValueError(f"pool {self.name}: duplicate server id {backend.id!r}")
         self._by_id[backend.id] = backend
         self.backends = tuple([*self.backends, backend])
+        self.tokens[backend.token] = backend
+        if self.sticky is not None:
+            backend.sticky_line = _cookie_line(self.sticky, backend.token)
 
     def add(self, spec: BackendSpec) -> Backend:
         """A new server, UP and enabled (health checks take it out if it is not)."""
@@ -154,9 +196,30 @@ class Pool:
         if backend is None:
             return None
         self.backends = tuple(b for b in self.backends if b is not backend)
+        self.tokens.pop(backend.token, None)
         backend.up = False
         self.policy.update(self.backends)
         return backend
+
+    def set_sticky(self, cookie: str | None) -> None:
+        """Sticky sessions by this cookie (None: off)."""
+        self.sticky = cookie.encode() if cookie else None
+        for backend in self.backends:
+            backend.sticky_line = _cookie_line(self.sticky, backend.token) if self.sticky else b""
+
+    def sticky_pick(self, value: bytes) -> Backend | None:
+        """The server a sticky cookie names, if it is still usable."""
+        backend = self.tokens.get(value)
+        if backend is None or not backend.up:
+            return None
+        if backend.max_requests and backend.active >= backend.max_requests:
+            return None
+        return backend
+
+    def wake(self) -> None:
+        """A server's in-flight count went down: the first waiting request tries again."""
+        if self.waiting:
+            self.waiting.pop(0).resume()
 
     def set_weight(self, backend: Backend, weight: int) -> None:
         if backend.weight != weight:
@@ -185,3 +248,8 @@ class Pool:
         backend.up = backend.state is State.UP and backend.admin is Admin.ENABLED
         for listener in self._listeners:
             listener(backend, reason)
+
+
+def _cookie_line(name: bytes, token: bytes) -> bytes:
+    # HttpOnly: scripts never need it; SameSite=Lax: sent on top-level navigation only.
+    return b"Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax\r\n" % (name, token)

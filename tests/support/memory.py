@@ -36,6 +36,7 @@ fails the test at that call, instead of being logged and lost.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -359,7 +360,12 @@ class Harness:
     """
 
     def __init__(
-        self, backends: int = 3, routes: list[dict[str, Any]] | None = None, **overrides: Any
+        self,
+        backends: int = 3,
+        routes: list[dict[str, Any]] | None = None,
+        pool: dict[str, Any] | None = None,
+        server: dict[str, Any] | None = None,
+        **overrides: Any,
     ) -> None:
         servers = [{"host": "127.0.0.1", "port": 7001 + i} for i in range(backends)]
         data: dict[str, Any] = {"server_list": servers, **overrides}
@@ -370,6 +376,12 @@ class Harness:
                 **overrides,
             }
         config = build_config(data, "memory harness", {})
+        if pool or server:
+            # PoolSpec / BackendSpec fields set directly (the loader is tested elsewhere).
+            spec = config.pools[0]
+            servers_ = tuple(dataclasses.replace(s, **(server or {})) for s in spec.servers)
+            spec = dataclasses.replace(spec, servers=servers_, **(pool or {}))
+            config = dataclasses.replace(config, pools=(spec,))
         self._loop = MemoryLoop(self._connect)
         weakref.finalize(self, _shutdown, self._loop)
         self.runtime = Runtime(config, self._loop, log_transitions=False)

@@ -1242,3 +1242,49 @@ def test_the_end_of_every_exchange_is_reported_once() -> None:
     c.lose(ConnectionResetError())  # the client goes away mid-exchange
     assert [o.end.value for o in h.ended][2:] == ["cancelled"]
     assert h.in_flight(1) == 0
+
+
+# --- Sticky sessions, per-server limits and the pool's queue -----------------------------
+
+
+def test_sticky_cookie_keeps_a_client_on_its_server_until_it_is_down() -> None:
+    h = Harness(pool={"sticky_cookie": "srv"})
+    c = h.client()
+    c.send(get(b"/"))
+    h.backend_conn(0).send(ok())
+    first = c.received()
+    line = first.split(b"\r\n")[1]
+    assert line.startswith(b"Set-Cookie: srv=") and b"127.0.0.1" not in line  # opaque
+    token = line.split(b"=", 1)[1].split(b";", 1)[0]
+    c2 = h.client()
+    for _ in range(3):  # round robin would move on; the cookie holds it on backend 0
+        c2.send(get(b"/", fields=b"Cookie: a=1; srv=%s\r\n" % token))
+        h.backend_conn(0).send(ok())
+    assert c2.received() == ok() * 3  # a known cookie is not set again
+    assert h.backend_conns(1) == [] or h.backend_conns(1)[0].received() == b""
+    h.set_down(0)
+    c2.send(get(b"/", fields=b"Cookie: srv=%s\r\n" % token))
+    others = [i for i in (1, 2) if h.backend_conns(i)]
+    h.backend_conn(others[0]).send(ok())
+    assert b"Set-Cookie: srv=" in c2.received().split(ok() * 3, 1)[1]  # rewritten
+
+
+def test_a_full_server_is_skipped_and_a_request_waits_in_the_queue_then_gets_503() -> None:
+    h = Harness(backends=2, server={"max_requests": 1}, pool={"queue_timeout": 2.0})
+    a, b, c = h.client(), h.client(), h.client()
+    a.send(get(b"/a"))
+    b.send(get(b"/b"))
+    assert h.in_flight(0) == 1 and h.in_flight(1) == 1
+    c.send(get(b"/c"))  # both full: it waits
+    assert c.received() == b""
+    h.backend_conn(0).send(ok(b"a"))  # backend 0 has room again: /c goes there
+    assert h.backend_conn(0).received().endswith(forwarded(b"/c"))
+    h.backend_conn(0).send(ok(b"c"))
+    assert c.received() == ok(b"c")
+    d = h.client()
+    h.client()  # another client, idle
+    c.send(get(b"/c2"))  # backend 0 takes it; backend 1 still busy with /b
+    d.send(get(b"/d"))  # both full again: waits, then the queue timeout
+    h.advance(2.5)
+    assert d.received().startswith(b"HTTP/1.1 503 ")
+    assert h.in_flight(0) == 1 and h.in_flight(1) == 1

@@ -205,3 +205,16 @@ def build_response_head(
         parts.append(edits.add)
     parts += (framing, b"\r\n")
     return b"".join(parts)
+
+
+def cookie_value(fields: Headers, name: bytes) -> bytes | None:
+    """The value of cookie `name` in a request's Cookie fields (RFC 6265 5.4: pairs joined
+    by "; ", possibly in several fields), or None."""
+    prefix = name + b"="
+    for field_name, value in fields:
+        if len(field_name) == 6 and field_name.lower() == b"cookie":
+            for pair in value.split(b";"):
+                pair = pair.strip(b" \t")
+                if pair.startswith(prefix):
+                    return pair[len(prefix) :]
+    return None

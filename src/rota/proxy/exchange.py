@@ -27,6 +27,7 @@ from rota.http.headers import (
     Headers,
     build_response_head,
     connection_options,
+    cookie_value,
     response_head_parts,
 )
 from rota.http.request import IDEMPOTENT, Body, RequestHead
@@ -54,6 +55,7 @@ class Step(enum.Enum):
     STREAMING = 3  # the response head went to the client; the body follows
     TUNNEL = 4  # a 101 made it a WebSocket tunnel (rota.proxy.websocket)
     DONE = 5
+    HELD = 6  # every server is at its max_requests: waiting in the pool's queue
 
 
 class ResponseBody(enum.Enum):
@@ -92,6 +94,7 @@ class Exchange(Outcome):
         "retried",
         "reused",
         "route",
+        "set_cookie",
         "step",
         "tried",
         "upstream",
@@ -128,6 +131,7 @@ class Exchange(Outcome):
         self.reused = False
         self.retried = False
         self.keep_client = head.keep_alive
+        self.set_cookie = b""  # a sticky pool's Set-Cookie line, when the client needs one
         # The status when no backend is left to try: 503, or 502 once a backend took the
         # request and closed without an answer (a bad gateway, not an unavailable one).
         self.none_left = 503
@@ -161,8 +165,22 @@ class Exchange(Outcome):
         pool = self.pool
         if pool is None:
             return
-        backend = pool.policy.pick(self.tried, self.head, self.client.peer_ip)
+        backend: Backend | None = None
+        if pool.sticky is not None:
+            backend = self._sticky(pool)
         if backend is None:
+            backend = pool.policy.pick(self.tried, self.head, self.client.peer_ip)
+            if backend is not None and backend.max_requests:
+                backend = self._below_limit(pool, backend)
+            if pool.sticky is not None and backend is not None:
+                self.set_cookie = backend.sticky_line
+        if backend is None:
+            if pool.queue_timeout > 0 and self._anyone_full(pool):
+                # HAProxy's maxconn + queue: wait for a server to finish one, for a while.
+                self.step = Step.HELD
+                pool.waiting.append(self)
+                self.client.await_response(pool.queue_timeout)
+                return
             self.fail(self.none_left)
             return
         self.backend = self.attempt = backend
@@ -175,6 +193,40 @@ class Exchange(Outcome):
             self._attach(conn)
         else:
             self.client.ctx.loop.create_task(self._connect(backend))
+
+    def _sticky(self, pool: Pool) -> Backend | None:
+        """The server the request's sticky cookie names, if usable and not tried."""
+        value = cookie_value(self.head.fields, pool.sticky or b"")
+        if value is None:
+            return None
+        backend = pool.sticky_pick(value)
+        if backend is None or backend in self.tried:
+            return None
+        return backend
+
+    def _below_limit(self, pool: Pool, backend: Backend) -> Backend | None:
+        """`backend` if below its max_requests, else the policy's pick among those that are."""
+        if backend.active < backend.max_requests:
+            return backend
+        full = [b for b in pool.backends if b.max_requests and b.active >= b.max_requests]
+        return pool.policy.pick([*self.tried, *full], self.head, self.client.peer_ip)
+
+    def _anyone_full(self, pool: Pool) -> bool:
+        return any(
+            b.up and b.max_requests and b.active >= b.max_requests and b not in self.tried
+            for b in pool.backends
+        )
+
+    def resume(self) -> None:
+        """A server of the pool has room again (`Pool.wake`): try once more."""
+        if self.step is Step.HELD:
+            self.step = Step.WAITING
+            self._pick()
+
+    def _leave_queue(self) -> None:
+        pool = self.pool
+        if pool is not None and self in pool.waiting:
+            pool.waiting.remove(self)
 
     def on_request_body(self, data: bytes) -> None:
         step = self.step
@@ -217,7 +269,10 @@ class Exchange(Outcome):
 
     def cancel(self) -> None:
         """The client went away: drop the backend connection at once, never pool it."""
-        if self.step is not Step.DONE:
+        step = self.step
+        if step is not Step.DONE:
+            if step is Step.HELD:
+                self._leave_queue()
             self.drop_upstream(abort=True)
             self._finish(End.CANCELLED)
 
@@ -259,7 +314,10 @@ class Exchange(Outcome):
         if backend is not None:
             self.attempt = None
             backend.active -= 1
-            backend.pool.policy.ended(backend, self)
+            pool = backend.pool
+            pool.policy.ended(backend, self)
+            if backend.max_requests and pool.waiting:
+                pool.wake()
 
     def _attach(self, conn: UpstreamConnection) -> None:
         client = self.client
@@ -318,6 +376,8 @@ class Exchange(Outcome):
         route = self.route
         edits = route.response_edits if route is not None else None
         parts, length, codings = response_head_parts(status, reason, headers, edits)
+        if self.set_cookie:
+            parts.append(self.set_cookie)
         # RFC 9112 6.3 rule 4: a response whose Transfer-Encoding does not end in chunked is
         # read until the backend closes (llhttp does so too). Codings other than the final
         # chunked (gzip...) are the body's, so they stay in the forwarded Transfer-Encoding.
@@ -507,7 +567,10 @@ class Exchange(Outcome):
         step = self.step
         if step is Step.DONE:
             return
-        if step is Step.WAITING and self.request_done:
+        if step is Step.HELD:
+            self._leave_queue()
+            self.fail(503)  # no server had room within the pool's queue_timeout
+        elif step is Step.WAITING and self.request_done:
             self.fail(504)
         elif step is Step.LOCAL:
             self.fail(408)  # the body of a request rota answers itself stopped coming
