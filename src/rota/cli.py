@@ -254,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     backend.add_argument(
         "--health-hang", action="store_true", help="never answer /health (until told otherwise)"
     )
+    backend.add_argument(
+        "--delay",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long before every answer but /health: a slow server (default 0)",
+    )
 
     example = sub.add_parser("example", help="run three backends and the load balancer")
     example.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE")
@@ -397,7 +404,7 @@ def _backend(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve_backend(args.host, args.port, name, stop, sickness)
+        await serve_backend(args.host, args.port, name, stop, sickness, max(0.0, args.delay))
 
     raise_fd_limit()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:

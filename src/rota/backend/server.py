@@ -14,6 +14,7 @@ The request body is read and discarded (or hashed, for /sha256).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from http import HTTPStatus
@@ -36,8 +37,10 @@ def pattern_block() -> bytes:
 class BackendState:
     """What every connection of one backend server shares."""
 
-    def __init__(self, name: str, sickness: Sickness | None = None) -> None:
+    def __init__(self, name: str, sickness: Sickness | None = None, delay: float = 0.0) -> None:
         self.name = name
+        # Seconds every answer but /health waits: a slow server, for balancing benchmarks.
+        self.delay = delay
         self.sickness = sickness if sickness is not None else Sickness()
         self.hello = f"Hello from {name}\n".encode()
         self.served_by = name.encode()
@@ -148,6 +151,13 @@ class BackendConnection(asyncio.Protocol):
             self._send(200, b"\n".join(lines) + b"\n", close=not keep, head_only=head_only)
         elif url.startswith(b"/bytes/"):
             self._start_stream(url, keep, head_only)
+        elif self.state.delay > 0:
+            asyncio.get_running_loop().call_later(
+                self.state.delay,
+                functools.partial(
+                    self._send, 200, self.state.hello, close=not keep, head_only=head_only
+                ),
+            )
         else:
             self._send(200, self.state.hello, close=not keep, head_only=head_only)
 
@@ -258,10 +268,15 @@ class _Stream:
 
 
 async def serve_backend(
-    host: str, port: int, name: str, stop: asyncio.Event, sickness: Sickness | None = None
+    host: str,
+    port: int,
+    name: str,
+    stop: asyncio.Event,
+    sickness: Sickness | None = None,
+    delay: float = 0.0,
 ) -> None:
     loop = asyncio.get_running_loop()
-    state = BackendState(name, sickness)
+    state = BackendState(name, sickness, delay)
     server = await loop.create_server(
         lambda: BackendConnection(state), host=host, port=port, reuse_address=True, backlog=1024
     )
