@@ -46,6 +46,7 @@ test: lint typecheck
 
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.slow
 
 bench-quick: install
 	$(BIN)/python -m bench.run --quick

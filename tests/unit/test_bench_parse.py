@@ -119,3 +119,15 @@ def test_content_length_of_a_response_head() -> None:
 def test_cpu_busy_ticks_leave_out_idle_iowait_and_softirq() -> None:
     text = "cpu  100 2 30 5000 7 1 40 3 0 0\ncpu0 50 1 15 2500 3 0 20 1 0 0\n"
     assert parse_cpu_busy_ticks(text) == 100 + 2 + 30 + 1 + 3
+
+
+def test_slow_bench_reads_its_wrk_script_output() -> None:
+    from bench.slow import parse
+
+    run = parse(
+        "Running 3s test\nserved s1 600\nserved s2 300\nserved s3 100\n"
+        "p50 550\np99 49110\nrequests 1000\nerrors 2\nmicroseconds 2000000\n"
+    )
+    assert run.rps == 500.0 and run.errors == 2
+    assert (run.p50_ms, run.p99_ms) == (0.55, 49.11)
+    assert [run.share(s) for s in ("s1", "s2", "s3")] == [0.6, 0.3, 0.1]
