@@ -107,7 +107,7 @@ class Runtime:
 
     def _build_pool(self, spec: PoolSpec) -> Pool:
         pool = Pool(
-            spec.servers, spec.name, spec.health, make_policy(spec.algorithm), spec.timeouts
+            spec.servers, spec.name, spec.health, make_policy(spec), spec.timeouts
         )
         for backend in pool.backends:
             self._hang_idle(backend, spec)
@@ -272,7 +272,7 @@ class Runtime:
             await asyncio.gather(*drains)
 
     def _update_pool(self, pool: Pool, spec: PoolSpec) -> None:
-        policy = make_policy(spec.algorithm)
+        policy = make_policy(spec)
         if type(policy) is not type(pool.policy):
             pool.policy = policy
             policy.update(pool.backends)

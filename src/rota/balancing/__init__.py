@@ -4,14 +4,19 @@ from collections.abc import Callable
 
 from rota.balancing.base import Policy
 from rota.balancing.round_robin import RoundRobin
+from rota.config.model import PoolSpec
 
-# The policies by the name a pool's `algorithm` gives; `roundrobin` is the seed's spelling.
-POLICIES: dict[str, Callable[[], Policy]] = {"round_robin": RoundRobin, "roundrobin": RoundRobin}
+# The built-in policies by the name a pool's `algorithm` gives (the loader stores
+# `round_robin` for the seed's `roundrobin`). Each is built from its pool's spec.
+POLICIES: dict[str, Callable[[PoolSpec], Policy]] = {
+    "round_robin": lambda spec: RoundRobin(),
+    "roundrobin": lambda spec: RoundRobin(),
+}
 
 
-def make_policy(name: str) -> Policy:
-    """The policy named in the config (validated there, so a name here always exists)."""
-    return POLICIES[name]()
+def make_policy(spec: PoolSpec) -> Policy:
+    """The policy a pool names (validated by the loader, so the name exists)."""
+    return POLICIES[spec.algorithm](spec)
 
 
 __all__ = ["POLICIES", "Policy", "RoundRobin", "make_policy"]

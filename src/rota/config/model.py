@@ -60,6 +60,8 @@ class BackendSpec:
     port: int
     weight: int = 1
     id: str = ""
+    backup: bool = False  # used only when no primary server of the pool is up
+    max_requests: int | None = None  # in flight at once; more wait in the pool's queue
 
     @property
     def address(self) -> str:
@@ -218,10 +220,22 @@ class PoolSpec:
 
     name: str
     servers: tuple[BackendSpec, ...]
-    algorithm: str = "round_robin"
+    algorithm: str = "round_robin"  # a built-in's name, or "package.module:ClassName"
     health: HealthSpec = field(default_factory=HealthSpec)
     timeouts: TimeoutSpec = field(default_factory=TimeoutSpec)
     limits: LimitSpec = field(default_factory=LimitSpec)
+
+    # Balancing (issue 14): a server coming back UP ramps up over `slow_start` seconds
+    # (0: at once); `hash_key` ("client_ip", "header:NAME", "cookie:NAME", "path",
+    # "query:NAME") and `hash_balance_factor` (0: unbounded) for `hash`; `options` for a
+    # policy of the user's own; `sticky_cookie` names the cookie of sticky sessions;
+    # `queue_timeout` is how long a request may wait for a server below `max_requests`.
+    slow_start: float = 0.0
+    hash_key: str = ""
+    hash_balance_factor: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+    sticky_cookie: str | None = None
+    queue_timeout: float = 0.0
 
     def __reduce__(self) -> Reduced:
         return _reduce(self)
