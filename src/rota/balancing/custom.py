@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Container, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from rota.balancing.base import Policy
@@ -122,49 +122,19 @@ class Server:
         return f"<Server {self.name} weight={self.weight} active={self.active}>"
 
 
-class Headers(Mapping[str, str]):
+def headers_of(fields: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """A request's fields by lower-case name, values decoded as Latin-1 (RFC 9110 5.5) and
     several lines of one name joined with ", " (RFC 9110 5.3; "; " for cookie, RFC 6265
-    5.4). Built on first access, from the fields as received."""
-
-    __slots__ = ("_fields", "_map")
-
-    def __init__(self, fields: list[tuple[bytes, bytes]]) -> None:
-        self._fields = fields
-        self._map: dict[str, str] | None = None
-
-    def _get(self) -> dict[str, str]:
-        return self._map if self._map is not None else self._build()
-
-    def _build(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for raw_name, raw_value in self._fields:
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1").strip(" \t")
-            if name in out:
-                out[name] = out[name] + ("; " if name == "cookie" else ", ") + value
-            else:
-                out[name] = value
-        self._map = out
-        return out
-
-    def __getitem__(self, name: str) -> str:
-        return self._get()[name.lower()]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._get())
-
-    def __len__(self) -> int:
-        return len(self._get())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._get()
-
-    def __repr__(self) -> str:
-        return f"Headers({dict(self)!r})"
-
-
-_NO_FIELDS: Final[list[tuple[bytes, bytes]]] = []
+    5.4). A plain dict: the policy may read it any way, and changing it changes nothing."""
+    out: dict[str, str] = {}
+    for raw_name, raw_value in fields:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1").strip(" \t")
+        if name in out:
+            out[name] = out[name] + ("; " if name == "cookie" else ", ") + value
+        else:
+            out[name] = value
+    return out
 
 
 class Request:
@@ -176,7 +146,7 @@ class Request:
     def __init__(self, head: RequestHead | None, client_ip: bytes) -> None:
         self._head = head
         self._ip = client_ip
-        self._headers: Headers | None = None
+        self._headers: dict[str, str] | None = None
 
     @property
     def client_ip(self) -> str:
@@ -206,9 +176,10 @@ class Request:
         return head.host.decode("latin-1") if head is not None and head.host else ""
 
     @property
-    def headers(self) -> Headers:
+    def headers(self) -> dict[str, str]:
+        """Built on first access: a policy that never reads it never pays for it."""
         if self._headers is None:
-            self._headers = Headers(self._head.fields if self._head is not None else _NO_FIELDS)
+            self._headers = headers_of(self._head.fields if self._head is not None else [])
         return self._headers
 
     def __repr__(self) -> str:
@@ -280,12 +251,17 @@ class CustomPolicy(Policy):
             return None
         if chosen is None:
             return None
-        if not any(s is chosen for s in servers):
-            self._report("pick", ValueError(f"returned {chosen!r}, not one of the servers given"))
-            return None
-        self._picked = request
-        backend: Backend = chosen._backend
-        return backend
+        for server in servers:
+            if chosen is server:  # identity: a policy's own __eq__ must not fool it
+                self._picked = request
+                return self._backend_of(server)
+        self._report("pick", ValueError(f"returned {chosen!r}, not one of the servers given"))
+        return None
+
+    @staticmethod
+    def _backend_of(server: Server) -> Backend:
+        # A function of its own: after `chosen is server`, mypy takes the server as Any.
+        return server._backend
 
     def started(self, backend: Backend) -> None:
         request, self._picked = self._picked, None
