@@ -72,8 +72,10 @@ def test_a_custom_policy_picks_and_its_errors_cost_one_request(
             assert get(port, **{"x-pick": "boom"}).status == 503
         assert get(port, **{"x-pick": "none"}).status == 503
         assert get(port, **{"x-pick": "s1"}).status == 200  # still serving
+        # The log comes through a pipe read by a thread: wait for it before counting.
+        proc.wait_for("policy by_header:ByHeader")
         errors = [line for line in proc.lines if "policy by_header:ByHeader" in line]
-        assert len(errors) == 1, errors
+        assert len(errors) == 1, proc.lines
         assert "pick failed: RuntimeError: no such zone" in errors[0]
     finally:
         assert proc.stop() == 0

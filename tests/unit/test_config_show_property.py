@@ -114,7 +114,7 @@ def balancing(draw: st.DrawFn) -> dict[str, Any]:
                 st.sampled_from(["client_ip", "path"]),
                 tokens.map(lambda t: "header:" + t.lower()),
                 tokens.map(lambda t: "cookie:" + t),
-                tokens.filter(lambda t: "&" not in t).map(lambda t: "query:" + t),
+                tokens.filter(lambda t: not {"&", "#"} & set(t)).map(lambda t: "query:" + t),
             )
         )
         if draw(st.booleans()):

@@ -14,7 +14,7 @@ from rota.config.model import BackendSpec, PoolSpec
 from rota.http.rules import BodyKind, RequestHead
 from rota.outcome import Outcome
 from rota.pool import Admin, Pool
-from rota.proxy.exchange import Exchange as RealExchange
+from tests.support.memory import Harness
 
 
 class Tiny:
@@ -88,16 +88,6 @@ def head(target: bytes = b"/x?q=1", fields: list[tuple[bytes, bytes]] | None = N
         frozenset(),
         False,
     )
-
-
-def exchange(request_head: RequestHead, status: int) -> Outcome:
-    """An HTTP exchange as the data path hands it to `ended`: an Outcome with its head.
-    Made without its __init__ (which wants a client connection); a real one, not a
-    subclass, so the compiled build (where Exchange is a native class) takes it too."""
-    exchange = RealExchange.__new__(RealExchange)
-    exchange.head = request_head
-    exchange.status = status
-    return exchange
 
 
 def user(pool: Pool) -> Any:
@@ -185,32 +175,40 @@ def test_backups_only_when_no_primary_is_usable() -> None:
     assert user(pool).calls[-1][2] == ["spare"]
 
 
+def get(target: bytes) -> bytes:
+    return b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target
+
+
+def answer(status: int) -> bytes:
+    return b"HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n" % status
+
+
+def harness(cls: str) -> tuple[Harness, CustomPolicy]:
+    """The data plane in memory (tests/support/memory.py), its pool balanced by `cls`."""
+    h = Harness(backends=2, algorithm=f"{HERE}:{cls}")
+    policy = h.runtime.pools["default"].policy
+    assert isinstance(policy, CustomPolicy)
+    return h, policy
+
+
 def test_hooks_get_the_server_the_request_the_status_and_the_latency() -> None:
-    pool = pool_of("Tiny")
-    a, b = pool.backends
-    h1, h2 = head(b"/one"), head(b"/two")
-    policy = pool.policy
-    assert policy.pick((), h1, b"") is a
-    policy.started(a)
-    assert policy.pick((a,), h2, b"") is b
-    policy.started(b)
-    # Two on one server, ending in the other order: each end finds its own request.
-    assert policy.pick((), h2, b"") is a
-    policy.started(a)
-    policy.ended(a, exchange(h2, 503))
-    policy.ended(a, exchange(h1, 200))
-    policy.ended(b, exchange(h2, 404))
-    calls = [c for c in user(pool).calls if c[0] != "pick"]
+    h, policy = harness("Tiny")
+    one, two = h.client(), h.client()
+    one.send(get(b"/one"))
+    two.send(get(b"/two"))  # both on the first server (Tiny picks it)
+    # They end in the other order: each end finds its own request.
+    first, second = h.backend_conns(0)
+    second.send(answer(503))
+    first.send(answer(200))
+    calls = [c for c in policy.user.calls if c[0] != "pick"]
     assert [c[:4] for c in calls] == [
-        ("start", "a", "/one"),
-        ("start", "b", "/two"),
-        ("start", "a", "/two"),
-        ("end", "a", "/two", 503),
-        ("end", "a", "/one", 200),
-        ("end", "b", "/two", 404),
+        ("start", "127.0.0.1:7001", "/one"),
+        ("start", "127.0.0.1:7001", "/two"),
+        ("end", "127.0.0.1:7001", "/two", 503),
+        ("end", "127.0.0.1:7001", "/one", 200),
     ]
     assert all(isinstance(c[4], float) and 0 <= c[4] < 1 for c in calls if c[0] == "end")
-    assert not policy._flights  # type: ignore[attr-defined]
+    assert not policy._flights
 
 
 def test_tcp_connections_end_in_order_with_status_0() -> None:
@@ -222,13 +220,30 @@ def test_tcp_connections_end_in_order_with_status_0() -> None:
     assert user(pool).calls[-1][:4] == ("end", "a", "", 0)
 
 
+def test_a_refused_attempt_ends_with_status_0_and_the_retry_is_offered_the_rest() -> None:
+    h, policy = harness("Tiny")
+    h.refuse(0)
+    c = h.client()
+    c.send(get(b"/r"))
+    h.backend_conn(1).send(answer(200))
+    assert c.received().startswith(b"HTTP/1.1 200")
+    assert [c[:4] if c[0] != "pick" else c[2] for c in policy.user.calls] == [
+        ["127.0.0.1:7001", "127.0.0.1:7002"],
+        ("start", "127.0.0.1:7001", "/r"),
+        ("end", "127.0.0.1:7001", "/r", 0),
+        ["127.0.0.1:7002"],
+        ("start", "127.0.0.1:7002", "/r"),
+        ("end", "127.0.0.1:7002", "/r", 200),
+    ]
+
+
 def test_a_policy_without_hooks_keeps_nothing_per_request() -> None:
-    pool = pool_of("PickOnly")
-    a = pool.backends[0]
-    assert pool.policy.pick((), head(), b"") is a
-    pool.policy.started(a)
-    pool.policy.ended(a, exchange(head(), 200))
-    assert not pool.policy._flights  # type: ignore[attr-defined]
+    h, policy = harness("PickOnly")
+    c = h.client()
+    c.send(get(b"/"))
+    assert policy._picked is None and not policy._flights
+    h.backend_conn(0).send(answer(200))
+    assert c.received().startswith(b"HTTP/1.1 200")
 
 
 @pytest.mark.parametrize(
@@ -278,23 +293,24 @@ def test_none_means_none_suitable_and_is_not_an_error(caplog: pytest.LogCaptureF
     assert caplog.records == []
 
 
+class BrokenHooks(Tiny):
+    def on_start(self, server: Any, request: Any) -> None:
+        raise KeyError("zone")
+
+    def on_end(self, server: Any, request: Any, status: int, latency: float) -> None:
+        raise KeyError("zone")
+
+
 def test_a_failing_hook_is_logged_and_the_request_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    pool = pool_of("Tiny")
-    a = pool.backends[0]
-
-    def broken(*args: object) -> None:
-        raise KeyError("zone")
-
-    pool.policy._on_start = broken  # type: ignore[attr-defined]
-    pool.policy._on_end = broken  # type: ignore[attr-defined]
+    h, _ = harness("BrokenHooks")
     with caplog.at_level(logging.ERROR, logger="rota.policy"):
-        for _ in range(3):
-            h = head()
-            assert pool.policy.pick((), h, b"") is a
-            pool.policy.started(a)
-            pool.policy.ended(a, exchange(h, 200))
+        c = h.client()
+        for i in range(3):
+            c.send(get(b"/"))
+            h.backend_conn(0).send(answer(200))
+            assert c.received().count(b"HTTP/1.1 200") == i + 1
     assert [r.getMessage().split(": ")[1] for r in caplog.records] == [
         "on_start failed",
         "on_end failed",
