@@ -3,6 +3,7 @@ and the field, warnings go to stderr, and what it prints is a config rota reads 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +13,26 @@ import pytest
 from tests.support.procs import REPO
 
 EXAMPLES = sorted((REPO / "examples").glob("*.toml"))
+# examples/custom-policy.toml names examples/zone_policy.py as its docs say to run it:
+# with the examples directory on PYTHONPATH.
+WITH_EXAMPLES = os.pathsep.join(
+    p for p in (str(REPO / "examples"), os.environ.get("PYTHONPATH", "")) if p
+)
 
 
-def check(path: Path | str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def check(
+    path: Path | str, cwd: Path = REPO, pythonpath: str | None = WITH_EXAMPLES
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     return subprocess.run(
         [sys.executable, "-m", "rota", "check-config", str(path)],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=20,
+        env=env,
     )
 
 
@@ -91,3 +103,44 @@ def test_an_unused_pool_warns_on_stderr_and_exits_0(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert result.stderr == f"rota: warning: {path}: pools.spare: not used by any listener\n"
     assert "[pools.spare]" in result.stdout
+
+
+def test_the_custom_policy_example_is_imported_and_checked() -> None:
+    result = check("examples/custom-policy.toml")
+    assert result.returncode == 0, result.stderr
+    assert 'algorithm = "zone_policy:ZonePolicy"' in result.stdout
+    assert '{ header = "x-zone", zones = { api-eu-1 = "eu",' in result.stdout
+    assert "backup = true" in result.stdout
+
+
+def test_a_custom_policy_that_cannot_be_imported_exits_2(tmp_path: Path) -> None:
+    text = (REPO / "examples/custom-policy.toml").read_text()
+    path = tmp_path / "site.toml"
+    path.write_text(text)
+    result = check(path, pythonpath=os.environ.get("PYTHONPATH", ""))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"rota: {path}: pools.api.algorithm: "
+        "cannot import \"zone_policy:ZonePolicy\": No module named 'zone_policy'\n"
+    )
+    # Options the class refuses: reported against options, in the class's words.
+    path.write_text(text.replace('header = "x-zone"', "header = 3"))
+    result = check(path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"rota: {path}: pools.api.options: ZonePolicy(options) raised ValueError: "
+        "header: expected a header name, got 3\n"
+    )
+
+
+def test_a_custom_policy_in_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text(
+        "class Mine:\n    def __init__(self, options):\n        pass\n"
+        "    def pick(self, request, servers):\n        return servers[0]\n"
+    )
+    (tmp_path / "site.toml").write_text(
+        '[listeners.web]\nbind = "127.0.0.1:0"\n[[listeners.web.routes]]\npool = "a"\n'
+        '[pools.a]\nalgorithm = "mine:Mine"\nservers = [{ host = "127.0.0.1", port = 5001 }]\n'
+    )
+    result = check("site.toml", cwd=tmp_path, pythonpath=str(REPO / "src"))
+    assert result.returncode == 0, result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import string
 import tomllib
 from typing import Any
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from rota.config.errors import ConfigError
 from rota.config.load import build_config
+from rota.config.model import ALGORITHMS
 from rota.config.routes import FRAMING, REQUEST_ONLY, TOKEN
 from rota.config.show import to_toml
 
@@ -29,6 +31,27 @@ labels = st.text(
 )
 hosts = st.lists(labels, min_size=1, max_size=3).map(".".join)
 seconds = st.one_of(st.integers(1, 86400), st.floats(0.001, 86400))
+CUSTOM = "tests.unit.test_custom_policy:Tiny"
+option_scalars = st.one_of(
+    st.text(max_size=8),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.datetimes(timezones=st.sampled_from([None, dt.UTC, dt.timezone(dt.timedelta(hours=-5))])),
+    st.dates(),
+)
+options = st.dictionaries(
+    tokens,
+    st.recursive(
+        option_scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(tokens, inner, max_size=3)
+        ),
+        max_leaves=6,
+    ),
+    min_size=1,
+    max_size=3,
+)
 
 
 @st.composite
@@ -79,6 +102,35 @@ def route(draw: st.DrawFn, pools: list[str], catch_all: bool) -> dict[str, Any]:
 
 
 @st.composite
+def balancing(draw: st.DrawFn) -> dict[str, Any]:
+    """A pool's balancing keys; a custom class, with options, from the policies' tests."""
+    out: dict[str, Any] = {}
+    algorithm = draw(st.sampled_from([*ALGORITHMS, CUSTOM, None]))
+    if algorithm is not None:
+        out["algorithm"] = algorithm
+    if algorithm == "hash":
+        out["key"] = draw(
+            st.one_of(
+                st.sampled_from(["client_ip", "path"]),
+                tokens.map(lambda t: "header:" + t.lower()),
+                tokens.map(lambda t: "cookie:" + t),
+                tokens.filter(lambda t: not {"&", "#"} & set(t)).map(lambda t: "query:" + t),
+            )
+        )
+        if draw(st.booleans()):
+            out["hash_balance_factor"] = draw(st.sampled_from([0, 1.25, 2, 100]))
+    if algorithm == CUSTOM and draw(st.booleans()):
+        out["options"] = draw(options)
+    if draw(st.booleans()):
+        out["slow_start"] = draw(st.one_of(st.just(0), seconds))
+    if draw(st.booleans()):
+        out["queue_timeout"] = draw(st.one_of(st.just(0), seconds))
+    if draw(st.booleans()):
+        out["sticky"] = {"cookie": draw(tokens)}
+    return out
+
+
+@st.composite
 def configs(draw: st.DrawFn) -> dict[str, Any]:
     pool_names = draw(st.lists(names, min_size=1, max_size=3, unique=True))
     pools: dict[str, Any] = {}
@@ -97,8 +149,12 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
                 number = draw(st.integers(0, 99)) * 10 + i
                 server["id"] = draw(st.sampled_from([number, f"s{i}"]))
             server["weight"] = draw(st.integers(1, 1000))
+            if draw(st.booleans()):
+                server["backup"] = draw(st.booleans())
+            if draw(st.booleans()):
+                server["max_requests"] = draw(st.integers(1, 1_000_000))
             servers.append(server)
-        pool: dict[str, Any] = {"servers": servers}
+        pool: dict[str, Any] = {"servers": servers, **draw(balancing())}
         if draw(st.booleans()):
             interval = draw(seconds)
             pool["health_check"] = {

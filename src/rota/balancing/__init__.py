@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 from rota.balancing.base import Policy
+from rota.balancing.custom import CustomPolicy
 from rota.balancing.round_robin import RoundRobin
 from rota.config.model import PoolSpec
 
@@ -16,7 +17,9 @@ POLICIES: dict[str, Callable[[PoolSpec], Policy]] = {
 
 def make_policy(spec: PoolSpec) -> Policy:
     """The policy a pool names (validated by the loader, so the name exists)."""
+    if ":" in spec.algorithm:
+        return CustomPolicy(spec)
     return POLICIES[spec.algorithm](spec)
 
 
-__all__ = ["POLICIES", "Policy", "RoundRobin", "make_policy"]
+__all__ = ["POLICIES", "CustomPolicy", "Policy", "RoundRobin", "make_policy"]

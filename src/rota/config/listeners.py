@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from rota.config import routes, sections
+from rota.config import balancing, routes, sections
 from rota.config.model import (
     Config,
     LimitSpec,
@@ -40,7 +40,7 @@ LISTENER_KEYS = (
     "send_proxy",
     "accept_proxy",
 )
-POOL_KEYS = ("servers", "algorithm", "health_check", "timeouts", "limits")
+POOL_KEYS = ("servers", *balancing.POOL_BALANCING_KEYS, "health_check", "timeouts", "limits")
 # The seed's keys have a place in this shape; an error says where.
 SEED_ONLY = {
     "server_list": "list servers in [pools.NAME]",
@@ -117,9 +117,7 @@ def _pool(
     return PoolSpec(
         name=name,
         servers=sections.servers(r, f"{path}.servers", section.get("servers"), "server"),
-        algorithm=sections.algorithm(
-            r, f"{path}.algorithm", section.get("algorithm", "round_robin")
-        ),
+        **balancing.pool_keys(r, path, section),
         health=sections.health(
             r,
             f"{path}.health_check",

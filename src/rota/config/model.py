@@ -39,9 +39,18 @@ class CheckKind(Enum):
     TCP = "tcp"
 
 
-# The balancing algorithms a pool may name. The loader stores the first spelling of each
-# (`round_robin`); `roundrobin` is the seed's name for it, still accepted.
-ALGORITHMS: Final[tuple[str, ...]] = ("round_robin", "roundrobin")
+# The built-in balancing algorithms a pool may name (each a key of rota.balancing.POLICIES;
+# a test holds the two together). The loader stores `round_robin` for `roundrobin`, the
+# seed's name for it, still accepted. Any other algorithm is "package.module:ClassName".
+ALGORITHMS: Final[tuple[str, ...]] = (
+    "round_robin",
+    "roundrobin",
+    "least_requests",
+    "p2c",
+    "random",
+    "hash",
+    "first",
+)
 ALGORITHM_ALIASES: Final[dict[str, str]] = {"roundrobin": "round_robin"}
 
 

@@ -59,10 +59,13 @@ class Reader:
             raise self.fail(path, f"expected an integer {lo}-{hi}, got {show(value)}")
         return number
 
-    def seconds(self, path: str, value: object) -> float:
-        if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 86400:
-            return float(value)
-        raise self.fail(path, f"expected a number of seconds > 0 and <= 86400, got {show(value)}")
+    def seconds(self, path: str, value: object, *, zero_ok: bool = False) -> float:
+        """Seconds, at most a day; `zero_ok` admits 0 (a key for which 0 means "off")."""
+        number = value if isinstance(value, int | float) and not isinstance(value, bool) else -1
+        if (number == 0 and zero_ok) or 0 < number <= 86400:
+            return float(number)
+        low = ">= 0" if zero_ok else "> 0"
+        raise self.fail(path, f"expected a number of seconds {low} and <= 86400, got {show(value)}")
 
     def text(self, path: str, value: object) -> str:
         if isinstance(value, str) and value and value.isprintable():

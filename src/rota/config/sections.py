@@ -14,8 +14,6 @@ from dataclasses import fields, replace
 from typing import Any
 
 from rota.config.model import (
-    ALGORITHM_ALIASES,
-    ALGORITHMS,
     BackendSpec,
     CheckKind,
     HealthSpec,
@@ -33,7 +31,8 @@ LISTENER_TIMEOUTS = ("header", "idle", "body")
 POOL_TIMEOUTS = ("connect", "response", "pool_idle")
 LISTENER_LIMITS = tuple(k for k in LIMIT_KEYS if k != "pool_size")
 POOL_LIMITS = ("pool_size",)
-SERVER_KEYS = ("id", "host", "port", "name", "weight")
+SERVER_KEYS = ("id", "host", "port", "name", "weight", "backup", "max_requests")
+MAX_REQUESTS = 1_000_000  # per server; a bound that catches a typo, not a tuning limit
 PROXY_VERSIONS = {"v1": 1, "v2": 2}
 
 
@@ -195,13 +194,22 @@ def servers(r: Reader, path: str, items: object, what: str) -> tuple[BackendSpec
             )
         seen_name[name] = i
         weight = r.integer(f"{at}.weight", entry.get("weight", 1), 1, 1000)
-        specs.append(BackendSpec(name=name, host=host, port=port, weight=weight, id=key))
+        backup = r.boolean(f"{at}.backup", entry.get("backup", False))
+        max_requests: int | None = None
+        if entry.get("max_requests") is not None:  # JSON's null: no limit, as when absent
+            max_requests = r.integer(f"{at}.max_requests", entry["max_requests"], 1, MAX_REQUESTS)
+        specs.append(
+            BackendSpec(
+                name=name,
+                host=host,
+                port=port,
+                weight=weight,
+                id=key,
+                backup=backup,
+                max_requests=max_requests,
+            )
+        )
     return tuple(specs)
-
-
-def algorithm(r: Reader, path: str, value: object) -> str:
-    name = r.choice(path, value, ALGORITHMS)
-    return ALGORITHM_ALIASES.get(name, name)
 
 
 def workers(r: Reader, value: object) -> int:

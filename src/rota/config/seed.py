@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rota.config import sections
+from rota.config import balancing, sections
 from rota.config.model import (
     Config,
     LimitSpec,
@@ -52,7 +52,7 @@ def build_seed(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
     key = "backends" if "backends" in data else "server_list"
     servers = sections.servers(r, key, data.get(key), "backend")
     mode = Mode(r.choice("mode", data.get("mode", "http"), tuple(m.value for m in Mode)))
-    algorithm = sections.algorithm(r, "algorithm", data.get("algorithm", "round_robin"))
+    algorithm = balancing.seed_algorithm(r, data.get("algorithm", "round_robin"))
     workers = sections.workers(r, data.get("workers", 1))
     send_proxy, accept_proxy = sections.proxy_protocol(r, "", data, mode, "mode")
     health = sections.health(r, "health_check", data.get("health_check", {}))

@@ -8,6 +8,7 @@ header) is written as a comment, which the loader reads as the default it is.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterable
 
@@ -70,6 +71,19 @@ def value(v: Scalar) -> str:
         _ESCAPES.get(c, f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c) for c in v
     )
     return f'"{escaped}"'
+
+
+def any_value(v: object) -> str:
+    """A custom policy's option: a scalar, or (nested) arrays and inline tables of them."""
+    if isinstance(v, dict):
+        return inline((str(k), any_value(item)) for k, item in v.items())
+    if isinstance(v, list):
+        return array(any_value(item) for item in v)
+    if isinstance(v, datetime.date | datetime.time):  # TOML's dates and times: RFC 3339
+        return v.isoformat()
+    if isinstance(v, str | int | float | bool):
+        return value(v)
+    raise TypeError(f"not a TOML value: {type(v).__name__}")  # the loader admits no other
 
 
 def key(k: str) -> str:
@@ -173,7 +187,18 @@ def _edits(edits: HeaderEdits) -> str:
 
 def _pool(spec: PoolSpec) -> list[str]:
     name = key(spec.name)
-    out = ["", f"[pools.{name}]", f"algorithm = {value(spec.algorithm)}", "servers = ["]
+    out = ["", f"[pools.{name}]", f"algorithm = {value(spec.algorithm)}"]
+    if spec.algorithm == "hash":
+        out.append(f"key = {value(spec.hash_key)}")
+        out.append(f"hash_balance_factor = {value(spec.hash_balance_factor)}")
+    if spec.options:
+        out.append(f"options = {any_value(spec.options)}")
+    out.append(f"slow_start = {value(spec.slow_start)}")
+    if spec.sticky_cookie is None:
+        out.append("# sticky: none (no sticky sessions)")
+    else:
+        out.append(f"sticky = {inline([('cookie', value(spec.sticky_cookie))])}")
+    out += [f"queue_timeout = {value(spec.queue_timeout)}", "servers = ["]
     for s in spec.servers:
         fields = [("id", value(s.id))] if s.id != s.name else []
         fields += [
@@ -182,6 +207,11 @@ def _pool(spec: PoolSpec) -> list[str]:
             ("port", str(s.port)),
             ("weight", str(s.weight)),
         ]
+        # Only when set: a line per server stays short for the usual pool.
+        if s.backup:
+            fields.append(("backup", "true"))
+        if s.max_requests is not None:
+            fields.append(("max_requests", str(s.max_requests)))
         out.append(f"  {inline(fields)},")
     out.append("]")
     out += ["", f"[pools.{name}.health_check]", *_health(spec.health)]
