@@ -227,13 +227,14 @@ class Runtime:
 
     async def apply(self, config: Config) -> None:
         """Move to `config` (validated), keeping every connection that can be kept."""
+        before = {spec.name: spec for spec in self.config.pools}
         self.config = config
         for pool_spec in config.pools:
             pool = self.pools.get(pool_spec.name)
             if pool is None:
                 self.pools[pool_spec.name] = self._build_pool(pool_spec)
             else:
-                self._update_pool(pool, pool_spec)
+                self._update_pool(pool, pool_spec, before.get(pool_spec.name))
         wanted = {spec.name: spec for spec in config.listeners}
         gone = [
             name
@@ -271,11 +272,11 @@ class Runtime:
         if drains:
             await asyncio.gather(*drains)
 
-    def _update_pool(self, pool: Pool, spec: PoolSpec) -> None:
-        policy = make_policy(spec)
-        if type(policy) is not type(pool.policy):
-            pool.policy = policy
-            policy.update(pool.backends)
+    def _update_pool(self, pool: Pool, spec: PoolSpec, before: PoolSpec | None) -> None:
+        if before is None or _policy_keys(before) != _policy_keys(spec):
+            # A new policy (its state starts afresh); an unchanged one keeps its state.
+            pool.policy = make_policy(spec)
+            pool.policy.update(pool.backends)
         pool.timeouts = spec.timeouts
         pool.set_sticky(spec.sticky_cookie)
         pool.queue_timeout = spec.queue_timeout
@@ -315,3 +316,14 @@ def ready_line(config: Config, spec: ListenerSpec, address: str, workers: int = 
     else:
         what = f"listener {spec.name}, {len(spec.routes)} routes{several}"
     return f"rota listening on {spec.protocol.value}://{address} ({what})"
+
+
+def _policy_keys(spec: PoolSpec) -> tuple[object, ...]:
+    """What a pool's policy is built from: a change in any of them builds a new one."""
+    return (
+        spec.algorithm,
+        spec.hash_key,
+        spec.hash_balance_factor,
+        sorted(spec.options.items()),
+        spec.slow_start,
+    )
