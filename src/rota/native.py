@@ -35,7 +35,13 @@ from types import ModuleType
 # The modules a request goes through; everything here must stay mypy --strict clean.
 COMPILED = (
     "rota.balancing.base",
+    "rota.balancing.first",
+    "rota.balancing.hash",
+    "rota.balancing.least_requests",
+    "rota.balancing.p2c",
+    "rota.balancing.random",
     "rota.balancing.round_robin",
+    "rota.balancing.tiers",
     "rota.config.model",
     "rota.http.edits",
     "rota.http.headers",

@@ -227,7 +227,7 @@ BAD = [
         {**SEED, "backends": SEED["server_list"]},
         "server_db.json: backends: give either server_list or backends, not both",
     ),
-    ({**SEED, "algorithm": "random"}, "server_db.json: algorithm: expected one of round_robin"),
+    ({**SEED, "algorithm": "fastest"}, "server_db.json: algorithm: expected one of round_robin"),
     ({**SEED, "workers": 0}, "server_db.json: workers: expected an integer 1-256, got 0"),
     ({**SEED, "colour": "red"}, "server_db.json: colour: unknown field (expected one of:"),
     ({**SEED, "listne": {}}, 'server_db.json: listne: unknown field (did you mean "listen"?)'),

@@ -521,9 +521,10 @@ BAD = [
     (
         web(
             'pool = "api"',
-            pools='[pools.api]\nalgorithm = "random"\nservers = [{ host = "a", port = 1 }]\n',
+            pools='[pools.api]\nalgorithm = "fastest"\nservers = [{ host = "a", port = 1 }]\n',
         ),
-        'site.toml: pools.api.algorithm: expected one of round_robin, roundrobin, got "random"',
+        "site.toml: pools.api.algorithm: expected one of round_robin, roundrobin, least_requests, "
+        'p2c, random, hash, first, got "fastest"',
     ),
     (
         web(

@@ -41,7 +41,15 @@ class CheckKind(Enum):
 
 # The balancing algorithms a pool may name. The loader stores the first spelling of each
 # (`round_robin`); `roundrobin` is the seed's name for it, still accepted.
-ALGORITHMS: Final[tuple[str, ...]] = ("round_robin", "roundrobin")
+ALGORITHMS: Final[tuple[str, ...]] = (
+    "round_robin",
+    "roundrobin",
+    "least_requests",
+    "p2c",
+    "random",
+    "hash",
+    "first",
+)
 ALGORITHM_ALIASES: Final[dict[str, str]] = {"roundrobin": "round_robin"}
 
 
