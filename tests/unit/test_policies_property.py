@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rota.balancing import P2C, ConsistentHash, First, LeastRequests, RoundRobin, WeightedRandom
-from rota.balancing.hash import key_hash
+from rota.balancing.hash import build_lookup, key_hash
 from rota.balancing.tiers import Tiered
 from rota.config.model import BackendSpec
 from rota.pool import Backend, Pool, State
@@ -145,3 +146,14 @@ def test_hash_bounded_load_never_exceeds_the_bound(
         in_flight.append(chosen)
         # Mirrokni et al.: a server takes a request only below ceil(factor * average).
         assert chosen.active <= -(-factor * total // n)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2**32 - 1), max_size=200), st.integers(0, 2**32 - 1))
+def test_hash_lookup_table_agrees_with_a_bisection(points: list[int], h: int) -> None:
+    points.sort()
+    table, shift = build_lookup(points)
+    i = table[h >> shift]
+    while i < len(points) and points[i] < h:
+        i += 1
+    assert i == bisect_left(points, h)
