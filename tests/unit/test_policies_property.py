@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rota.balancing import P2C, ConsistentHash, First, LeastRequests, RoundRobin, WeightedRandom
-from rota.balancing.hash import build_lookup, key_hash
+from rota.balancing.hash import build_lookup, key_hash, mix
 from rota.balancing.tiers import Tiered
 from rota.config.model import BackendSpec
 from rota.pool import Backend, Pool, State
@@ -157,3 +157,10 @@ def test_hash_lookup_table_agrees_with_a_bisection(points: list[int], h: int) ->
     while i < len(points) and points[i] < h:
         i += 1
     assert i == bisect_left(points, h)
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_mix_is_the_32_bit_integer_hash(h: int) -> None:
+    x = ((h >> 16) ^ h) * 0x45D9F3B % 2**32
+    x = ((x >> 16) ^ x) * 0x45D9F3B % 2**32
+    assert mix(h) == (x >> 16) ^ x
