@@ -12,6 +12,9 @@ must still be confirmed with `make bench`, where syscalls are most of the cost.
     python -m bench.hotpath --routes 50   a listener with 50 routes (25 hosts x 2 path
                                           prefixes), the request matching the last one;
                                           --routes 1 is one catch-all route, same request
+    python -m bench.hotpath --algorithm p2c   the pool balanced by another built-in policy
+                                          (`hash` keys on the client's address); the
+                                          default is the config's, round_robin
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import argparse
 import asyncio
 import statistics
 import time
+from dataclasses import replace
 from typing import Any
 
+from rota.balancing import POLICIES
 from rota.config.load import build_config
 from rota.instance import Runtime
 from rota.proxy.client import ClientConnection
@@ -96,7 +101,7 @@ def site(routes: int) -> dict[str, Any]:
 
 
 def setup(
-    loop: asyncio.AbstractEventLoop, routes: int = 0
+    loop: asyncio.AbstractEventLoop, routes: int = 0, algorithm: str | None = None
 ) -> tuple[ProxyContext, list[UpstreamConnection]]:
     data: dict[str, Any] = {
         "server_list": [{"host": "127.0.0.1", "port": 7001 + i} for i in range(3)]
@@ -105,6 +110,11 @@ def setup(
         data = site(routes)
     config = build_config(data, "hotpath", {})
     runtime = Runtime(config, loop, log_transitions=False)
+    if algorithm is not None:
+        pool = runtime.pools["default"]
+        spec = replace(config.pools[0], algorithm=algorithm, hash_key="client_ip")
+        pool.policy = POLICIES[algorithm](spec)
+        pool.policy.update(pool.backends)
     ctx = ProxyContext(config.listeners[0], runtime.pools, loop, runtime.batch)
     upstreams = []
     for backend in runtime.pools["default"].backends:
@@ -166,10 +176,13 @@ def main() -> None:
     p.add_argument("-n", type=int, default=20_000, help="requests per round")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--routes", type=int, default=0, help="a listener with this many routes")
+    p.add_argument(
+        "--algorithm", choices=sorted(POLICIES), help="the pool's policy (default: round_robin)"
+    )
     args = p.parse_args()
     loop = asyncio.new_event_loop()
     try:
-        ctx, upstreams = setup(loop, args.routes)
+        ctx, upstreams = setup(loop, args.routes, args.algorithm)
         if args.routes:
             request = ROUTED % (max(1, args.routes // 2) - 1)
             run_keep_alive(ctx, upstreams, 2_000, request)  # warm up
@@ -185,6 +198,8 @@ def main() -> None:
     mode = "close per request" if args.close else "keep-alive"
     if args.routes:
         mode = f"keep-alive, {args.routes} routes"
+    if args.algorithm:
+        mode = f"{mode}, {args.algorithm}"
     print(
         f"{mode}: median {statistics.median(times):.2f} us/request of rota Python "
         f"(min {min(times):.2f}, max {max(times):.2f}, {args.rounds} rounds of {args.n})"

@@ -36,7 +36,13 @@ from types import ModuleType
 COMPILED = (
     "rota.balancing.base",
     "rota.balancing.custom",  # its CustomPolicy subclasses the native Policy
+    "rota.balancing.first",
+    "rota.balancing.hash",
+    "rota.balancing.least_requests",
+    "rota.balancing.p2c",
+    "rota.balancing.random",
     "rota.balancing.round_robin",
+    "rota.balancing.tiers",
     "rota.config.model",
     "rota.http.edits",
     "rota.http.headers",

@@ -16,6 +16,7 @@ exchange on a backend starts and ends. Every change happens on the event loop th
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
@@ -50,6 +51,7 @@ class Backend:
         "active",
         "address",
         "admin",
+        "backup",
         "check",
         "host",
         "id",
@@ -63,6 +65,7 @@ class Backend:
         "sticky_line",
         "token",
         "up",
+        "up_since",
         "weight",
     )
 
@@ -73,6 +76,7 @@ class Backend:
         self.host = spec.host
         self.port = spec.port
         self.weight = spec.weight
+        self.backup = spec.backup  # used only when no primary server of the pool is up
         self.address = spec.address
         self.pool = pool
         self.check: CheckKey = (spec.host, spec.port, pool.health)
@@ -86,6 +90,9 @@ class Backend:
         # and the same in every worker and after a restart; the Set-Cookie line that sets it.
         self.token = sticky_token(pool.name, self.id)
         self.sticky_line = b""
+        # When `up` last became True, on the pool's clock: slow start ramps from it. A
+        # server of the pool as first built counts as up for ever (full weight at start).
+        self.up_since = float("-inf")
         # Idle keep-alive connections to this server (rota.proxy.upstream), hung here by
         # the HTTP data plane; None where no HTTP listener uses the pool.
         self.idle: UpstreamPool | None = None
@@ -108,6 +115,7 @@ class Waiter(Protocol):
 
 # Called after a health or admin change: (backend, reason).
 Listener = Callable[[Backend, str], None]
+Clock = Callable[[], float]
 
 
 class Pool:
@@ -117,6 +125,7 @@ class Pool:
         "_by_id",
         "_listeners",
         "backends",
+        "clock",
         "health",
         "name",
         "policy",
@@ -134,8 +143,11 @@ class Pool:
         health: HealthSpec | None = None,
         policy: Policy | None = None,
         timeouts: TimeoutSpec | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.name = name
+        # Stamps `Backend.up_since`; a policy with slow start must read the same clock.
+        self.clock = clock
         self.health = health if health is not None else HealthSpec()
         # connect, response and pool_idle are the pool's (the others are a listener's)
         self.timeouts = timeouts if timeouts is not None else TimeoutSpec()
@@ -184,8 +196,10 @@ class Pool:
             backend.sticky_line = _cookie_line(self.sticky, backend.token)
 
     def add(self, spec: BackendSpec) -> Backend:
-        """A new server, UP and enabled (health checks take it out if it is not)."""
+        """A new server, UP and enabled (health checks take it out if it is not); with slow
+        start it ramps up from now."""
         backend = Backend(spec, self)
+        backend.up_since = self.clock()
         self._insert(backend)
         self.policy.update(self.backends)
         return backend
@@ -245,7 +259,13 @@ class Pool:
         return True
 
     def _changed(self, backend: Backend, reason: str) -> None:
+        was = backend.up
         backend.up = backend.state is State.UP and backend.admin is Admin.ENABLED
+        if backend.up != was:
+            if backend.up:
+                backend.up_since = self.clock()
+            # The policy hears of it: slow start begins, backups take over or step back.
+            self.policy.update(self.backends)
         for listener in self._listeners:
             listener(backend, reason)
 

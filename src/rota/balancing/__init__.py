@@ -1,17 +1,31 @@
-"""Balancing policies: one small module each, behind `rota.balancing.base.Policy`."""
+"""Balancing policies: one small module each, behind `rota.balancing.base.Policy`.
+
+`round_robin` (smooth weighted), `least_requests`, `p2c` (peak-EWMA), `random` (weighted),
+`hash` (consistent, bounded load) and `first`; backups and slow start are `tiers`.
+"""
 
 from collections.abc import Callable
 
 from rota.balancing.base import Policy
 from rota.balancing.custom import CustomPolicy
+from rota.balancing.first import First
+from rota.balancing.hash import ConsistentHash
+from rota.balancing.least_requests import LeastRequests
+from rota.balancing.p2c import P2C
+from rota.balancing.random import WeightedRandom
 from rota.balancing.round_robin import RoundRobin
 from rota.config.model import PoolSpec
 
 # The built-in policies by the name a pool's `algorithm` gives (the loader stores
 # `round_robin` for the seed's `roundrobin`). Each is built from its pool's spec.
 POLICIES: dict[str, Callable[[PoolSpec], Policy]] = {
-    "round_robin": lambda spec: RoundRobin(),
-    "roundrobin": lambda spec: RoundRobin(),
+    "round_robin": lambda spec: RoundRobin(spec.slow_start),
+    "roundrobin": lambda spec: RoundRobin(spec.slow_start),
+    "least_requests": lambda spec: LeastRequests(spec.slow_start),
+    "p2c": lambda spec: P2C(spec.slow_start),
+    "random": lambda spec: WeightedRandom(spec.slow_start),
+    "hash": lambda spec: ConsistentHash(spec.hash_key, spec.hash_balance_factor),
+    "first": lambda spec: First(),
 }
 
 
@@ -22,4 +36,15 @@ def make_policy(spec: PoolSpec) -> Policy:
     return POLICIES[spec.algorithm](spec)
 
 
-__all__ = ["POLICIES", "CustomPolicy", "Policy", "RoundRobin", "make_policy"]
+__all__ = [
+    "P2C",
+    "POLICIES",
+    "ConsistentHash",
+    "CustomPolicy",
+    "First",
+    "LeastRequests",
+    "Policy",
+    "RoundRobin",
+    "WeightedRandom",
+    "make_policy",
+]

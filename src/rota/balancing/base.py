@@ -1,7 +1,8 @@
 """The one interface every balancing policy implements.
 
 A policy is a plain object with no I/O (the same class runs in the proxy and in tests): the
-pool tells it its backends (`update`, on every membership or weight change), the data path
+pool tells it its backends (`update`, on every membership or weight change and whenever a
+backend's `up` flips), the data path
 asks it to `pick` one per request (HTTP) or connection (TCP), and tells it when work on a
 backend starts and ends (`started`, `ended`: the feedback that load-aware policies need).
 
