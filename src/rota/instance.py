@@ -298,6 +298,9 @@ class Runtime:
             else:
                 existing.name = server.name
                 existing.max_requests = server.max_requests or 0
+                if existing.backup != server.backup:
+                    existing.backup = server.backup
+                    pool.policy.update(pool.backends)
                 pool.set_weight(existing, server.weight)
                 idle = existing.idle
                 if idle is not None:
