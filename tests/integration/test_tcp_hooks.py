@@ -91,3 +91,57 @@ def test_no_backend_up_closes_the_client_at_once() -> None:
             server.close()
 
     asyncio.run(run())
+
+
+def test_a_full_server_makes_a_connection_wait_in_the_queue_then_it_is_served() -> None:
+    async def run() -> None:
+        server = await echo_server()
+        port_b = server.sockets[0].getsockname()[1]
+        pool = Pool([BackendSpec("a", "127.0.0.1", port_b, max_requests=1)])
+        pool.queue_timeout = 2.0
+        proxy = TcpProxy(pool, TcpSettings())
+        port = proxy.listen("127.0.0.1", 0)[0].getsockname()[1]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"first")
+            assert await reader.readexactly(5) == b"first"  # holds the one slot
+            waiting = asyncio.ensure_future(roundtrip(port, b"second"))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # queued, not refused
+            writer.close()  # the slot frees: the queued connection goes through
+            async with asyncio.timeout(2):
+                assert await waiting == b"second"
+        finally:
+            proxy.close()
+            server.close()
+
+    asyncio.run(run())
+
+
+def test_the_queue_timeout_closes_a_connection_that_found_no_room() -> None:
+    async def run() -> None:
+        server = await echo_server()
+        port_b = server.sockets[0].getsockname()[1]
+        pool = Pool([BackendSpec("a", "127.0.0.1", port_b, max_requests=1)])
+        pool.queue_timeout = 0.3
+        proxy = TcpProxy(pool, TcpSettings())
+        port = proxy.listen("127.0.0.1", 0)[0].getsockname()[1]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"x")
+            assert await reader.readexactly(1) == b"x"
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            async with asyncio.timeout(3):
+                try:
+                    # Closed with nothing relayed (a reset: its bytes were never read).
+                    assert await roundtrip(port, b"late") == b""
+                except ConnectionResetError:
+                    pass
+            assert loop.time() - start >= 0.25
+            writer.close()
+        finally:
+            proxy.close()
+            server.close()
+
+    asyncio.run(run())

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 from rota import proxy_protocol
 from rota.config.model import Config, ListenerSpec
 from rota.outcome import End, Outcome
-from rota.pool import Backend
+from rota.pool import Backend, Pool
 from rota.proxy.listener import DEFAULT_BACKLOG
 
 if TYPE_CHECKING:
@@ -246,7 +246,10 @@ class Tunnel:
         if backend is not None:
             self.attempt = None
             backend.active -= 1
-            backend.pool.policy.ended(backend, self.outcome)
+            pool = backend.pool
+            pool.policy.ended(backend, self.outcome)
+            if backend.max_requests and pool.waiting:
+                pool.wake()
 
     def abort(self) -> None:
         for side in (self.client, self.upstream):
@@ -289,8 +292,13 @@ class Tunnel:
         pool = proxy.pool
         ip = str(client.transport.get_extra_info("peername", ("",))[0]).encode()
         while client.open:
-            backend = pool.policy.pick(tried, None, ip)
+            backend = _below_limit(pool, tried, ip)
             if backend is None:
+                # Every server at its max_requests: wait for one to finish a connection, for
+                # up to the pool's queue_timeout (as HTTP requests do).
+                full = pool.queue_timeout > 0 and _anyone_full(pool, tried)
+                if full and await _wait_for_room(pool, pool.queue_timeout):
+                    continue
                 # Nothing (left) to try: the client learns at once, rather than hanging.
                 log.debug("client %s: no backend available", peer_name(client))
                 client.transport.close()
@@ -363,6 +371,50 @@ def _reason(exc: OSError) -> str:
     # asyncio words it "Connect call failed (...)", uvloop "[Errno 111] ...": say it the
     # same way whichever loop runs, and as HTTP mode does ("connection refused").
     return os.strerror(exc.errno).lower() if exc.errno else str(exc)
+
+
+def _below_limit(pool: Pool, tried: list[Backend], ip: bytes) -> Backend | None:
+    """The policy's pick among the servers below their max_requests (rota.pool)."""
+    backend = pool.policy.pick(tried, None, ip)
+    if backend is None or not backend.max_requests or backend.active < backend.max_requests:
+        return backend
+    full = [b for b in pool.backends if b.max_requests and b.active >= b.max_requests]
+    return pool.policy.pick([*tried, *full], None, ip)
+
+
+def _anyone_full(pool: Pool, tried: list[Backend]) -> bool:
+    return any(
+        b.up and b.max_requests and b.active >= b.max_requests and b not in tried
+        for b in pool.backends
+    )
+
+
+class _Room:
+    """A connection waiting in the pool's queue (a `rota.pool.Waiter`)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+
+    def resume(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+async def _wait_for_room(pool: Pool, timeout: float) -> bool:
+    """Wait in the pool's queue until a server has room (True) or `timeout` passes."""
+    room = _Room(asyncio.get_running_loop().create_future())
+    pool.waiting.append(room)
+    try:
+        async with asyncio.timeout(timeout):
+            await room.future
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        if room in pool.waiting:
+            pool.waiting.remove(room)
 
 
 def _const(side: _Side) -> Callable[[], _Side]:
