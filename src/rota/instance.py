@@ -298,6 +298,7 @@ class Runtime:
             else:
                 existing.name = server.name
                 existing.max_requests = server.max_requests or 0
+                pool.refresh()
                 if existing.backup != server.backup:
                     existing.backup = server.backup
                     pool.policy.update(pool.backends)

@@ -128,6 +128,7 @@ class Pool:
         "clock",
         "health",
         "name",
+        "plain",
         "policy",
         "queue_timeout",
         "sticky",
@@ -156,6 +157,9 @@ class Pool:
         # Sticky sessions (`set_sticky`): the cookie's name, and servers by their token.
         self.sticky: bytes | None = None
         self.tokens: dict[bytes, Backend] = {}
+        # No sticky sessions and no server limits: the data path asks the policy and
+        # nothing else (one test per request).
+        self.plain = True
         # Requests waiting for a server below its max_requests, for up to queue_timeout.
         self.queue_timeout = 0.0
         self.waiting: list[Waiter] = []
@@ -194,6 +198,7 @@ class Pool:
         self.tokens[backend.token] = backend
         if self.sticky is not None:
             backend.sticky_line = _cookie_line(self.sticky, backend.token)
+        self.refresh()
 
     def add(self, spec: BackendSpec) -> Backend:
         """A new server, UP and enabled (health checks take it out if it is not); with slow
@@ -211,6 +216,7 @@ class Pool:
             return None
         self.backends = tuple(b for b in self.backends if b is not backend)
         self.tokens.pop(backend.token, None)
+        self.refresh()
         backend.up = False
         self.policy.update(self.backends)
         return backend
@@ -220,6 +226,11 @@ class Pool:
         self.sticky = cookie.encode() if cookie else None
         for backend in self.backends:
             backend.sticky_line = _cookie_line(self.sticky, backend.token) if self.sticky else b""
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Work out `plain` again: after a change of sticky sessions or server limits."""
+        self.plain = self.sticky is None and not any(b.max_requests for b in self.backends)
 
     def sticky_pick(self, value: bytes) -> Backend | None:
         """The server a sticky cookie names, if it is still usable."""

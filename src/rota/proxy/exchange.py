@@ -165,15 +165,10 @@ class Exchange(Outcome):
         pool = self.pool
         if pool is None:
             return
-        backend: Backend | None = None
-        if pool.sticky is not None:
-            backend = self._sticky(pool)
-        if backend is None:
+        if pool.plain:
             backend = pool.policy.pick(self.tried, self.head, self.client.peer_ip)
-            if backend is not None and backend.max_requests:
-                backend = self._below_limit(pool, backend)
-            if pool.sticky is not None and backend is not None:
-                self.set_cookie = backend.sticky_line
+        else:
+            backend = self._pick_shaped(pool)
         if backend is None:
             if pool.queue_timeout > 0 and self._anyone_full(pool):
                 # HAProxy's maxconn + queue: wait for a server to finish one, for a while.
@@ -193,6 +188,19 @@ class Exchange(Outcome):
             self._attach(conn)
         else:
             self.client.ctx.loop.create_task(self._connect(backend))
+
+    def _pick_shaped(self, pool: Pool) -> Backend | None:
+        """The pick of a pool with sticky sessions or per-server limits."""
+        backend: Backend | None = None
+        if pool.sticky is not None:
+            backend = self._sticky(pool)
+        if backend is None:
+            backend = pool.policy.pick(self.tried, self.head, self.client.peer_ip)
+            if backend is not None and backend.max_requests:
+                backend = self._below_limit(pool, backend)
+            if pool.sticky is not None and backend is not None:
+                self.set_cookie = backend.sticky_line
+        return backend
 
     def _sticky(self, pool: Pool) -> Backend | None:
         """The server the request's sticky cookie names, if usable and not tried."""
