@@ -56,6 +56,7 @@ class Step(enum.Enum):
     TUNNEL = 4  # a 101 made it a WebSocket tunnel (rota.proxy.websocket)
     DONE = 5
     HELD = 6  # every server is at its max_requests: waiting in the pool's queue
+    REFUSED = 7  # no server can take it: rota answers none_left once the head has ended
 
 
 class ResponseBody(enum.Enum):
@@ -176,6 +177,13 @@ class Exchange(Outcome):
                 pool.waiting.append(self)
                 self.client.await_response(pool.queue_timeout)
                 return
+            head = self.head
+            if not self.request_done and head.body is Body.NONE and not head.websocket:
+                # The end of a bodyless request follows at once: answer then, so the
+                # connection can stay (a 503 mid-body must close it; RFC 9112 9.3). Not
+                # a WebSocket handshake: what follows it is no request.
+                self.step = Step.REFUSED
+                return
             self.fail(self.none_left)
             return
         self.backend = self.attempt = backend
@@ -264,6 +272,9 @@ class Exchange(Outcome):
         self.request_done = True
         if step is Step.LOCAL:
             self._answer_locally()
+            return
+        if step is Step.REFUSED:
+            self.fail(self.none_left)
             return
         if self.pool is None:
             return  # queued; answered when it reaches the front
