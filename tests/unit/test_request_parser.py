@@ -188,6 +188,29 @@ def test_endless_chunk_extension_is_cut_off_while_it_trickles() -> None:
     assert sink.events == [("head", b"/")]
 
 
+def test_endless_trailer_field_is_cut_off_while_it_trickles() -> None:
+    # llhttp buffers a field until it is complete: the trailer section is bounded by the
+    # bytes fed into it, as a head is (max_header_bytes), not only at the message's end.
+    sink = _Sink()
+    parser = RequestParser(sink, LimitSpec())
+    parser.feed(_CHUNKED_HEAD + b"3\r\nabc\r\n0\r\nX-Endless: ")
+    with pytest.raises(ProtocolError) as refused:
+        for _ in range(100):
+            parser.feed(b"a" * 1000)
+    assert refused.value.status == 431
+    assert ("end", b"") not in sink.events
+
+
+def test_trailers_and_what_follows_them_in_one_read_are_not_counted_as_trailer() -> None:
+    # A small trailer section, then a large pipelined upload in the same read and after it.
+    upload = b"POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 50000\r\n\r\n" + b"x" * 50_000
+    raw = _CHUNKED_HEAD + b"3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n" + upload
+    for piece in (65536, 1000, 7):
+        result = read_stream(raw, piece=piece)
+        assert result.error is None, piece
+        assert [r.complete for r in result.requests] == [True, True]
+
+
 def test_chunk_extensions_under_the_limit_on_every_chunk() -> None:
     # aws-chunked puts an 81-byte signature on every chunk: no total per body.
     signature = b";chunk-signature=" + b"0" * 64

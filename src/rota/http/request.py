@@ -191,6 +191,14 @@ class RequestParser:
                 raise self._error from None
             raise from_parser_error(exc) from None
         self._data = b""
+        chunks = self._chunks
+        if chunks is not None and chunks.done and not chunks.checked and chunks.data >= 0:
+            # The trailer section of a chunked body, unfinished (RFC 9112 7.1.2): llhttp
+            # buffers a field until it is complete, so bound the bytes fed into it, as the
+            # head's (a message that ended in this read is `checked`: nothing counts).
+            chunks.trailer += len(data) - chunks.end if chunks.read is data else len(data)
+            if chunks.trailer > self._limits.max_header_bytes:
+                raise ProtocolError(431, "trailer section too large")
         if self.in_head:
             # The last bytes of the head so far: where it ends may be cut by the next read.
             self._tail = data[-3:] if self._began else (self._tail + data)[-3:]

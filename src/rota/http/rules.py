@@ -588,7 +588,7 @@ class ChunkLines:
     llhttp delivered) must agree at the end of the message, or the two disagree on where
     the body is and the request is refused."""
 
-    __slots__ = ("checked", "data", "done", "end", "line", "read", "seen", "skip")
+    __slots__ = ("checked", "data", "done", "end", "line", "read", "seen", "skip", "trailer")
 
     def __init__(self) -> None:
         self.line = b""  # the start of a size line cut by the end of a read
@@ -599,6 +599,7 @@ class ChunkLines:
         self.read: bytes | None = None  # the read in which the last chunk was seen
         self.end = 0  # and the offset after its line
         self.checked = False  # the message ended and agrees() was asked
+        self.trailer = 0  # bytes fed after the last chunk while the message is unfinished
 
     def scan(self, data: bytes, pos: int) -> None:
         """Follow `data[pos:]`; raises ProtocolError (400) for a size line over
