@@ -19,7 +19,6 @@ import asyncio
 import errno
 import logging
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from rota.balancing import make_policy
@@ -28,7 +27,7 @@ from rota.health.report import transition_lines
 from rota.outcome import Observer
 from rota.pool import Backend, CheckKey, Pool, State
 from rota.proxy.batching import WriteBatch
-from rota.proxy.context import ProxyContext
+from rota.proxy.context import BackendErrorHook, ProxyContext
 from rota.proxy.listener import bind
 from rota.proxy.server import GRACE_SECONDS, HttpListener
 from rota.proxy.tcp import TcpSettings
@@ -36,9 +35,6 @@ from rota.proxy.tcp_server import TcpProxy, drain
 from rota.proxy.upstream import UpstreamPool
 
 log = logging.getLogger("rota")
-
-# (backend, reason): a connection to a backend failed on real traffic.
-FailureHook = Callable[[Backend, str], None]
 
 
 class ListenError(Exception):
@@ -59,20 +55,22 @@ class Running:
             return self.http.sockets
         return self.tcp.sockets if self.tcp is not None else []
 
+    @property
+    def port(self) -> int:
+        """The port as bound: with port 0 the kernel chose it."""
+        sockets = self.sockets
+        return int(sockets[0].getsockname()[1]) if sockets else self.spec.port
+
     def serves(self, spec: ListenerSpec) -> bool:
         """Whether this running listener can take `spec` as it is: same protocol, same
         address (port 0 in `spec`: whatever port it was given)."""
         if spec.protocol is not self.spec.protocol or spec.host != self.spec.host:
             return False
-        sockets = self.sockets
-        port = sockets[0].getsockname()[1] if sockets else self.spec.port
-        return spec.port == 0 or spec.port == port
+        return spec.port == 0 or spec.port == self.port
 
     def bound(self) -> str:
-        """host:port as bound: with port 0 the kernel chose the port."""
-        sockets = self.sockets
-        port = sockets[0].getsockname()[1] if sockets else self.spec.port
-        return hostport(self.spec.host, port)
+        """host:port as bound."""
+        return hostport(self.spec.host, self.port)
 
 
 class Runtime:
@@ -96,7 +94,7 @@ class Runtime:
         self.listeners: dict[str, Running] = {}
         self.observers: list[Observer] = []
         # Set by whoever runs the health checks: hears of passive failures.
-        self.on_backend_error: FailureHook | None = None
+        self.on_backend_error: BackendErrorHook | None = None
         for spec in config.pools:
             self.pools[spec.name] = self._build_pool(spec)
 

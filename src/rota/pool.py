@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,6 +25,7 @@ from rota.config.model import BackendSpec, HealthSpec, TimeoutSpec
 
 if TYPE_CHECKING:
     from rota.balancing.base import Policy
+    from rota.http.rules import RequestHead
     from rota.proxy.upstream import UpstreamPool
 
 
@@ -240,6 +241,23 @@ class Pool:
         if backend.max_requests and backend.active >= backend.max_requests:
             return None
         return backend
+
+    def pick(
+        self, tried: Collection[Backend], head: RequestHead | None, client_ip: bytes
+    ) -> Backend | None:
+        """The policy's pick among the servers below their max_requests."""
+        backend = self.policy.pick(tried, head, client_ip)
+        if backend is None or not backend.max_requests or backend.active < backend.max_requests:
+            return backend
+        full = [b for b in self.backends if b.max_requests and b.active >= b.max_requests]
+        return self.policy.pick([*tried, *full], head, client_ip)
+
+    def anyone_full(self, tried: Collection[Backend]) -> bool:
+        """Some usable server (not in `tried`) is only at its max_requests: worth a wait."""
+        return any(
+            b.up and b.max_requests and b.active >= b.max_requests and b not in tried
+            for b in self.backends
+        )
 
     def wake(self) -> None:
         """A server's in-flight count went down: the first waiting request tries again."""

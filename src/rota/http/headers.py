@@ -113,14 +113,6 @@ def response_head_parts(
         append(b": ")
         append(value)
         append(b"\r\n")
-    if edits is not None:
-        parts = [p for i, p in enumerate(parts) if i < 3] + [
-            piece
-            for name, value in headers
-            if name.lower() not in _CONSUMED and name.lower() not in edits.drop
-            for piece in (name, b": ", value, b"\r\n")
-        ]
-        parts.append(edits.add)
     if connection:
         tokens = connection_options(connection)
         if not tokens <= _CONSUMED:

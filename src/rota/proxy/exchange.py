@@ -171,7 +171,7 @@ class Exchange(Outcome):
         else:
             backend = self._pick_shaped(pool)
         if backend is None:
-            if pool.queue_timeout > 0 and self._anyone_full(pool):
+            if pool.queue_timeout > 0 and pool.anyone_full(self.tried):
                 # HAProxy's maxconn + queue: wait for a server to finish one, for a while.
                 self.step = Step.HELD
                 pool.waiting.append(self)
@@ -203,9 +203,7 @@ class Exchange(Outcome):
         if pool.sticky is not None:
             backend = self._sticky(pool)
         if backend is None:
-            backend = pool.policy.pick(self.tried, self.head, self.client.peer_ip)
-            if backend is not None and backend.max_requests:
-                backend = self._below_limit(pool, backend)
+            backend = pool.pick(self.tried, self.head, self.client.peer_ip)
             if pool.sticky is not None and backend is not None:
                 self.set_cookie = backend.sticky_line
         return backend
@@ -219,19 +217,6 @@ class Exchange(Outcome):
         if backend is None or backend in self.tried:
             return None
         return backend
-
-    def _below_limit(self, pool: Pool, backend: Backend) -> Backend | None:
-        """`backend` if below its max_requests, else the policy's pick among those that are."""
-        if backend.active < backend.max_requests:
-            return backend
-        full = [b for b in pool.backends if b.max_requests and b.active >= b.max_requests]
-        return pool.policy.pick([*self.tried, *full], self.head, self.client.peer_ip)
-
-    def _anyone_full(self, pool: Pool) -> bool:
-        return any(
-            b.up and b.max_requests and b.active >= b.max_requests and b not in self.tried
-            for b in pool.backends
-        )
 
     def resume(self) -> None:
         """A server of the pool has room again (`Pool.wake`): try once more."""

@@ -292,11 +292,11 @@ class Tunnel:
         pool = proxy.pool
         ip = str(client.transport.get_extra_info("peername", ("",))[0]).encode()
         while client.open:
-            backend = _below_limit(pool, tried, ip)
+            backend = pool.pick(tried, None, ip)
             if backend is None:
                 # Every server at its max_requests: wait for one to finish a connection, for
                 # up to the pool's queue_timeout (as HTTP requests do).
-                full = pool.queue_timeout > 0 and _anyone_full(pool, tried)
+                full = pool.queue_timeout > 0 and pool.anyone_full(tried)
                 if full and await _wait_for_room(pool, pool.queue_timeout):
                     continue
                 # Nothing (left) to try: the client learns at once, rather than hanging.
@@ -371,22 +371,6 @@ def _reason(exc: OSError) -> str:
     # asyncio words it "Connect call failed (...)", uvloop "[Errno 111] ...": say it the
     # same way whichever loop runs, and as HTTP mode does ("connection refused").
     return os.strerror(exc.errno).lower() if exc.errno else str(exc)
-
-
-def _below_limit(pool: Pool, tried: list[Backend], ip: bytes) -> Backend | None:
-    """The policy's pick among the servers below their max_requests (rota.pool)."""
-    backend = pool.policy.pick(tried, None, ip)
-    if backend is None or not backend.max_requests or backend.active < backend.max_requests:
-        return backend
-    full = [b for b in pool.backends if b.max_requests and b.active >= b.max_requests]
-    return pool.policy.pick([*tried, *full], None, ip)
-
-
-def _anyone_full(pool: Pool, tried: list[Backend]) -> bool:
-    return any(
-        b.up and b.max_requests and b.active >= b.max_requests and b not in tried
-        for b in pool.backends
-    )
 
 
 class _Room:
