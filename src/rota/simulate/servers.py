@@ -1,0 +1,77 @@
+"""What the simulator models of a server and of a request. Pure.
+
+A `SimServer` has `slots` parallel service slots and one FIFO queue in front of them (slots
+= 1: one request at a time). A request's service time is drawn when its service starts,
+from the server's model, times the server's current `factor` (a `slow` event). A server
+that is not `alive` refuses connections.
+
+A `SimRequest` is the `Outcome` the policy hears of, as an `Exchange` is in the proxy: the
+same fields (`started`, `finished`, `end`, `status`, `backend`), set at simulated times.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rota.outcome import End, Outcome
+from rota.pool import Backend
+from rota.simulate.dists import Sampler
+
+
+class SimRequest(Outcome):
+    """One simulated request (a bodiless, idempotent GET), from arrival to its end."""
+
+    __slots__ = ("attempt", "client", "client_ip", "head", "held", "service", "ticket", "tried")
+
+    def __init__(self, started: float, client_ip: bytes, client: int, service: float) -> None:
+        # Outcome's fields set here rather than through its __init__: one call fewer per
+        # request (the proxy's Exchange does the same).
+        self.listener = "simulated"
+        self.pool = None
+        self.backend: Backend | None = None
+        self.status = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.started = started
+        self.finished = 0.0
+        self.end = End.OPEN
+        self.attempt: Backend | None = None  # the backend counting it in flight
+        self.tried: tuple[Backend, ...] = ()
+        self.client_ip = client_ip
+        self.client = client  # closed loop: the client that waits for it; else -1
+        self.service = service  # a replay's recorded service time; else 0
+        self.head: object = None  # a custom policy's flight key (rota.balancing.custom)
+        self.ticket = 0  # the seq of its pending completion event; -1: none
+        self.held: object = None  # its place in the pool's queue, once it waited there
+
+
+class SimServer:
+    """One server: slots, a FIFO queue, a service model, and its fault state."""
+
+    __slots__ = (
+        "alive",
+        "backend",
+        "draw",
+        "factor",
+        "free",
+        "index",
+        "name",
+        "queue",
+        "serving",
+        "slots",
+    )
+
+    def __init__(self, index: int, name: str, slots: int, draw: Sampler | None) -> None:
+        self.index = index
+        self.name = name
+        self.slots = slots
+        self.free = slots
+        self.draw = draw  # None: each request's recorded time
+        self.factor = 1.0
+        self.alive = True
+        self.queue: deque[SimRequest] = deque()
+        self.serving: set[SimRequest] = set()
+        self.backend: Backend | None = None
+
+    def __repr__(self) -> str:
+        return f"<SimServer {self.name} {self.slots - self.free}/{self.slots} q={len(self.queue)}>"
