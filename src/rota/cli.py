@@ -263,6 +263,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait this long before every answer but /health: a slow server (default 0)",
     )
 
+    backend.add_argument(
+        "--service-time",
+        default=None,
+        metavar="DIST",
+        help="serve in a drawn time: exponential:MEAN, lognormal:MEAN:SIGMA or "
+        "constant:SECONDS (replaces --delay; rota simulate --real)",
+    )
+    backend.add_argument(
+        "--concurrency",
+        type=_int,
+        default=0,
+        metavar="N",
+        help="with --service-time: at most N served at once, the rest wait in order "
+        "(default 0: no limit)",
+    )
+
     example = sub.add_parser("example", help="run three backends and the load balancer")
     example.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE")
 
@@ -427,6 +443,19 @@ def _backend(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    slots = None
+    if args.service_time is not None or args.concurrency:
+        from rota.backend.service import Slots, parse_service
+
+        try:
+            draw = parse_service(args.service_time or f"constant:{max(0.0, args.delay)}")
+        except ValueError as exc:
+            print(f"rota backend: --service-time: {exc}", file=sys.stderr)
+            return 2
+        if args.concurrency < 0:
+            print("rota backend: --concurrency: expected 0 or more", file=sys.stderr)
+            return 2
+        slots = Slots(draw, args.concurrency)
     sickness = Sickness(args.health_status, args.health_hang)
     name = args.name or (
         f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
@@ -437,7 +466,7 @@ def _backend(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve_backend(args.host, args.port, name, stop, sickness, max(0.0, args.delay))
+        await serve_backend(args.host, args.port, name, stop, sickness, max(0.0, args.delay), slots)
 
     raise_fd_limit()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
