@@ -57,7 +57,9 @@ def check_real(scenario: Scenario) -> None:
         raise ScenarioError(scenario.source, "load.kind", "--real runs a Poisson load at one rate")
     if len(scenario.servers) > MAX_REAL_SERVERS:
         raise ScenarioError(
-            scenario.source, "servers", f"--real starts one process per server: at most {MAX_REAL_SERVERS}"
+            scenario.source,
+            "servers",
+            f"--real starts one process per server: at most {MAX_REAL_SERVERS}",
         )
     for i, server in enumerate(scenario.servers):
         if server.service is None or server.service.kind == "empirical":
@@ -96,17 +98,18 @@ class Child:
     """A process started here, its output in a file, stopped by its PID."""
 
     def __init__(self, argv: list[str], log: IO[bytes]) -> None:
+        self.argv = " ".join(argv)
         self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, port: int, path: str) -> None:
         deadline = time.monotonic() + START
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.popen.args} exited with {self.popen.returncode}")
+                raise RuntimeError(f"{self.argv} exited with {self.popen.returncode}")
             if _answers(port, path):
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"{self.popen.args} did not answer on port {port}")
+        raise RuntimeError(f"{self.argv} did not answer on port {port}")
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -124,7 +127,11 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return (
+            "{ "
+            + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items())
+            + " }"
+        )
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value))
@@ -160,7 +167,9 @@ def lb_config(run: PolicyRun, ports: list[int], listen: int, scenario: Scenario)
     return "\n".join([*lines, "servers = [", *servers, "]", ""])
 
 
-async def poisson_client(port: int, rate: float, duration: float, limit: int, seed: int) -> Measured:
+async def poisson_client(
+    port: int, rate: float, duration: float, limit: int, seed: int
+) -> Measured:
     """Open loop: requests at Poisson times, each on an idle connection or a new one."""
     rng = random.Random(f"{seed}/real")
     loop = asyncio.get_running_loop()
@@ -247,7 +256,9 @@ def measure(scenario: Scenario, run: PolicyRun, duration: float, workdir: Path) 
         children.append(lb)
         lb.wait_ready(listen, "/health")
         limit = scenario.requests
-        return asyncio.run(poisson_client(listen, scenario.load.rate, duration, limit, scenario.seed))
+        return asyncio.run(
+            poisson_client(listen, scenario.load.rate, duration, limit, scenario.seed)
+        )
     finally:
         for child in children:
             child.stop()
@@ -255,7 +266,8 @@ def measure(scenario: Scenario, run: PolicyRun, duration: float, workdir: Path) 
 
 
 def side_by_side(simulated: list[dict[str, Any]], measured: dict[str, Measured]) -> str:
-    head = f"{'policy':<16} {'sent':>6} {'errors':>6}  {'p50 sim':>8} {'p50 real':>8} {'diff':>6}  {'p99 sim':>8} {'p99 real':>8} {'diff':>6}"
+    pair = f"{'sim':>8} {'real':>8} {'diff':>6}"
+    head = f"{'policy':<16} {'sent':>6} {'errors':>6}  p50 {pair}  p99 {pair}"
     lines = [head, "-" * len(head) + "   (ms)"]
     for s in simulated:
         m = measured[s["algorithm"]]
@@ -267,18 +279,22 @@ def side_by_side(simulated: list[dict[str, Any]], measured: dict[str, Measured])
             diff = f"{(real - sim) / sim * 100:+.0f}%" if sim and real is not None else "-"
             sim_ms = f"{sim * 1000:.1f}" if sim is not None else "-"
             real_ms = f"{real * 1000:.1f}" if real is not None else "-"
-            cells.append(f"{sim_ms:>8} {real_ms:>8} {diff:>6}")
+            cells.append(f"    {sim_ms:>8} {real_ms:>8} {diff:>6}")
         lines.append("  ".join(cells))
     return "\n".join(lines) + "\n"
 
 
-def compare(scenario: Scenario, duration: float) -> tuple[list[dict[str, Any]], dict[str, Measured]]:
+def compare(
+    scenario: Scenario, duration: float
+) -> tuple[list[dict[str, Any]], dict[str, Measured]]:
     """Measure every policy on loopback, then simulate as many requests as were sent."""
     check_real(scenario)
     measured: dict[str, Measured] = {}
     with tempfile.TemporaryDirectory(prefix="rota-simulate-real-") as tmp:
         for run in scenario.policies:
-            print(f"rota simulate --real: {run.label} on loopback for {duration:g} s", file=sys.stderr)
+            print(
+                f"rota simulate --real: {run.label} on loopback for {duration:g} s", file=sys.stderr
+            )
             measured[run.label] = measure(scenario, run, duration, Path(tmp))
     sent = max(1, max(m.sent for m in measured.values()))
     results: list[Result] = simulate(replace(scenario, requests=sent), Options(progress=False))
