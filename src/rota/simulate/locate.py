@@ -3,8 +3,8 @@
 tomllib gives no positions, so this reads the text again: it follows the table headers
 (`[load]`, `[[servers]]`, counting each array-of-tables entry) and finds the first line
 that assigns the field's key in the right table, directly or in an inline table on that
-line (`service = { dist = "x" }`). Best effort: a field it cannot place gets no line, and
-the error still names the field.
+line (`service = { dist = "x" }`); a key that is missing gets the line of the table it belongs
+in. Best effort: a field it cannot place gets no line, and the error still names it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def line_of(text: str, path: str) -> int | None:
     lines = text.splitlines()
     table: list[tuple[str, int | None]] = []  # the current header, as steps
     counts: dict[str, int] = {}  # array-of-tables entries seen, by header name
+    enclosing: int | None = None  # a missing key: the line of the table it belongs in
     for number, line in enumerate(lines, 1):
         header = _HEADER.match(line)
         if header is not None:
@@ -47,6 +48,8 @@ def line_of(text: str, path: str) -> int | None:
                 table = [(p, None) for p in name.split(".")]
             if table == steps:
                 return number
+            if steps[: len(table)] == table:
+                enclosing = number
             continue
         if steps[: len(table)] != table or len(steps) == len(table):
             continue
@@ -54,9 +57,7 @@ def line_of(text: str, path: str) -> int | None:
         key = rest[0][0]
         if re.match(rf"^\s*{re.escape(key)}\s*=", line) is None:
             continue
-        # The key is on this line; a deeper field is on it too when written inline.
-        if len(rest) == 1 or re.search(rf"\b{re.escape(rest[-1][0])}\s*=", line):
-            return number
+        # The key is on this line; a deeper field is on it too (an inline table) or is
+        # not written at all (a missing key of an inline table): this line either way.
         return number
-    # A whole array-of-tables entry that does not exist: point at the last header.
-    return None
+    return enclosing
