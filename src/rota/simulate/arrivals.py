@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from math import log
 
 from rota.simulate.scenario import LoadSpec
 
 
 def poisson(rng: random.Random, rate: float) -> Iterator[float]:
-    expo = rng.expovariate
+    rand = rng.random
+    mean = 1.0 / rate
     now = 0.0
     while True:
-        now += expo(rate)
+        now -= log(1.0 - rand()) * mean  # rng.expovariate(rate), without its frame
         yield now
 
 

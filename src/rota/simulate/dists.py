@@ -11,6 +11,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import log
 
 Sampler = Callable[[], float]
 
@@ -31,9 +32,11 @@ class Dist:
 
     def sampler(self, rng: random.Random) -> Sampler:
         if self.kind == "exponential":
-            rate = 1.0 / self.mean
-            expo = rng.expovariate
-            return lambda: expo(rate)
+            # random.expovariate's own formula, without its Python frame: one call fewer
+            # per request, the same numbers.
+            mean = self.mean
+            rand = rng.random
+            return lambda: -log(1.0 - rand()) * mean
         if self.kind == "lognormal":
             # E[X] = exp(mu + sigma^2 / 2): mu chosen so the mean is the one asked for.
             mu = math.log(self.mean) - self.sigma * self.sigma / 2.0

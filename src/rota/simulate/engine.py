@@ -297,12 +297,19 @@ class Simulation:
         req.end = End.COMPLETE
         req.status = 200
         req.finished = now
-        self._release(req)
+        # _release, inlined: this runs once per request.
+        req.attempt = None
+        backend.active -= 1
+        self.policy.ended(backend, req)
+        if backend.max_requests and self.pool.waiting:
+            self.pool.wake()
         result = self.result
         result.latencies.append(now - req.started)
         result.served[server.index] += 1
         result.last = now
-        self._ended(req)
+        self.open -= 1
+        if req.client >= 0:
+            self._push(now + self.think(), CLIENT, req.client)
 
     def _release(self, req: SimRequest) -> None:
         """`Exchange._release_attempt`: the in-flight count, the policy's feedback, a wake."""
