@@ -133,7 +133,9 @@ class Simulation:
         self.pool = pool = Pool(run.pool.servers, run.pool.name, health, policy, clock=clock.time)
         pool.queue_timeout = run.pool.queue_timeout
         self.policy = policy
-        self.custom = isinstance(policy, CustomPolicy)
+        # Built-ins get no head, as for a TCP connection (nothing to hash but the client's
+        # address); a custom class gets a GET of /, which its `request` fields read.
+        self.head = SIMULATED_HEAD if isinstance(policy, CustomPolicy) else None
         self.servers: list[SimServer] = []
         self.by_backend: dict[Backend, SimServer] = {}
         for k, (spec, backend) in enumerate(zip(scenario.servers, pool.backends, strict=True)):
@@ -247,12 +249,7 @@ class Simulation:
         """Pick a server and send the request there: `Exchange._pick`, in simulated time."""
         pool = self.pool
         policy = self.policy
-        head = None
-        if self.custom:
-            # A request head of its own: a custom policy keys its flights on it (and may read
-            # it: a GET of /).
-            head = tuple.__new__(RequestHead, SIMULATED_HEAD)
-            req.head = head
+        head = self.head
         while True:
             if pool.plain:
                 backend = policy.pick(req.tried, head, req.client_ip)
@@ -261,7 +258,7 @@ class Simulation:
             if backend is None:
                 self._none_left(req)
                 return
-            req.backend = req.attempt = backend
+            req.outcome.backend = req.attempt = backend
             backend.active += 1
             policy.started(backend)
             server = self.by_backend[backend]
@@ -294,17 +291,18 @@ class Simulation:
         else:
             server.free += 1
         now = self.clock.now
-        req.end = End.COMPLETE
-        req.status = 200
-        req.finished = now
+        outcome = req.outcome
+        outcome.end = End.COMPLETE
+        outcome.status = 200
+        outcome.finished = now
         # _release, inlined: this runs once per request.
         req.attempt = None
         backend.active -= 1
-        self.policy.ended(backend, req)
+        self.policy.ended(backend, outcome)
         if backend.max_requests and self.pool.waiting:
             self.pool.wake()
         result = self.result
-        result.latencies.append(now - req.started)
+        result.latencies.append(now - outcome.started)
         result.served[server.index] += 1
         result.last = now
         self.open -= 1
@@ -318,7 +316,7 @@ class Simulation:
             req.attempt = None
             backend.active -= 1
             pool = self.pool
-            self.policy.ended(backend, req)
+            self.policy.ended(backend, req.outcome)
             if backend.max_requests and pool.waiting:
                 pool.wake()
 
@@ -339,12 +337,13 @@ class Simulation:
             pool.waiting.append(held)
             self._push(held.deadline, TIMEOUT, held)
             return
-        self._fail(req, 502 if req.status == 502 else 503)
+        self._fail(req, 502 if req.lost else 503)
 
     def _fail(self, req: SimRequest, status: int) -> None:
-        req.end = End.LOCAL
-        req.status = status
-        req.finished = self.clock.now
+        outcome = req.outcome
+        outcome.end = End.LOCAL
+        outcome.status = status
+        outcome.finished = self.clock.now
         self._release(req)
         if status == 503:
             self.result.rejected += 1
@@ -396,7 +395,7 @@ class Simulation:
         for req in victims:
             req.ticket = -1
             self._lost(server, req, "closed without answer")
-            req.status = 502  # none left now: a bad gateway, not an unavailable one
+            req.lost = True  # none left now: a bad gateway (502), not an unavailable one
             self.dispatch(req)
 
     def _passive(self, server: SimServer, reason: str) -> None:

@@ -5,44 +5,48 @@ A `SimServer` has `slots` parallel service slots and one FIFO queue in front of 
 from the server's model, times the server's current `factor` (a `slow` event). A server
 that is not `alive` refuses connections.
 
-A `SimRequest` is the `Outcome` the policy hears of, as an `Exchange` is in the proxy: the
-same fields (`started`, `finished`, `end`, `status`, `backend`), set at simulated times.
+A `SimRequest` carries the `Outcome` the policy hears of, as an `Exchange` is one in the
+proxy: the same fields (`started`, `finished`, `end`, `status`, `backend`), set at
+simulated times.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-from rota.outcome import End, Outcome
+from rota.outcome import Outcome
 from rota.pool import Backend
 from rota.simulate.dists import Sampler
 
 
-class SimRequest(Outcome):
-    """One simulated request (a bodiless, idempotent GET), from arrival to its end."""
+class SimRequest:
+    """One simulated request (a bodiless, idempotent GET), from arrival to its end.
 
-    __slots__ = ("attempt", "client", "client_ip", "head", "held", "service", "ticket", "tried")
+    Its `outcome` is what the policy's `ended` hears: a plain `Outcome` (rota.outcome is
+    compiled with mypyc, and an interpreted class cannot subclass a compiled one)."""
+
+    __slots__ = (
+        "attempt",
+        "client",
+        "client_ip",
+        "held",
+        "lost",
+        "outcome",
+        "service",
+        "ticket",
+        "tried",
+    )
 
     def __init__(self, started: float, client_ip: bytes, client: int, service: float) -> None:
-        # Outcome's fields set here rather than through its __init__: one call fewer per
-        # request (the proxy's Exchange does the same).
-        self.listener = "simulated"
-        self.pool = None
-        self.backend: Backend | None = None
-        self.status = 0
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.started = started
-        self.finished = 0.0
-        self.end = End.OPEN
+        self.outcome = Outcome("simulated", started)
         self.attempt: Backend | None = None  # the backend counting it in flight
         self.tried: tuple[Backend, ...] = ()
         self.client_ip = client_ip
         self.client = client  # closed loop: the client that waits for it; else -1
         self.service = service  # a replay's recorded service time; else 0
-        self.head: object = None  # a custom policy's flight key (rota.balancing.custom)
         self.ticket = 0  # the seq of its pending completion event; -1: none
         self.held: object = None  # its place in the pool's queue, once it waited there
+        self.lost = False  # lost with a server that died: 502, not 503, if none is left
 
 
 class SimServer:
