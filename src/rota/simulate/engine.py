@@ -34,7 +34,7 @@ from rota.balancing import CustomPolicy, make_policy
 from rota.config.model import HealthSpec
 from rota.health.state import ProbeSchedule, RiseFall
 from rota.http.rules import BodyKind, RequestHead
-from rota.outcome import End
+from rota.outcome import End, Outcome
 from rota.pool import Backend, Pool
 from rota.simulate.arrivals import arrivals
 from rota.simulate.results import Result
@@ -133,6 +133,10 @@ class Simulation:
         self.pool = pool = Pool(run.pool.servers, run.pool.name, health, policy, clock=clock.time)
         pool.queue_timeout = run.pool.queue_timeout
         self.policy = policy
+        # What `ended` hears, filled in just before each call: the fields an Exchange holds
+        # at that moment in the proxy. One object for the run, not one per request (no
+        # policy keeps it past the call: p2c reads its times, a custom class its status).
+        self.outcome = Outcome("simulated", 0.0)
         # Built-ins get no head, as for a TCP connection (nothing to hash but the client's
         # address); a custom class gets a GET of /, which its `request` fields read.
         self.head = SIMULATED_HEAD if isinstance(policy, CustomPolicy) else None
@@ -258,7 +262,7 @@ class Simulation:
             if backend is None:
                 self._none_left(req)
                 return
-            req.outcome.backend = req.attempt = backend
+            req.attempt = backend
             backend.active += 1
             policy.started(backend)
             server = self.by_backend[backend]
@@ -291,7 +295,9 @@ class Simulation:
         else:
             server.free += 1
         now = self.clock.now
-        outcome = req.outcome
+        outcome = self.outcome
+        outcome.backend = backend
+        outcome.started = req.started
         outcome.end = End.COMPLETE
         outcome.status = 200
         outcome.finished = now
@@ -302,21 +308,28 @@ class Simulation:
         if backend.max_requests and self.pool.waiting:
             self.pool.wake()
         result = self.result
-        result.latencies.append(now - outcome.started)
+        result.latencies.append(now - req.started)
         result.served[server.index] += 1
         result.last = now
         self.open -= 1
         if req.client >= 0:
             self._push(now + self.think(), CLIENT, req.client)
 
-    def _release(self, req: SimRequest) -> None:
-        """`Exchange._release_attempt`: the in-flight count, the policy's feedback, a wake."""
+    def _release(self, req: SimRequest, end: End, status: int) -> None:
+        """`Exchange._release_attempt`: the in-flight count, the policy's feedback, a wake.
+        `end` OPEN: an attempt that failed before any answer (the exchange goes on)."""
         backend = req.attempt
         if backend is not None:
             req.attempt = None
             backend.active -= 1
+            outcome = self.outcome
+            outcome.backend = backend
+            outcome.started = req.started
+            outcome.end = end
+            outcome.status = status
+            outcome.finished = 0.0 if end is End.OPEN else self.clock.now
+            self.policy.ended(backend, outcome)
             pool = self.pool
-            self.policy.ended(backend, req.outcome)
             if backend.max_requests and pool.waiting:
                 pool.wake()
 
@@ -340,11 +353,7 @@ class Simulation:
         self._fail(req, 502 if req.lost else 503)
 
     def _fail(self, req: SimRequest, status: int) -> None:
-        outcome = req.outcome
-        outcome.end = End.LOCAL
-        outcome.status = status
-        outcome.finished = self.clock.now
-        self._release(req)
+        self._release(req, End.LOCAL, status)
         if status == 503:
             self.result.rejected += 1
         else:
@@ -360,7 +369,7 @@ class Simulation:
             return
         self._passive(server, reason)
         req.tried += (backend,)
-        self._release(req)
+        self._release(req, End.OPEN, 0)
         self.result.retried += 1
 
     # other events

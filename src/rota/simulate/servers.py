@@ -5,25 +5,22 @@ A `SimServer` has `slots` parallel service slots and one FIFO queue in front of 
 from the server's model, times the server's current `factor` (a `slow` event). A server
 that is not `alive` refuses connections.
 
-A `SimRequest` carries the `Outcome` the policy hears of, as an `Exchange` is one in the
-proxy: the same fields (`started`, `finished`, `end`, `status`, `backend`), set at
-simulated times.
+The policy hears of a request's end through an `Outcome` with the fields an `Exchange`
+has in the proxy (`started`, `finished`, `end`, `status`, `backend`), at simulated times.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-from rota.outcome import Outcome
 from rota.pool import Backend
 from rota.simulate.dists import Sampler
 
 
 class SimRequest:
-    """One simulated request (a bodiless, idempotent GET), from arrival to its end.
-
-    Its `outcome` is what the policy's `ended` hears: a plain `Outcome` (rota.outcome is
-    compiled with mypyc, and an interpreted class cannot subclass a compiled one)."""
+    """One simulated request (a bodiless, idempotent GET), from arrival to its end. Not an
+    `Outcome` itself, as an Exchange is: rota.outcome is compiled with mypyc, and an
+    interpreted class cannot subclass a compiled one (engine.py fills one in for `ended`)."""
 
     __slots__ = (
         "attempt",
@@ -31,14 +28,14 @@ class SimRequest:
         "client_ip",
         "held",
         "lost",
-        "outcome",
         "service",
+        "started",
         "ticket",
         "tried",
     )
 
     def __init__(self, started: float, client_ip: bytes, client: int, service: float) -> None:
-        self.outcome = Outcome("simulated", started)
+        self.started = started
         self.attempt: Backend | None = None  # the backend counting it in flight
         self.tried: tuple[Backend, ...] = ()
         self.client_ip = client_ip
