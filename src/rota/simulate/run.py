@@ -28,6 +28,7 @@ PER_SERVER_SCANNED = 0.08e-6
 SCANNING = ("least_requests", "first", "hash")
 TOO_LONG = 1800.0  # seconds: past this, ask for --max-requests
 PROGRESS_AFTER = 10.0  # seconds of estimated run: show progress even off a terminal
+PROGRESS_TTY_AFTER = 2.0  # on a terminal, for any run longer than a blink
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,7 @@ class Options:
     seed: int | None = None
     as_json: bool = False
     plot: Path | None = None
-    progress: bool | None = None  # None: on a terminal or for a long run
+    progress: bool | None = None  # None: for a run of seconds on a terminal, else long ones
 
 
 def per_request(run: PolicyRun, servers: int) -> float:
@@ -79,7 +80,8 @@ def simulate(scenario: Scenario, options: Options) -> list[Result]:
     expected = estimate(scenario)
     show = options.progress
     if show is None:
-        show = sys.stderr.isatty() or expected > PROGRESS_AFTER
+        tty = sys.stderr.isatty()
+        show = expected > (PROGRESS_TTY_AFTER if tty else PROGRESS_AFTER)
     results: list[Result] = []
     for run in scenario.policies:
         if ":" in run.pool.algorithm:
