@@ -184,3 +184,11 @@ def test_a_rate_schedule_changes_the_arrival_rate(tmp_path: Path) -> None:
     got = summaries(tmp_path, text)["round_robin"]
     # About 100 in the first 10 s, the other 600 in about 10 s more (and a short drain).
     assert 18.0 < got["simulated_seconds"] < 22.5  # type: ignore[operator]
+
+
+def test_weights_share_the_requests_as_in_a_pool(tmp_path: Path) -> None:
+    text = BASE.replace("count = 4", 'name = "big"\nweight = 3') + (
+        '[[servers]]\nname = "small"\nservice = { dist = "constant", value = 0.01 }\n'
+    )
+    got = summaries(tmp_path, text)["round_robin"]
+    assert got["share"] == {"big": 0.75, "small": 0.25}
