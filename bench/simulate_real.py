@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -53,7 +54,11 @@ def diff(sim: float | None, real: float | None) -> str:
     return f"{off * 100:+.0f}%{mark}"
 
 
-def section(result: dict[str, Any], duration: float, took: float) -> str:
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def section(result: dict[str, Any], duration: float, took: float, loads: tuple[str, str]) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         START,
@@ -65,8 +70,10 @@ def section(result: dict[str, Any], duration: float, took: float) -> str:
         "20 ms, one of 100 ms, 4 slots each), `rota lb` with that policy, and an open-loop "
         "Poisson client at 200 requests/s over keep-alive connections, all on this 2-core "
         "machine; then the simulation of as many requests. Latency in ms, from the scheduled "
-        "send to the last byte. The machine is shared: figures move between runs "
-        "([simulate.md](simulate.md) says what the simulation leaves out).",
+        "send to the last byte. The machine is shared: figures move between runs; load "
+        f"average at start {loads[0]}, at end {loads[1]} (2 cores: anything near 2 or above "
+        "means the processes waited for a CPU, a delay the simulation does not model; "
+        "[simulate.md](simulate.md) says what else it leaves out).",
         "",
         "| policy | sent | errors | p50 sim | p50 real | diff | p99 sim | p99 real | diff | "
         "slow server's share, sim / real |",
@@ -100,8 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     duration = 5.0 if args.quick else 30.0
     started = time.monotonic()
+    before = load_average()
     result = run(duration)
-    block = section(result, duration, time.monotonic() - started)
+    block = section(result, duration, time.monotonic() - started, (before, load_average()))
     print(block)
     if not args.quick:
         doc = REPO / "docs" / "benchmarks.md"
