@@ -192,3 +192,12 @@ def test_weights_share_the_requests_as_in_a_pool(tmp_path: Path) -> None:
     )
     got = summaries(tmp_path, text)["round_robin"]
     assert got["share"] == {"big": 0.75, "small": 0.25}
+
+
+def test_a_schedule_that_stops_ends_the_run_with_fewer_requests(tmp_path: Path) -> None:
+    text = (
+        BASE.replace("rate = 50.0", "schedule = [{ at = 0, rate = 50.0 }, { at = 2, rate = 0.0 }]")
+        + '[[events]]\nat = 1.0\nserver = "s1"\naction = "down"\n'
+    )  # probes run for ever
+    got = summaries(tmp_path, text)["round_robin"]
+    assert 50 < got["completed"] < 150

@@ -200,7 +200,9 @@ class Simulation:
             next_t = next(stream, inf)
         dispatch = self.dispatch
         complete = self._complete
-        while remaining or self.open:
+        # Until every request has ended and no more can arrive (an open loop's arrivals may
+        # run out first: a log, or a schedule ending at rate 0; probes never stop).
+        while self.open or (remaining and (closed or next_t < inf)):
             if heap and heap[0][0] <= next_t:
                 t, seq, kind, obj = heappop(heap)
                 clock.now = t
