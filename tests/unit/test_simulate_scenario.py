@@ -3,6 +3,7 @@ a run shows (events, limits and the queue, closed loops, replays, the same seed)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,14 @@ def test_a_schedule_that_stops_ends_the_run_with_fewer_requests(tmp_path: Path) 
     )  # probes run for ever
     got = summaries(tmp_path, text)["round_robin"]
     assert 50 < got["completed"] < 150
+
+
+@pytest.mark.parametrize("name", ["slow-server.toml", "replay.toml"])
+def test_the_examples_run(name: str) -> None:
+    scenario = load_scenario(Path(__file__).resolve().parents[2] / "examples" / "simulate" / name)
+    scenario = replace(scenario, requests=min(scenario.requests, 2000))
+    results = simulate(scenario, Options(progress=False))
+    assert [r.algorithm for r in results] == ["round_robin", "least_requests", "p2c"]
+    assert all(r.completed == scenario.requests for r in results)
+    # Round robin gives every server the same share (to one request), whatever its speed.
+    assert max(results[0].served) - min(results[0].served) <= 1
