@@ -213,3 +213,22 @@ def test_the_examples_run(name: str) -> None:
     assert all(r.completed == scenario.requests for r in results)
     # Round robin gives every server the same share (to one request), whatever its speed.
     assert max(results[0].served) - min(results[0].served) <= 1
+
+
+def test_slow_start_ramps_a_server_back_in_on_simulated_time(tmp_path: Path) -> None:
+    # s1 is down from 10 s to 20 s of a 60 s run; once checks bring it back, slow start
+    # ramps it from 10% of its weight over 5 simulated seconds (a ramp read from the wall
+    # clock would hold it near 10% for the rest of the run, a share near 0.15).
+    text = (
+        "seed = 2\nrequests = 1200\n[load]\nrate = 20.0\n"
+        '[[servers]]\ncount = 2\nservice = { dist = "exponential", mean = 0.01 }\n'
+        "[health]\ninterval = 0.5\nrise = 1\nfall = 1\n"
+        '[[policies]]\nalgorithm = "round_robin"\nname = "plain"\n'
+        '[[policies]]\nalgorithm = "round_robin"\nslow_start = 5\nname = "ramped"\n'
+        '[[events]]\nat = 10.0\nserver = "s1"\naction = "down"\n'
+        '[[events]]\nat = 20.0\nserver = "s1"\naction = "up"\n'
+    )
+    got = summaries(tmp_path, text)
+    plain = got["plain"]["share"]["s1"]  # type: ignore[index]
+    ramped = got["ramped"]["share"]["s1"]  # type: ignore[index]
+    assert 0.3 < ramped < plain < 0.45  # type: ignore[operator]
