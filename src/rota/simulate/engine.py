@@ -32,11 +32,11 @@ from typing import Any
 
 from rota.balancing import CustomPolicy, make_policy
 from rota.config.model import HealthSpec
-from rota.health.state import ProbeSchedule, RiseFall
 from rota.http.rules import BodyKind, RequestHead
 from rota.outcome import End, Outcome
 from rota.pool import Backend, Pool
 from rota.simulate.arrivals import arrivals
+from rota.simulate.health import Checker, Health
 from rota.simulate.results import Result
 from rota.simulate.scenario import Event, PolicyRun, Scenario
 from rota.simulate.servers import SimRequest, SimServer
@@ -98,17 +98,6 @@ class Held:
             self.sim.dispatch(self.req)
 
 
-class Checker:
-    """One server's health check: rota's rise/fall machine and probe schedule."""
-
-    __slots__ = ("machine", "schedule", "server")
-
-    def __init__(self, server: SimServer, rise: int, fall: int, schedule: ProbeSchedule) -> None:
-        self.server = server
-        self.machine = RiseFall(rise, fall)
-        self.schedule = schedule
-
-
 def client_ips(n: int) -> list[bytes]:
     return [b"10.%d.%d.%d" % (k >> 16 & 255, k >> 8 & 255, k & 255) for k in range(n)]
 
@@ -154,18 +143,16 @@ class Simulation:
         self.seq = 0
         self.open = 0  # requests arrived and not ended
         self.think = self._think_sampler()
-        self.checkers: dict[SimServer, Checker] = {}
-        model = scenario.health
+        self.health: Health | None = None
         if any(e.action == "down" for e in scenario.events):
             # Checks change nothing while every server answers them, so a scenario without
             # a `down` runs none (its probes would all pass).
-            for server in self.servers:
-                schedule = ProbeSchedule(model.interval, 0.0, rand=probe_rng.random)
-                checker = Checker(server, model.rise, model.fall, schedule)
-                self.checkers[server] = checker
-                self._push(schedule.due, PROBE, checker)
+            self.health = Health(scenario.health, pool, self.servers, probe_rng, self._probe_at)
         for event in scenario.events:
             self._push(event.at, EVENT, event)
+
+    def _probe_at(self, at: float, checker: Checker) -> None:
+        self._push(at, PROBE, checker)
 
     def _push(self, at: float, kind: int, obj: object) -> int:
         self.seq += 1
@@ -369,7 +356,8 @@ class Simulation:
         backend = server.backend
         if backend is None:
             return
-        self._passive(server, reason)
+        if self.health is not None:
+            self.health.passive(server, reason, self.clock.now)
         req.tried += (backend,)
         self._release(req, End.OPEN, 0)
         self.result.retried += 1
@@ -377,8 +365,8 @@ class Simulation:
     # other events
 
     def _other(self, kind: int, obj: object, now: float) -> None:
-        if kind == PROBE and isinstance(obj, Checker):
-            self._probe(obj, now)
+        if kind == PROBE and isinstance(obj, Checker) and self.health is not None:
+            self.health.probe(obj, now)
         elif kind == EVENT and isinstance(obj, Event):
             self._event(obj)
         elif kind == TIMEOUT and isinstance(obj, Held) and obj.waiting and obj.deadline == now:
@@ -408,28 +396,3 @@ class Simulation:
             self._lost(server, req, "closed without answer")
             req.lost = True  # none left now: a bad gateway (502), not an unavailable one
             self.dispatch(req)
-
-    def _passive(self, server: SimServer, reason: str) -> None:
-        checker = self.checkers.get(server)
-        backend = server.backend
-        if checker is None or backend is None or not self.scenario.health.passive:
-            return
-        if checker.machine.force_down(reason) is not None:
-            self.pool.set_state(backend, checker.machine.state, reason)
-        now = self.clock.now
-        before = checker.schedule.due
-        checker.schedule.request_now(now)
-        if checker.schedule.due != before:
-            self._push(checker.schedule.due, PROBE, checker)
-
-    def _probe(self, checker: Checker, now: float) -> None:
-        schedule = checker.schedule
-        if now != schedule.due:
-            return  # superseded by a probe brought forward
-        server = checker.server
-        reason = "passed" if server.alive else "connection refused"
-        change = checker.machine.record(server.alive, reason)
-        if change is not None and server.backend is not None:
-            self.pool.set_state(server.backend, change.state, change.reason)
-        schedule.started(now)
-        self._push(schedule.due, PROBE, checker)
