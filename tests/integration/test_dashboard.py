@@ -103,11 +103,16 @@ def admin_get(port: int, path: str) -> Any:
 
 
 def wait_for_admin(proc: Proc, port: int, timeout: float = 15.0) -> None:
+    """Until the admin listener answers (401 included: it is up, and wants a token)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             admin_get(port, "/api/v1/stats")
             return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:
+                return
+            raise
         except (OSError, urllib.error.URLError, ValueError):
             if proc.popen.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the admin listener never answered:\n" + proc.output()) from None
@@ -119,6 +124,7 @@ class Site:
         self.config = config
         self.backends = backends
         self.admin = admin
+        self.extra: list[str] = []
         self.lb: Proc | None = None
         self.ports: dict[str, int] = {}
 
@@ -127,7 +133,9 @@ class Site:
         return f"http://127.0.0.1:{self.admin}/"
 
     def start(self) -> None:
-        self.lb = rota("lb", "--config", str(self.config), "--admin", f"127.0.0.1:{self.admin}")
+        self.lb = rota(
+            "lb", "--config", str(self.config), "--admin", f"127.0.0.1:{self.admin}", *self.extra
+        )
         for _ in range(2):
             line = self.lb.wait_for("rota listening on")
             self.lb.lines.remove(line)
@@ -368,3 +376,43 @@ def test_the_page_says_disconnected_while_rota_is_away_and_recovers(site: Site, 
     site.start()
     page.wait_for_selector('#status[data-state="live"]', timeout=20_000)
     wait_js(page, STATE, [row("site", "a"), "up"])
+
+
+def test_with_a_token_the_page_asks_for_it_and_keeps_it_for_the_tab(
+    site: Site, page: Any, tmp_path: Path
+) -> None:
+    secret = "dashboard-test-token-0123"
+    (tmp_path / "token").write_text(secret + "\n")
+    site.stop()
+    site.extra = ["--admin-token-file", str(tmp_path / "token")]
+    site.start()
+
+    # No token: the page asks for one, says a wrong one was refused, works with the right one.
+    page.goto(site.url)
+    page.wait_for_selector("#auth[open]")
+    assert page.get_attribute("#status", "data-state") == "unauthorized"
+    assert page.query_selector("tr.server") is None
+    page.fill("#auth-token", "wrong")
+    page.click("#auth button[type=submit]")
+    page.wait_for_selector("#auth[open] #auth-error:not([hidden])")
+    page.fill("#auth-token", secret)
+    page.click("#auth button[type=submit]")
+    wait_js(page, STATE, [row("site", "a"), "up"])
+    assert page.text_content("#status") == "live"
+    # The buttons send it too.
+    page.click(f"{row('site', 'a')} button.drain")
+    wait_js(page, STATE, [row("site", "a"), "draining"])
+    # A reload of the tab keeps it (sessionStorage): no second prompt.
+    page.reload()
+    wait_js(page, STATE, [row("site", "a"), "draining"])
+    assert not page.is_visible("#auth")
+
+    # A fresh tab given the token in the fragment: no prompt, and the token leaves the URL.
+    other = page.context.browser.new_context().new_page()
+    try:
+        other.goto(site.url + "#token=" + secret)
+        wait_js(other, STATE, [row("site", "a"), "draining"])
+        assert "token" not in other.url
+        assert not other.is_visible("#auth")
+    finally:
+        other.context.close()
