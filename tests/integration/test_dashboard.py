@@ -125,6 +125,7 @@ class Site:
         self.backends = backends
         self.admin = admin
         self.extra: list[str] = []
+        self.procs: dict[str, Proc] = {}
         self.lb: Proc | None = None
         self.ports: dict[str, int] = {}
 
@@ -157,6 +158,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     config = tmp_path / "site.toml"
     config.write_text(CONFIG.format(db=db_port, **{n: p for n, (_, p) in recorders.items()}))
     running = Site(config, {n: p for n, (_, p) in recorders.items()}, free_port())
+    running.procs = {n: proc for n, (proc, _) in recorders.items()}
     try:
         running.start()
         yield running
@@ -362,6 +364,19 @@ def test_disable_from_the_page_and_a_refused_action_is_reported(site: Site, page
     page.click('tr.server[data-server="no-such-server"] button.enable')
     page.wait_for_selector('#notice[data-kind="error"]:not([hidden])')
     assert "no-such-server" in page.text_content("#notice")
+
+
+def test_a_backend_that_dies_turns_red_and_its_timeline_records_it(site: Site, page: Any) -> None:
+    page.goto(site.url)
+    for pool, name in (("site", "a"), ("site", "b"), ("site", "c"), ("db", "db-1")):
+        wait_js(page, STATE, [row(pool, name), "up"])
+    site.procs["a"].stop()
+    wait_js(page, STATE, [row("site", "a"), "down"])
+    timeline = f"{row('site', 'a')} canvas.timeline"
+    wait_js(page, "(sel) => document.querySelector(sel).dataset.last === 'down'", timeline)
+    assert "down" in (page.get_attribute(timeline, "title") or "")
+    assert "up" in (page.get_attribute(timeline, "title") or "")  # what it was before
+    assert page.text_content("#servers-up") == "3/4"
 
 
 def test_the_page_says_disconnected_while_rota_is_away_and_recovers(site: Site, page: Any) -> None:
