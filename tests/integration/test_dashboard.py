@@ -1,8 +1,10 @@
 """The live dashboard in a real headless Chromium, against a real `rota lb --admin` in front
 of real backends: the page shows every listener and server, its numbers move under traffic,
 a Drain click stops traffic to that server (its backend receives nothing new) and Enable
-brings it back, the page never grows while it updates, and it says "disconnected" while
-rota is away and recovers by itself when rota is back.
+brings it back, Disable likewise, a refused action shows the API's message, a dead backend
+turns red on its timeline, the page never grows while it updates, it says "disconnected"
+while rota is away and recovers by itself when rota is back, and with a token it asks for
+it (or takes it from `/#token=...`) and keeps it for the tab.
 
 Playwright drives the system's Chromium (`executable_path`); it never downloads a browser.
 The test skips, saying why, when Playwright or Chromium is missing; `.ci/run` installs
