@@ -243,11 +243,18 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def fetched() -> list[str]:
+    """Every URL the page asked for."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, fetched: list[str]) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    opened.on("request", lambda request: fetched.append(request.url))
     yield opened
     context.close()
     assert errors == [], f"the page threw: {errors}"
@@ -287,7 +294,9 @@ def wait_updates(page: Any, n: int) -> None:
 # ---- the tests ----------------------------------------------------------------------------
 
 
-def test_the_dashboard_shows_traffic_and_drain_stops_it(site: Site, page: Any) -> None:
+def test_the_dashboard_shows_traffic_and_drain_stops_it(
+    site: Site, page: Any, fetched: list[str]
+) -> None:
     page.goto(site.url)
     # Every listener and every server, with its state and its address.
     for listener in ("web", "raw"):
@@ -343,6 +352,8 @@ def test_the_dashboard_shows_traffic_and_drain_stops_it(site: Site, page: Any) -
         wait_updates(page, 3)
         assert page.evaluate("document.getElementsByTagName('*').length") == nodes
     assert traffic.failed == 0
+    # Everything the page needed came from rota's admin listener: nothing from elsewhere.
+    assert fetched and all(url.startswith(site.url) for url in fetched), fetched
 
 
 def test_disable_from_the_page_and_a_refused_action_is_reported(site: Site, page: Any) -> None:
