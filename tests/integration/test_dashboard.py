@@ -128,6 +128,7 @@ class Site:
         self.admin = admin
         self.extra: list[str] = []
         self.procs: dict[str, Proc] = {}
+        self.workers = 1
         self.lb: Proc | None = None
         self.ports: dict[str, int] = {}
 
@@ -154,13 +155,19 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
+    """Three recording backends (pool "site", listener "web") and a TCP pool; one process,
+    or `--workers N` when the test is parametrized with N (indirect)."""
+    workers: int = getattr(request, "param", 1)
     recorders = {name: start_recorder() for name in SERVERS}
     db, db_port = start_backend(name="db-1")
     config = tmp_path / "site.toml"
     config.write_text(CONFIG.format(db=db_port, **{n: p for n, (_, p) in recorders.items()}))
     running = Site(config, {n: p for n, (_, p) in recorders.items()}, free_port())
     running.procs = {n: proc for n, (proc, _) in recorders.items()}
+    running.workers = workers
+    if workers > 1:
+        running.extra = ["--workers", str(workers)]
     try:
         running.start()
         yield running
@@ -294,6 +301,7 @@ def wait_updates(page: Any, n: int) -> None:
 # ---- the tests ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("site", [1, 2], indirect=True, ids=["one-process", "two-workers"])
 def test_the_dashboard_shows_traffic_and_drain_stops_it(
     site: Site, page: Any, fetched: list[str]
 ) -> None:
@@ -323,6 +331,10 @@ def test_the_dashboard_shows_traffic_and_drain_stops_it(
         # a and c go on receiving.
         page.click(f"{row('site', 'b')} button.drain")
         wait_js(page, STATE, [row("site", "b"), "draining"])
+        if site.workers > 1:
+            # The supervisor tells every worker within a second: once the page shows a
+            # second without a request to b, the worker serving our client knows.
+            wait_js(page, RPS, [row("site", "b"), "zero"])
         traffic.after_next()  # whatever was in flight at the click has finished
         b_before = forwarded(site.backends["b"])
         others = {n: forwarded(site.backends[n]) for n in ("a", "c")}
