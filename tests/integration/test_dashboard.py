@@ -283,6 +283,14 @@ RPS = """([sel, op]) => {
   return op === "zero" ? v === 0 : v > 0;
 }"""
 
+LATENCY = r"""(sel) => {
+  const p50 = document.querySelector(sel + " .p50");
+  const p99 = document.querySelector(sel + " .p99");
+  if (!p50 || !p99) return false;
+  const low = Number(p50.dataset.value), high = Number(p99.dataset.value);
+  return low > 0 && high >= low && /\d (µs|ms|s)$/.test(p50.textContent);
+}"""
+
 STATE = """([sel, state]) => {
   const el = document.querySelector(sel);
   return !!el && el.dataset.state === state && el.querySelector(".state").textContent === state;
@@ -326,6 +334,7 @@ def test_the_dashboard_shows_traffic_and_drain_stops_it(
         for name in SERVERS:
             wait_js(page, RPS, [row("site", name), "positive"])
         wait_js(page, RPS, ['tr.listener[data-listener="web"]', "positive"])
+        wait_js(page, LATENCY, 'tr.listener[data-listener="web"]')
 
         # Drain b from the page: the row says so, and b's backend gets nothing new while
         # a and c go on receiving.
@@ -366,6 +375,19 @@ def test_the_dashboard_shows_traffic_and_drain_stops_it(
     assert traffic.failed == 0
     # Everything the page needed came from rota's admin listener: nothing from elsewhere.
     assert fetched and all(url.startswith(site.url) for url in fetched), fetched
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rota does not measure the backend's response time yet (Outcome.response_time is "
+    "never set), so the API's server p50/p99 stay null",
+)
+def test_server_latency_shows_under_traffic(site: Site, page: Any) -> None:
+    page.goto(site.url)
+    wait_js(page, STATE, [row("site", "a"), "up"])
+    with Traffic(site.ports["web"], limit=2_000, seconds=30):
+        wait_js(page, RPS, [row("site", "a"), "positive"])
+        wait_js(page, LATENCY, row("site", "a"), timeout=5)
 
 
 def test_disable_from_the_page_and_a_refused_action_is_reported(site: Site, page: Any) -> None:
