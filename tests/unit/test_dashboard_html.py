@@ -55,7 +55,8 @@ def external_references(html: str) -> list[str]:
 
 
 def dashboard() -> str:
-    return files("rota").joinpath("admin/dashboard.html").read_text(encoding="utf-8")
+    """The page as the admin listener reads it (rota.admin.api.dashboard_page)."""
+    return files("rota.admin").joinpath("dashboard.html").read_text(encoding="utf-8")
 
 
 def test_the_dashboard_references_no_external_url() -> None:
