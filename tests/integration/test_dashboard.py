@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,11 @@ def start_recorder() -> tuple[Proc, int]:
     """A backend that records every request; its /__records (the health check path) is not
     recorded, so its count is exactly the requests rota forwarded to it."""
     proc = Proc([sys.executable, "-m", "tests.support.recording_backend"])
-    line = proc.wait_for("listening on http://127.0.0.1:")
+    try:
+        line = proc.wait_for("listening on http://127.0.0.1:")
+    except BaseException:
+        proc.stop()
+        raise
     return proc, int(line.rsplit(":", 1)[1])
 
 
@@ -149,9 +154,9 @@ class Site:
         wait_for_admin(self.lb, self.admin)
 
     def stop(self) -> None:
-        if self.lb is not None:
-            assert self.lb.stop() == 0, self.lb.output()
-            self.lb = None
+        lb, self.lb = self.lb, None
+        if lb is not None:
+            assert lb.stop() == 0, lb.output()
 
 
 @pytest.fixture
@@ -159,23 +164,23 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     """Three recording backends (pool "site", listener "web") and a TCP pool; one process,
     or `--workers N` when the test is parametrized with N (indirect)."""
     workers: int = getattr(request, "param", 1)
-    recorders = {name: start_recorder() for name in SERVERS}
-    db, db_port = start_backend(name="db-1")
-    config = tmp_path / "site.toml"
-    config.write_text(CONFIG.format(db=db_port, **{n: p for n, (_, p) in recorders.items()}))
-    running = Site(config, {n: p for n, (_, p) in recorders.items()}, free_port())
-    running.procs = {n: proc for n, (proc, _) in recorders.items()}
-    running.workers = workers
-    if workers > 1:
-        running.extra = ["--workers", str(workers)]
-    try:
+    with ExitStack() as cleanup:  # every process is stopped, whatever fails on the way
+        recorders: dict[str, tuple[Proc, int]] = {}
+        for name in SERVERS:
+            recorders[name] = start_recorder()
+            cleanup.callback(recorders[name][0].stop)
+        db, db_port = start_backend(name="db-1")
+        cleanup.callback(db.stop)
+        config = tmp_path / "site.toml"
+        config.write_text(CONFIG.format(db=db_port, **{n: p for n, (_, p) in recorders.items()}))
+        running = Site(config, {n: p for n, (_, p) in recorders.items()}, free_port())
+        running.procs = {n: proc for n, (proc, _) in recorders.items()}
+        running.workers = workers
+        if workers > 1:
+            running.extra = ["--workers", str(workers)]
+        cleanup.callback(running.stop)
         running.start()
         yield running
-    finally:
-        running.stop()
-        for proc, _ in recorders.values():
-            proc.stop()
-        db.stop()
 
 
 class Traffic:
