@@ -124,7 +124,9 @@ def test_drain_stops_new_requests_and_enable_brings_them_back(tmp_path: Path) ->
         assert call(admin, "POST", "/api/v1/pools/app/servers/s1/disable")[0] == 200
         time.sleep(0.3)
         assert served_by(port, 10) == Counter({"s0": 10})
-        assert "s1 127.0.0.1" in lb.output() or "disabled by the admin API" in lb.output()
+        wait_until(
+            lambda: "s1 127.0.0.1" in lb.output() and "DISABLED (by the admin API" in lb.output()
+        )
 
 
 def test_weights_added_and_removed_servers(tmp_path: Path) -> None:
