@@ -12,7 +12,6 @@ from types import FrameType
 
 from rota.config import ConfigError, Mode, load_config
 
-
 ADMIN = "127.0.0.1:9901"  # the dashboard and metrics of `make run`
 
 

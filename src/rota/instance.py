@@ -38,6 +38,8 @@ from rota.proxy.upstream import UpstreamPool
 
 log = logging.getLogger("rota")
 
+ADMIN_REASON = "by the admin API"  # the reason of every change an operator makes there
+
 
 class ListenError(Exception):
     """A listening socket could not be bound (exit code 1)."""
@@ -125,6 +127,12 @@ class Runtime:
     def _log_change(self, backend: Backend, reason: str) -> None:
         pool = backend.pool
         name = backend.name if self.config.seed else f"{pool.name}/{backend.name}"
+        if reason.endswith(ADMIN_REASON):
+            # An operator's change (rota.admin): say what they set, not the health state.
+            who = name if name == backend.address else f"{name} {backend.address}"
+            what = backend.admin.value.upper()
+            log.info("backend %s %s (%s; %d/%d up)", who, what, reason, pool.up_count(), len(pool))
+            return
         for line in transition_lines(
             name, backend.address, backend.state, reason, pool.up_count(), len(pool)
         ):
