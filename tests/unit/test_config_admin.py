@@ -46,7 +46,7 @@ def test_a_loopback_bind_needs_no_token(tmp_path: Path) -> None:
         ('[admin]\nbind = "127.0.0.1:8080"\n', {}, "also bound by listeners.web"),
         ('[admin]\nbind = "127.0.0.1"\n', {}, 'admin.bind: expected "host:port"'),
         ('[admin]\ntoken_file = "x"\n', {}, "admin.bind: missing"),
-        ('[admin]\nbind = "127.0.0.1:1"\ntokenfile = "x"\n', {}, "did you mean \"token_file\""),
+        ('[admin]\nbind = "127.0.0.1:1"\ntokenfile = "x"\n', {}, 'did you mean "token_file"'),
         (
             '[admin]\nbind = "0.0.0.0:9901"\ntoken_file = "/nonexistent/token"\n',
             {},

@@ -139,6 +139,8 @@ def _listener(spec: ListenerSpec) -> list[str]:
         else:
             out.append(f'send_proxy = "v{spec.send_proxy}"')
         out.append(f"accept_proxy = {value(spec.accept_proxy)}")
+    else:
+        out.append(f"via = {value(spec.via)}")
     out += ["", f"[listeners.{name}.timeouts]", *_timeouts(spec.timeouts, LISTENER_TIMEOUTS)]
     out += ["", f"[listeners.{name}.limits]", *_limits(spec.limits, LISTENER_LIMITS)]
     for route in spec.routes:
