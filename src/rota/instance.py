@@ -34,7 +34,7 @@ from rota.proxy.listener import bind
 from rota.proxy.server import GRACE_SECONDS, HttpListener
 from rota.proxy.tcp import TcpSettings
 from rota.proxy.tcp_server import TcpProxy, drain
-from rota.proxy.upstream import UpstreamPool
+from rota.proxy.upstream import UpstreamPool, idle_bound
 
 log = logging.getLogger("rota")
 
@@ -118,9 +118,8 @@ class Runtime:
         return pool
 
     def _hang_idle(self, backend: Backend, spec: PoolSpec) -> None:
-        backend.idle = UpstreamPool(
-            backend, spec.limits.pool_size, spec.timeouts.pool_idle, self.batch
-        )
+        limit = idle_bound(spec.limits, backend.max_requests)
+        backend.idle = UpstreamPool(backend, limit, spec.timeouts.pool_idle, self.batch)
 
     def _log_change(self, backend: Backend, reason: str) -> None:
         pool = backend.pool
@@ -326,7 +325,7 @@ class Runtime:
                 pool.set_weight(existing, server.weight)
                 idle = existing.idle
                 if idle is not None:
-                    idle.limit = spec.limits.pool_size
+                    idle.limit = idle_bound(spec.limits, existing.max_requests)
                     idle.max_idle_seconds = spec.timeouts.pool_idle
 
 

@@ -109,7 +109,7 @@ def test_every_default_is_written(tmp_path: Path) -> None:
     }
     assert set(data["listeners"]["default"]["timeouts"]) == {"header", "idle", "body", "tunnel"}
     assert set(data["pools"]["default"]["timeouts"]) == {"connect", "response", "pool_idle"}
-    assert data["pools"]["default"]["limits"] == {"pool_size": 128}
+    assert data["pools"]["default"]["limits"] == {}  # pool_size: auto, a comment
     assert "# max_body_bytes: none (no limit)" in text  # TOML has no null
 
 

@@ -121,14 +121,17 @@ class TimeoutSpec:
 
 @dataclass(frozen=True, slots=True)
 class LimitSpec:
-    """A listener reads every limit but `pool_size`; a pool reads `pool_size`."""
+    """A listener reads every limit but `pool_size`; a pool reads `pool_size` (and, for the
+    bound of its idle connections, the top-level `max_connections`)."""
 
     max_request_line: int = 8 * 1024  # 414 over it
     max_header_bytes: int = 32 * 1024  # the whole head; 431 over it
     max_headers: int = 100  # 431 over it
     max_body_bytes: int | None = None  # 413 over it; None: unlimited
     max_connections: int = 10_000  # concurrent client connections per worker
-    pool_size: int = 128  # idle keep-alive connections kept per backend
+    # Idle keep-alive connections kept per backend. None: as many as can be busy at once,
+    # the server's max_requests, else max_connections (rota.proxy.upstream.idle_bound).
+    pool_size: int | None = None
 
     def __reduce__(self) -> Reduced:
         return _reduce(self)

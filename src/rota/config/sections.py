@@ -70,8 +70,10 @@ def limits(
     section = r.section(path, raw, allowed)
     values: dict[str, Any] = {}
     for key, value in section.items():
-        if key == "max_body_bytes" and value is None:
-            values[key] = None  # JSON's null: no limit (TOML has no null: leave it out)
+        if key in ("max_body_bytes", "pool_size") and value is None:
+            # JSON's null: no limit, or the pool's automatic bound (TOML has no null: leave
+            # the key out)
+            values[key] = None
             continue
         values[key] = r.integer(field_path(path, key), value, 1, 2**62)
     return replace(base, **values)

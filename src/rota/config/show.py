@@ -124,7 +124,12 @@ def _limits(spec: LimitSpec, keys: tuple[str, ...]) -> list[str]:
     lines = []
     for k in keys:
         v = getattr(spec, k)
-        lines.append(f"# {k}: none (no limit)" if v is None else f"{k} = {v}")
+        if v is not None:
+            lines.append(f"{k} = {v}")
+        elif k == "pool_size":
+            lines.append(f"# {k}: auto (each server's max_requests, else max_connections)")
+        else:
+            lines.append(f"# {k}: none (no limit)")
     return lines
 
 
