@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from rota.balancing import make_policy
 from rota.config.model import Config, ListenerSpec, Mode, PoolSpec, hostport
-from rota.health.report import transition_lines
+from rota.health.report import advice, transition_lines
 from rota.observe.metrics import Stats
 from rota.outcome import Observer
 from rota.pool import Backend, CheckKey, Pool, State
@@ -99,6 +99,9 @@ class Runtime:
         self.stats: Stats | None = None
         # Set by whoever runs the health checks: hears of passive failures.
         self.on_backend_error: BackendErrorHook | None = None
+        # Why each server DOWN went down (its health state; admin changes leave it), for
+        # the one line of advice when a whole pool fails its check the same way.
+        self.down_reasons: dict[Backend, str] = {}
         for spec in config.pools:
             self.pools[spec.name] = self._build_pool(spec)
 
@@ -124,10 +127,18 @@ class Runtime:
     def _log_change(self, backend: Backend, reason: str) -> None:
         pool = backend.pool
         name = backend.name if self.config.seed else f"{pool.name}/{backend.name}"
-        for line in transition_lines(
-            name, backend.address, backend.state, reason, pool.up_count(), len(pool)
-        ):
+        if backend.state is State.DOWN:
+            self.down_reasons.setdefault(backend, reason)
+        else:
+            self.down_reasons.pop(backend, None)
+        up = pool.up_count()
+        for line in transition_lines(name, backend.address, backend.state, reason, up, len(pool)):
             log.info(line)
+        if backend.state is State.DOWN and up == 0 and reason:
+            reasons = [self.down_reasons.get(b, "") for b in pool.backends]
+            hint = advice(pool.name, reasons, pool.health, self.config.seed)
+            if hint is not None:
+                log.warning(hint)
 
     def checks(self) -> dict[CheckKey, str]:
         """Every distinct health check of every pool, with a name for logs."""
