@@ -49,6 +49,7 @@ test: lint typecheck
 bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.slow
+	$(BIN)/python -m bench.observe
 	$(BIN)/python -m bench.reuse
 
 bench-quick: install

@@ -38,6 +38,8 @@ from rota.proxy.upstream import UpstreamPool, idle_bound
 
 log = logging.getLogger("rota")
 
+ADMIN_REASON = "by the admin API"  # the reason of every change an operator makes there
+
 
 class ListenError(Exception):
     """A listening socket could not be bound (exit code 1)."""
@@ -132,6 +134,12 @@ class Runtime:
         else:
             self.down_reasons.pop(backend, None)
         up = pool.up_count()
+        if reason.endswith(ADMIN_REASON):
+            # An operator's change (rota.admin): say what they set, not the health state.
+            who = name if name == backend.address else f"{name} {backend.address}"
+            what = backend.admin.value.upper()
+            log.info("backend %s %s (%s; %d/%d up)", who, what, reason, up, len(pool))
+            return
         for line in transition_lines(name, backend.address, backend.state, reason, up, len(pool)):
             log.info(line)
         if backend.state is State.DOWN and up == 0 and reason:

@@ -4,6 +4,7 @@ the token, and traffic that never waits on it. Real processes, real sockets."""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -124,7 +125,9 @@ def test_drain_stops_new_requests_and_enable_brings_them_back(tmp_path: Path) ->
         assert call(admin, "POST", "/api/v1/pools/app/servers/s1/disable")[0] == 200
         time.sleep(0.3)
         assert served_by(port, 10) == Counter({"s0": 10})
-        assert "s1 127.0.0.1" in lb.output() or "disabled by the admin API" in lb.output()
+        wait_until(
+            lambda: "s1 127.0.0.1" in lb.output() and "DISABLED (by the admin API" in lb.output()
+        )
 
 
 def test_weights_added_and_removed_servers(tmp_path: Path) -> None:
@@ -244,3 +247,51 @@ def test_an_admin_flood_does_not_hold_up_traffic(tmp_path: Path) -> None:
                 t.join()
         assert statuses == Counter({200: 200})
         assert done["200"] > 0
+
+
+def test_tcp_listeners_count_connections_and_every_byte(tmp_path: Path) -> None:
+    echo = rota_echo()
+    admin = free_port()
+    config = tmp_path / "tcp.toml"
+    config.write_text(
+        f"""
+[admin]
+bind = "127.0.0.1:{admin}"
+[listeners.db]
+bind = "127.0.0.1:0"
+protocol = "tcp"
+pool = "db"
+[pools.db]
+servers = [{{ host = "127.0.0.1", port = {echo[1]}, name = "echo" }}]
+"""
+    )
+    lb = rota("lb", "--config", str(config))
+    try:
+        line = lb.wait_for("rota listening on", timeout=30)
+        port = int(line.rsplit(":", 1)[1].split()[0])
+        lb.wait_for("rota admin on")
+        payload = b"x" * 100_000
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(payload)
+                s.shutdown(socket.SHUT_WR)
+                got = b""
+                while chunk := s.recv(65536):
+                    got += chunk
+                assert got == payload
+        wait_until(lambda: total(metrics(admin), "rota_tcp_connections_total") == 3)
+        m = metrics(admin)
+        assert total(m, "rota_tcp_connections_total", listener="db", server="echo") == 3
+        assert total(m, "rota_bytes_total", listener="db", direction="in") == 300_000
+        assert total(m, "rota_bytes_total", listener="db", direction="out") == 300_000
+        assert total(m, "rota_client_connections_total", listener="db") == 3
+        assert total(m, "rota_requests_total") == 0
+    finally:
+        lb.stop()
+        echo[0].stop()
+
+
+def rota_echo() -> tuple[Proc, int]:
+    proc = Proc([sys.executable, "-m", "tests.support.echo_backend", "--port", "0"])
+    line = proc.wait_for("listening on")
+    return proc, int(line.rsplit(":", 1)[1])

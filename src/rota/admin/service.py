@@ -24,7 +24,7 @@ from rota.admin.exposition import Exposition, RotaCollector, server_state
 from rota.admin.http import AdminServer
 from rota.admin.views import Views
 from rota.config.model import BackendSpec, Config, PoolSpec
-from rota.instance import Runtime
+from rota.instance import ADMIN_REASON, Runtime
 from rota.observe.metrics import Snapshot
 from rota.pool import Admin, Backend, CheckKey
 
@@ -118,7 +118,7 @@ class AdminService:
         pool = self.runtime.pools[pool_name]
         backend = pool.get(backend_id)
         if backend is not None:
-            pool.set_admin(backend, admin, f"{admin.value} by the admin API")
+            pool.set_admin(backend, admin, ADMIN_REASON)
         self._tell(("admin", pool_name, backend_id, admin.value))
 
     def clash(self, pool_name: str, spec: BackendSpec) -> str | None:

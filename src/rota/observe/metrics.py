@@ -60,72 +60,76 @@ class Histogram:
 Snapshot = dict[str, Any]
 
 
+class Cell:
+    """One (listener, pool)'s counters. Nested dicts keyed by names: no tuple is built
+    per request."""
+
+    __slots__ = ("bytes_in", "bytes_out", "codes", "duration", "tcp")
+
+    def __init__(self) -> None:
+        self.codes: dict[str, dict[int, int]] = {}  # server -> status -> requests
+        self.tcp: dict[str, int] = {}  # server -> TCP connections
+        self.duration = Histogram()
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+
 class Stats:
     """One process's counters. `observe` is a `rota.outcome.Observer`."""
 
-    __slots__ = (
-        "bytes",
-        "connect_failures",
-        "duration",
-        "local",
-        "requests",
-        "retries",
-        "tcp",
-        "upstream",
-    )
+    __slots__ = ("cells", "connect_failures", "local", "refusals", "retries", "upstream")
 
     def __init__(self) -> None:
-        # (listener, pool, server, code) -> requests
-        self.requests: dict[tuple[str, str, str, int], int] = {}
-        # (listener, pool, server) -> TCP connections
-        self.tcp: dict[tuple[str, str, str], int] = {}
-        # (listener, pool) -> first byte in to last byte out
-        self.duration: dict[tuple[str, str], Histogram] = {}
-        # (pool, server) -> request sent to response head
-        self.upstream: dict[tuple[str, str], Histogram] = {}
-        # (listener, code) -> answers rota made itself
-        self.local: dict[tuple[str, int], int] = {}
-        # (listener, "in" | "out") -> bytes
-        self.bytes: dict[tuple[str, str], int] = {}
+        self.cells: dict[str, dict[str, Cell]] = {}  # listener -> pool -> counters
+        # pool -> server -> request sent to response head
+        self.upstream: dict[str, dict[str, Histogram]] = {}
+        self.local: dict[tuple[str, int], int] = {}  # (listener, code) -> rota's answers
+        self.refusals: dict[tuple[str, int], int] = {}  # the part of those before a request
         self.connect_failures: dict[tuple[str, str], int] = {}
         self.retries: dict[str, int] = {}
 
+    def cell(self, listener: str, pool: str) -> Cell:
+        by_pool = self.cells.get(listener)
+        if by_pool is None:
+            by_pool = self.cells[listener] = {}
+        cell = by_pool.get(pool)
+        if cell is None:
+            cell = by_pool[pool] = Cell()
+        return cell
+
     def observe(self, o: Outcome) -> None:
-        listener = o.listener
         pool = o.pool
         pool_name = pool.name if pool is not None else ""
+        cell = self.cell(o.listener, pool_name)
         backend = o.backend
         local = o.end is End.LOCAL
         server = backend.name if backend is not None and not local else ""
         status = o.status
         if status or o.protocol:
-            key = (listener, pool_name, server, status)
-            requests = self.requests
-            requests[key] = requests.get(key, 0) + 1
+            codes = cell.codes.get(server)
+            if codes is None:
+                codes = cell.codes[server] = {}
+            codes[status] = codes.get(status, 0) + 1
             if local:
-                lkey = (listener, status)
-                self.local[lkey] = self.local.get(lkey, 0) + 1
+                key = (o.listener, status)
+                self.local[key] = self.local.get(key, 0) + 1
         else:
-            tkey = (listener, pool_name, server)
-            self.tcp[tkey] = self.tcp.get(tkey, 0) + 1
-        dkey = (listener, pool_name)
-        hist = self.duration.get(dkey)
-        if hist is None:
-            hist = self.duration[dkey] = Histogram()
-        hist.observe(o.finished - o.started)
-        if o.response_time >= 0.0 and server:
-            ukey = (pool_name, server)
-            hist = self.upstream.get(ukey)
+            cell.tcp[server] = cell.tcp.get(server, 0) + 1
+        cell.duration.observe(o.finished - o.started)
+        cell.bytes_in += o.bytes_in
+        cell.bytes_out += o.bytes_out
+        response_time = o.response_time
+        if response_time >= 0.0 and server:
+            servers = self.upstream.get(pool_name)
+            if servers is None:
+                servers = self.upstream[pool_name] = {}
+            hist = servers.get(server)
             if hist is None:
-                hist = self.upstream[ukey] = Histogram()
-            hist.observe(o.response_time)
-        if o.retries:
-            self.retries[pool_name] = self.retries.get(pool_name, 0) + o.retries
-        counted = self.bytes
-        ikey = (listener, "in")
-        counted[ikey] = counted.get(ikey, 0) + o.bytes_in
-        okey = (listener, "out")
-        counted[okey] = counted.get(okey, 0) + o.bytes_out
+                hist = servers[server] = Histogram()
+            hist.observe(response_time)
+        retries = o.retries
+        if retries:
+            self.retries[pool_name] = self.retries.get(pool_name, 0) + retries
 
     def connect_failed(self, backend: Backend) -> None:
         key = (backend.pool.name, backend.name)
@@ -134,10 +138,9 @@ class Stats:
     def refused(self, listener: str, status: int) -> None:
         """rota answered a client before any request was read whole (400, 408, 414, 431,
         or 503 over the connection cap): a request with no pool and no server."""
-        key = (listener, "", "", status)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        lkey = (listener, status)
-        self.local[lkey] = self.local.get(lkey, 0) + 1
+        key = (listener, status)
+        self.refusals[key] = self.refusals.get(key, 0) + 1
+        self.local[key] = self.local.get(key, 0) + 1
 
     def snapshot(self, runtime: Runtime) -> Snapshot:
         """Every counter, plus what is open now (connections, requests in flight)."""
@@ -150,20 +153,43 @@ class Stats:
                 accepted[name] = ctx.accepted
             elif running.tcp is not None:
                 open_now[name] = len(running.tcp.tunnels)
-                ended = sum(n for (lst, _, _), n in self.tcp.items() if lst == name)
-                accepted[name] = ended + open_now[name]
+                cells = self.cells.get(name, {}).values()
+                accepted[name] = open_now[name] + sum(sum(c.tcp.values()) for c in cells)
         active = {
             (pool.name, backend.name): backend.active
             for pool in runtime.pools.values()
             for backend in pool.backends
         }
+        requests: dict[tuple[str, str, str, int], int] = {
+            (listener, "", "", status): n for (listener, status), n in self.refusals.items()
+        }
+        tcp: dict[tuple[str, str, str], int] = {}
+        duration: dict[tuple[str, str], tuple[list[int], float]] = {}
+        byte_counts: dict[tuple[str, str], int] = {}
+        for listener, by_pool in self.cells.items():
+            for pool_name, cell in by_pool.items():
+                for server, codes in cell.codes.items():
+                    for status, n in codes.items():
+                        key = (listener, pool_name, server, status)
+                        requests[key] = requests.get(key, 0) + n
+                for server, n in cell.tcp.items():
+                    tcp[(listener, pool_name, server)] = n
+                duration[(listener, pool_name)] = (list(cell.duration.counts), cell.duration.sum)
+                for direction, n in (("in", cell.bytes_in), ("out", cell.bytes_out)):
+                    key2 = (listener, direction)
+                    byte_counts[key2] = byte_counts.get(key2, 0) + n
+        upstream = {
+            (pool_name, server): (list(h.counts), h.sum)
+            for pool_name, servers in self.upstream.items()
+            for server, h in servers.items()
+        }
         return {
-            "requests": dict(self.requests),
-            "tcp": dict(self.tcp),
-            "duration": {k: (list(h.counts), h.sum) for k, h in self.duration.items()},
-            "upstream": {k: (list(h.counts), h.sum) for k, h in self.upstream.items()},
+            "requests": requests,
+            "tcp": tcp,
+            "duration": duration,
+            "upstream": upstream,
             "local": dict(self.local),
-            "bytes": dict(self.bytes),
+            "bytes": byte_counts,
             "connect_failures": dict(self.connect_failures),
             "retries": dict(self.retries),
             "connections": open_now,
