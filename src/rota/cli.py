@@ -176,7 +176,7 @@ LB_FLAGS: tuple[Flag, ...] = (
         "--timeout-response",
         "timeouts.response",
         _seconds,
-        "the backend's response head after the request was sent; 504 (default 30)",
+        "the backend's response head after the request was sent; 504 (default 60)",
         "SECONDS",
     ),
     Flag(
@@ -184,6 +184,13 @@ LB_FLAGS: tuple[Flag, ...] = (
         "timeouts.body",
         _seconds,
         "silence in either direction mid-body; both sides closed (default 60)",
+        "SECONDS",
+    ),
+    Flag(
+        "--timeout-tunnel",
+        "timeouts.tunnel",
+        _seconds,
+        "silence both ways in a WebSocket tunnel after its 101; both sides closed (default 3600)",
         "SECONDS",
     ),
     Flag(

@@ -34,6 +34,7 @@ SEED_KEYS = (
     "workers",
     "send_proxy",
     "accept_proxy",
+    "via",
     "listen",
     "health_check",
     "timeouts",
@@ -56,6 +57,7 @@ def build_seed(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
     algorithm = balancing.seed_algorithm(r, data.get("algorithm", "round_robin"))
     workers = sections.workers(r, data.get("workers", 1))
     send_proxy, accept_proxy = sections.proxy_protocol(r, "", data, mode, "mode")
+    via = sections.via(r, "", data, mode, "mode")
     health = sections.health(r, "health_check", data.get("health_check", {}))
     timeouts = sections.timeouts(
         r, "timeouts", data.get("timeouts", {}), sections.TIMEOUT_KEYS, TimeoutSpec()
@@ -77,6 +79,7 @@ def build_seed(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
         limits=limits,
         send_proxy=send_proxy,
         accept_proxy=accept_proxy,
+        via=via,
     )
     pool = PoolSpec(
         name="default",
