@@ -893,6 +893,23 @@ def test_a_non_101_answer_to_an_upgrade_parses_the_held_bytes_as_http() -> None:
     assert not c.reading_paused
 
 
+def test_a_connection_whose_upgrade_was_not_switched_is_never_pooled() -> None:
+    # issue 20: a backend answered an Upgrade twice (200, then 400); the pooled connection
+    # handed the stray 400 to the next client's request.
+    h = Harness(backends=1)
+    c = h.client()
+    c.send(UPGRADE)
+    first = h.backend_conn(0)
+    first.send(ok(b"plain"))
+    assert c.received() == ok(b"plain")
+    assert first.closed  # bytes beyond the response may still come: not pooled
+    c.send(get(b"/next"))
+    first.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 5\r\n\r\nstray")
+    assert len(h.backend_conns(0)) == 2
+    h.backend_conn(0).send(ok(b"next"))
+    assert c.received() == ok(b"plain") + ok(b"next")
+
+
 def test_a_101_to_a_request_without_upgrade_gives_502() -> None:
     h = Harness(backends=1)
     c = h.client()

@@ -507,6 +507,11 @@ class Exchange(Outcome):
                 # body would be read as a new request on this connection (RFC 9112 9.3).
                 conn.reusable = False
                 self.keep_client = False
+            elif self.head.websocket:
+                # An Upgrade the backend did not switch to: it may yet send more (a second
+                # answer, the new protocol) after this response, and a pooled connection
+                # would hand those bytes to the next request. Never pooled.
+                conn.reusable = False
             conn.pool.release(conn, self.client.ctx.now)
         self._finish(End.COMPLETE)
         self.client.exchange_done(self, self.keep_client)
