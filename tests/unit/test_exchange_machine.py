@@ -159,8 +159,13 @@ def test_pipelined_requests_are_answered_in_order_one_backend_at_a_time() -> Non
         ),
         pytest.param(
             [b"3;name=value\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n\r\n"],
-            b"3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n",
-            id="extensions-and-trailer-dropped",
+            b"3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n\r\n",
+            id="extensions-dropped-trailer-forwarded",
+        ),
+        pytest.param(
+            [b"1\r\na\r\n0\r\nHost: evil\r\nX-Sum: 1\r\nContent-Type: x\r\n\r\n"],
+            b"1\r\na\r\n0\r\nX-Sum: 1\r\n\r\n",
+            id="framing-and-routing-trailers-dropped",
         ),
         pytest.param(
             [b"5\r\nab", b"cde\r\n", b"0\r\n\r\n"],
@@ -1076,6 +1081,35 @@ def test_nothing_after_a_connection_close_request_is_forwarded() -> None:
 
 
 # --- Found while writing these tests, and fixed ---------------------------------------------
+
+
+CHUNKED_WITH_TRAILERS = (
+    b"HTTP/1.1 200 OK\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"2\r\nok\r\n0\r\nX-Checksum: c1\r\nConnection: close\r\nHost: evil\r\n"
+    b"Grpc-Status: 0\r\n\r\n"
+)
+
+
+def test_response_trailers_reach_an_http_1_1_client_without_framing_fields() -> None:
+    h = Harness(backends=1)
+    c = h.client()
+    c.send(get())
+    h.backend_conn(0).send(CHUNKED_WITH_TRAILERS)
+    assert c.received() == (
+        b"HTTP/1.1 200 OK\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\nX-Checksum: c1\r\nGrpc-Status: 0\r\n\r\n"
+    )
+    assert_still_serves(h, c, backend=0)
+
+
+def test_response_trailers_are_dropped_for_an_http_1_0_client() -> None:
+    h = Harness(backends=1)
+    c = h.client()
+    c.send(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    h.backend_conn(0).send(CHUNKED_WITH_TRAILERS)
+    assert c.received() == (
+        b"HTTP/1.1 200 OK\r\nTrailer: X-Checksum\r\nConnection: close\r\n\r\nok"
+    )
 
 
 def test_response_trailer_fields_do_not_leak_into_the_next_response() -> None:

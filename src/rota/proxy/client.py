@@ -207,6 +207,11 @@ class ClientConnection(BatchedWriter):
         if parsing is not None:
             parsing.on_request_body(data)
 
+    def on_request_trailers(self, section: bytes) -> None:
+        parsing = self.parsing
+        if parsing is not None:
+            parsing.trailers = section
+
     def on_request_end(self) -> None:
         parsing = self.parsing
         if parsing is not None:

@@ -197,9 +197,10 @@ class UpstreamConnection(BatchedWriter):
             exchange.on_response_body(body)
 
     def on_message_complete(self) -> None:
-        if self._headers:
+        trailers = self._headers
+        if trailers:
             # Trailer fields of a chunked response (llhttp reports them through on_header
-            # after on_headers_complete). rota re-chunks without trailers; they must never
+            # after on_headers_complete): this response's, handed on below; they must never
             # become fields of the next response on this connection.
             self._headers = []
         exchange = self.exchange
@@ -207,6 +208,12 @@ class UpstreamConnection(BatchedWriter):
             return
         if exchange.on_interim_end():
             return  # a 1xx response ended; the final one follows
+        if trailers:
+            if not self._keep_alive():
+                # llhttp reads `Connection: close` in trailers too, and would refuse any
+                # later response on this connection: never pooled.
+                self.reusable = False
+            exchange.on_response_trailers(trailers)
         self._done = True
 
     # for the exchange and the pool
