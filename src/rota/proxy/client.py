@@ -167,6 +167,7 @@ class ClientConnection(BatchedWriter):
         self.parser.close()  # no reference cycles left for the garbage collector
 
     def pause_writing(self) -> None:
+        self.widen()
         self.writing_paused = True
         if self.queue:
             upstream = self.queue[0].upstream

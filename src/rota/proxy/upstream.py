@@ -152,6 +152,7 @@ class UpstreamConnection(BatchedWriter):
         self._use_parser(_DETACHED_PARSER)
 
     def pause_writing(self) -> None:
+        self.widen()
         if self.exchange is not None:
             self.exchange.client.pause_reading()
 
