@@ -1046,17 +1046,40 @@ def test_pooled_connections_idle_past_pool_idle_are_closed() -> None:
     assert not c.closed
 
 
-def test_a_client_over_max_connections_gets_503_at_once() -> None:
+def test_a_client_over_max_connections_gets_503_when_every_connection_is_busy() -> None:
     h = Harness(backends=1, limits={"max_connections": 1})
     first = h.client()
+    first.send(get(b"/busy"))  # in flight: not closed to make room
     second = h.client()
     assert second.received() == error(503, close=True)
     assert second.closed
     assert not first.closed
+    h.backend_conn(0).send(ok(b"busy"))
+    assert first.received() == ok(b"busy")
     first.lose()
     third = h.client()
     assert not third.closed
     assert_still_serves(h, third, backend=0)
+
+
+def test_at_the_cap_the_oldest_idle_or_unfinished_head_makes_room() -> None:
+    # issue 20: 10,000 slow-loris sockets filled the cap and good clients got 503.
+    h = Harness(backends=1, limits={"max_connections": 3})
+    busy = h.client()
+    busy.send(get(b"/busy"))
+    slow = h.client()
+    slow.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # a head still arriving
+    idle = h.client()
+    _pooled(h, idle)  # answered, idle in keep-alive
+    newcomer = h.client()
+    assert slow.aborted  # the oldest that delivers nothing, cut unanswered
+    assert slow.received() == b""
+    assert not idle.closed and not busy.closed
+    assert_still_serves(h, newcomer, backend=0)
+    later = h.client()
+    assert idle.closed and not idle.aborted  # then the idle keep-alive one, closed quietly
+    assert_still_serves(h, later, backend=0)
+    assert not busy.closed
 
 
 def test_a_malformed_chunk_in_a_forwarded_body_aborts_the_backend_and_answers_400() -> None:

@@ -97,15 +97,16 @@ class ClientConnection(BatchedWriter):
         if peer:
             self.peer_ip = str(peer[0]).encode()
         ctx = self.ctx
-        if len(ctx.clients) >= ctx.limits.max_connections:
-            # Over the cap: answer at once rather than hold a connection we will not serve
-            # (nginx's limit_conn does the same). TCP mode pauses accepting instead.
+        if len(ctx.clients) >= ctx.limits.max_connections and not ctx.make_room():
+            # Over the cap, every connection busy: answer at once rather than hold a
+            # connection we will not serve (nginx's limit_conn does the same). TCP mode
+            # pauses accepting instead.
             self.closing = True
             ctx.count_error(503)
             self._send(CANNED[503])
             transport.close()
             return
-        ctx.clients.add(self)
+        ctx.clients[self] = None
         self.deadline = ctx.now + ctx.timeouts.idle
 
     def data_received(self, data: bytes) -> None:
@@ -161,7 +162,7 @@ class ClientConnection(BatchedWriter):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self.ctx.clients.discard(self)
+        self.ctx.clients.pop(self, None)
         while self.queue:
             self.queue.pop(0).cancel()
         self.parser.close()  # no reference cycles left for the garbage collector
@@ -368,6 +369,26 @@ class ClientConnection(BatchedWriter):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.close()
+
+    def evictable(self) -> bool:
+        """Nothing in flight: idle between requests, or a request head still arriving."""
+        return (
+            not self.queue
+            and not self.closing
+            and (self.phase is Phase.IDLE or self.phase is Phase.HEAD)
+        )
+
+    def evict(self) -> None:
+        """Closed to make room for a new client (ProxyContext.make_room): out of the count
+        at once; a head that was arriving is cut with a reset, unanswered."""
+        self.ctx.clients.pop(self, None)
+        self.closing = True
+        transport = self.transport
+        if transport is not None:
+            if self.phase is Phase.HEAD:
+                transport.abort()
+            else:
+                transport.close()
 
     def expire(self, now: float) -> None:
         """Called by the sweep when `deadline` has passed."""

@@ -50,7 +50,9 @@ class ProxyContext:
         # float add instead of a call into the loop per event. Deadlines are only checked
         # by the sweep, so they gain nothing from a finer clock.
         self.now = loop.time()
-        self.clients: set[ClientConnection] = set()
+        # Open client connections in the order they were accepted (a dict as an ordered
+        # set): at the cap, make_room looks for the oldest it can close.
+        self.clients: dict[ClientConnection, None] = {}
         self.errors: Counter[int] = Counter()
         self.observers: list[Observer] = []
         self.on_backend_error: BackendErrorHook | None = None
@@ -86,6 +88,18 @@ class ProxyContext:
 
     def count_error(self, status: int) -> None:
         self.errors[status] += 1
+
+    def make_room(self) -> bool:
+        """At the connection cap: close the oldest connection that costs most and delivers
+        least (a request head still arriving, or idle between requests), so a new client
+        is served instead of refused. False when every connection is busy. A slow-loris
+        flood fills the cap with heads that never end; nginx likewise closes idle
+        keep-alive connections when it runs out of them."""
+        for client in self.clients:
+            if client.evictable():
+                client.evict()
+                return True
+        return False
 
     def sweep_interval(self) -> float:
         """How often deadlines are checked: fine enough for the smallest timeout."""
