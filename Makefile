@@ -47,6 +47,8 @@ test: lint typecheck
 bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.slow
+	$(BIN)/python -m bench.bulk
+	$(BIN)/python -m bench.flood
 
 bench-quick: install
 	$(BIN)/python -m bench.run --quick
