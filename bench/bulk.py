@@ -2,6 +2,7 @@
 
     python -m bench.bulk            3 rounds, docs/benchmarks.md's bulk tables (printed)
     python -m bench.bulk --quick    1 round of 256 MiB transfers and 2 s wrk runs
+    python -m bench.bulk --rounds 2 --only rota,haproxy
 
 One `rota backend` on 127.0.0.1 serves `/bytes/N` (N bytes, Content-Length, or chunked with
 `?chunked=1`) and `/sha256` (hashes an upload, answers its digest and length). In front of
@@ -287,9 +288,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--only", default="", help="comma-separated contenders: rota,haproxy,nginx")
+    p.add_argument("--rounds", type=int, default=0, help="rounds (default 3, --quick 1)")
     opts = p.parse_args(argv)
     wrk = shutil.which("wrk") or "wrk"
     args = Args(1, 256 << 20, 2, wrk) if opts.quick else Args(3, GIB, 5, wrk)
+    if opts.rounds > 0:
+        args.rounds = opts.rounds
     rota_bin = str(Path(sys.executable).with_name("rota"))
     conns = max_conns(4096)
     contenders = {

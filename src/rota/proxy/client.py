@@ -162,7 +162,9 @@ class ClientConnection(BatchedWriter):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self.ctx.clients.pop(self, None)
+        clients = self.ctx.clients
+        if self in clients:  # two C calls; dict.pop(key, None) is a method call by name
+            del clients[self]
         while self.queue:
             self.queue.pop(0).cancel()
         self.parser.close()  # no reference cycles left for the garbage collector
@@ -381,7 +383,7 @@ class ClientConnection(BatchedWriter):
     def evict(self) -> None:
         """Closed to make room for a new client (ProxyContext.make_room): out of the count
         at once; a head that was arriving is cut with a reset, unanswered."""
-        self.ctx.clients.pop(self, None)
+        del self.ctx.clients[self]  # make_room found it there
         self.closing = True
         transport = self.transport
         if transport is not None:
