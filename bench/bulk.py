@@ -1,7 +1,8 @@
 """Big bodies: 1 GiB up and down, and responses of 1 KiB, 64 KiB and 1 MiB under load.
 
-    python -m bench.bulk            3 rounds, docs/benchmarks.md's bulk tables (printed)
-    python -m bench.bulk --quick    1 round of 256 MiB transfers and 2 s wrk runs
+    python -m bench.bulk            3 rounds, written to docs/benchmarks-bodies.md
+    python -m bench.bulk --quick    1 round of 256 MiB transfers and 2 s wrk runs, written
+                                    to bench/results/quick/bodies.md
     python -m bench.bulk --rounds 2 --only rota,haproxy
 
 One `rota backend` on 127.0.0.1 serves `/bytes/N` (N bytes, Content-Length, or chunked with
@@ -316,7 +317,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             results = {k: measure(k, b, backend_port, args) for k, b in contenders.items()}
         finally:
             backend.stop()
-    print(report(results, args))
+    text = report(results, args)
+    print(text)
+    out = ROOT / ("bench/results/quick/bodies.md" if opts.quick else "docs/benchmarks-bodies.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = __doc__.split("\n\n", 1)[1].split("Every process")[0].strip()
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    out.write_text(
+        f"# Big bodies: rota, HAProxy, nginx\n\nWritten by `python -m bench.bulk`"
+        f"{' --quick' if opts.quick else ''} (load average at the end: {load}).\n\n"
+        f"{doc}\n\n{text}\n"
+    )
+    print(f"bench: wrote {out}")
 
 
 if __name__ == "__main__":

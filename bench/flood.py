@@ -111,9 +111,19 @@ def main() -> None:
                     lines.append(f"| {key} | {ok} of {args.good} | {ms} |")
         finally:
             backend.stop()
-    print(f"{args.slow} slow-loris sockets at a cap of {args.slow} connections:\n")
-    print("| contender | good requests answered 200 | p50 | p99 |\n|---|--:|--:|--:|")
-    print("\n".join(lines))
+    text = (
+        f"{args.slow} slow-loris sockets at a cap of {args.slow} connections, {args.good} good"
+        " requests:\n\n| contender | good requests answered 200 | p50 | p99 |\n|---|--:|--:|--:|\n"
+        + "\n".join(lines)
+    )
+    print(text)
+    out = Path(__file__).resolve().parents[1] / "docs" / "benchmarks-flood.md"
+    doc = __doc__.split("\n\n", 1)[1].split("Every process")[0].strip()
+    out.write_text(
+        f"# Good clients under a connection flood\n\nWritten by `python -m bench.flood`.\n\n"
+        f"{doc}\n\n{text}\n"
+    )
+    print(f"bench: wrote {out}")
 
 
 if __name__ == "__main__":
