@@ -321,11 +321,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(text)
     out = ROOT / ("bench/results/quick/bodies.md" if opts.quick else "docs/benchmarks-bodies.md")
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = __doc__.split("\n\n", 1)[1].split("Every process")[0].strip()
+    doc = __doc__.split("\n\n", 2)[2].split("Every process")[0].strip()
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     out.write_text(
-        f"# Big bodies: rota, HAProxy, nginx\n\nWritten by `python -m bench.bulk`"
-        f"{' --quick' if opts.quick else ''} (load average at the end: {load}).\n\n"
+        f"# Big bodies: rota, HAProxy, nginx\n\nWritten by `python -m bench.bulk"
+        f"{' ' + ' '.join(argv or sys.argv[1:]) if (argv or sys.argv[1:]) else ''}` "
+        f"(load average at the end: {load}).\n\n"
         f"{doc}\n\n{text}\n"
     )
     print(f"bench: wrote {out}")
