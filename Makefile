@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "rota needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,simulate]'
 	@touch $(STAMP)
 
 run: install
@@ -47,6 +47,8 @@ test: lint typecheck
 bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.slow
+	$(BIN)/python -m bench.observe
+	$(BIN)/python -m bench.simulate_real
 	$(BIN)/python -m bench.bulk
 	$(BIN)/python -m bench.flood
 

@@ -4,6 +4,7 @@ rota lb [--host H] [--port P] [--config FILE] [flags]   the load balancer
 rota backend --host H --port P [--name NAME]             the simple HTTP backend
 rota example [--config FILE]                             three backends + the load balancer
 rota check-config FILE                                   validate, print the effective config
+rota simulate SCENARIO.toml [--json] [--plot DIR] [--real]  policies in a simulation
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ def _workers(text: str) -> int | str:
 
 
 LB_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "--admin",
+        "admin.bind",
+        str,
+        "serve metrics, the admin API and the dashboard on this address (default: off)",
+        "HOST:PORT",
+    ),
+    Flag(
+        "--admin-token-file",
+        "admin.token_file",
+        str,
+        "admin requests need 'Authorization: Bearer <the token in this file>'",
+        "FILE",
+    ),
     Flag(
         "--workers",
         "workers",
@@ -262,6 +277,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait this long before every answer but /health: a slow server (default 0)",
     )
 
+    backend.add_argument(
+        "--service-time",
+        default=None,
+        metavar="DIST",
+        help="serve in a drawn time: exponential:MEAN, lognormal:MEAN:SIGMA or "
+        "constant:SECONDS (replaces --delay; rota simulate --real)",
+    )
+    backend.add_argument(
+        "--concurrency",
+        type=_int,
+        default=0,
+        metavar="N",
+        help="with --service-time: at most N served at once, the rest wait in order "
+        "(default 0: no limit)",
+    )
+
     example = sub.add_parser("example", help="run three backends and the load balancer")
     example.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE")
 
@@ -274,7 +305,37 @@ def build_parser() -> argparse.ArgumentParser:
         "2 with one line naming the file and field when not.",
     )
     check.add_argument("file", metavar="FILE", help="the configuration, JSON or TOML (.toml)")
+    _simulate_parser(sub)
     return parser
+
+
+def _simulate_parser(sub: Any) -> None:
+    sim = sub.add_parser(
+        "simulate",
+        help="compare balancing policies on a simulated scenario (docs/simulate.md)",
+        description="Run each policy of SCENARIO (TOML) in a discrete-event simulation and "
+        "print a table per policy. Exit 2 with a line naming the file, field and line when "
+        "the scenario is wrong.",
+    )
+    sim.add_argument("scenario", metavar="SCENARIO", help="the scenario file (TOML)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object instead")
+    sim.add_argument("--plot", metavar="DIR", default=None, help="write PNGs to DIR")
+    sim.add_argument(
+        "--max-requests", type=_int, default=None, metavar="N", help="simulate at most N"
+    )
+    sim.add_argument("--seed", type=_int, default=None, metavar="N", help="override the seed")
+    sim.add_argument(
+        "--real",
+        action="store_true",
+        help="also run it on loopback (rota backend + rota lb) and print both side by side",
+    )
+    sim.add_argument(
+        "--duration",
+        type=_seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="--real: seconds of load per policy (default 20)",
+    )
 
 
 # The spelling of each flag as typed, by field, so an error names the flag the user typed
@@ -332,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _backend(args)
     if args.command == "check-config":
         return _check_config(args)
+    if args.command == "simulate":
+        return _simulate(args)
     return _example(args)
 
 
@@ -394,6 +457,19 @@ def _backend(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    slots = None
+    if args.service_time is not None or args.concurrency:
+        from rota.backend.service import Slots, parse_service
+
+        try:
+            draw = parse_service(args.service_time or f"constant:{max(0.0, args.delay)}")
+        except ValueError as exc:
+            print(f"rota backend: --service-time: {exc}", file=sys.stderr)
+            return 2
+        if args.concurrency < 0:
+            print("rota backend: --concurrency: expected 0 or more", file=sys.stderr)
+            return 2
+        slots = Slots(draw, args.concurrency)
     sickness = Sickness(args.health_status, args.health_hang)
     name = args.name or (
         f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
@@ -404,7 +480,7 @@ def _backend(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve_backend(args.host, args.port, name, stop, sickness, max(0.0, args.delay))
+        await serve_backend(args.host, args.port, name, stop, sickness, max(0.0, args.delay), slots)
 
     raise_fd_limit()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
@@ -415,6 +491,22 @@ def _backend(args: argparse.Namespace) -> int:
             print(f"rota backend: cannot listen on {name}: {what}", file=sys.stderr)
             return 1
     return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from rota.simulate.run import Options, main
+
+    options = Options(
+        max_requests=args.max_requests,
+        seed=args.seed,
+        as_json=args.json,
+        plot=Path(args.plot) if args.plot else None,
+    )
+    if args.real:
+        from rota.simulate.real import main_real
+
+        return main_real(Path(args.scenario), options, args.duration)
+    return main(Path(args.scenario), options)
 
 
 def _example(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from rota.pool import Backend, Pool
 from rota.proxy.batching import WriteBatch
 
 if TYPE_CHECKING:
+    from rota.observe.metrics import Stats
     from rota.proxy.client import ClientConnection
 
 log = logging.getLogger("rota")
@@ -53,8 +53,10 @@ class ProxyContext:
         # Open client connections in the order they were accepted (a dict as an ordered
         # set): at the cap, make_room looks for the oldest it can close.
         self.clients: dict[ClientConnection, None] = {}
-        self.errors: Counter[int] = Counter()
+        self.accepted = 0  # client connections ever accepted
         self.observers: list[Observer] = []
+        # Counts what rota refuses before a request is whole (metrics on: rota.observe).
+        self.stats: Stats | None = None
         self.on_backend_error: BackendErrorHook | None = None
         self.routes = RouteTable(())
         self.only: Route | None = None
@@ -87,7 +89,11 @@ class ProxyContext:
             hook(backend, reason)
 
     def count_error(self, status: int) -> None:
-        self.errors[status] += 1
+        """rota refused a client before any exchange began (400, 408, 414, 431, or 503
+        over the connection cap); errors of an exchange reach the observers instead."""
+        stats = self.stats
+        if stats is not None:
+            stats.refused(self.name, status)
 
     def make_room(self) -> bool:
         """At the connection cap: close the oldest connection that costs most and delivers
