@@ -52,6 +52,8 @@ bench: install
 	$(BIN)/python -m bench.observe
 	$(BIN)/python -m bench.simulate_real
 	$(BIN)/python -m bench.reuse
+	$(BIN)/python -m bench.bulk
+	$(BIN)/python -m bench.flood
 
 bench-quick: install
 	$(BIN)/python -m bench.run --quick

@@ -13,7 +13,7 @@ from rota.config.model import Config
 from rota.health.monitor import HealthMonitor
 from rota.instance import ListenError, Runtime
 from rota.pool import Backend
-from rota.runtime import loop_factory, raise_fd_limit
+from rota.runtime import loop_factory, raise_fd_limit, tune_malloc
 
 log = logging.getLogger("rota")
 
@@ -29,6 +29,7 @@ def run(config: Config, reload: Reload | None = None) -> int:
 
         return run_supervisor(config, reload)
     raise_fd_limit()
+    tune_malloc()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         try:
             runner.run(_main(config, reload))

@@ -58,7 +58,7 @@ from rota.lb import Reload, on_reload, stop_event
 from rota.observe.metrics import Snapshot, Stats
 from rota.pool import Admin, Backend, CheckKey, State
 from rota.proxy.server import GRACE_SECONDS
-from rota.runtime import loop_factory, raise_fd_limit, setup_logging
+from rota.runtime import loop_factory, raise_fd_limit, setup_logging, tune_malloc
 
 log = logging.getLogger("rota")
 
@@ -404,6 +404,7 @@ def worker_main(config: Config, index: int, pipe: Pipe) -> None:
     """A worker process: one `Runtime`, listening with SO_REUSEPORT."""
     setup_logging()
     raise_fd_limit()
+    tune_malloc()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         try:
             runner.run(_worker(config, pipe))

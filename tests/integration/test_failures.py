@@ -96,23 +96,30 @@ def test_restarted_backend_pooled_connection_replaced_without_error(tmp_path: Pa
         backend.stop()
 
 
-def test_http_connections_over_the_cap_get_503_and_the_others_are_served(
-    tmp_path: Path,
-) -> None:
-    backend, bport = start_backend(name="a")
+def test_http_connections_over_the_cap_make_room_or_get_503(tmp_path: Path) -> None:
+    # Every answer but /health waits 1 s: requests stay in flight while the test looks.
+    backend, bport = start_backend(None, "a", "--delay", "1.0")
     config = write_config(tmp_path / "db.json", [bport])
     lb, port = start_lb(config, "--max-connections", "2")
     try:
         with Client(port) as first, Client(port) as second:
             assert first.request("GET", "/").status == 200
             assert second.request("GET", "/").status == 200
+            # Both idle in keep-alive at the cap: the oldest makes room (issue 20).
             with Client(port) as third:
-                r = third.read_response()
-                assert r.status == 503 and r.header("retry-after") == "1"
-                assert third.closed_by_peer()
-            assert first.request("GET", "/").status == 200  # the held ones still work
-        time.sleep(0.2)  # both closed: room again
-        assert get(port).status == 200
+                assert third.request("GET", "/").status == 200
+                assert first.closed_by_peer()
+                assert second.request("GET", "/").status == 200  # still open
+                # Both held connections busy: nothing to close, the newcomer gets 503.
+                second.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                third.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                time.sleep(0.2)  # both requests reach rota (the backend holds them 1 s)
+                with Client(port) as fourth:
+                    r = fourth.read_response()
+                    assert r.status == 503 and r.header("retry-after") == "1"
+                    assert fourth.closed_by_peer()
+                assert second.read_response().status == 200  # the busy ones are served
+                assert third.read_response().status == 200
     finally:
         lb.stop()
         backend.stop()

@@ -339,12 +339,13 @@ CASES: tuple[Case, ...] = (
         stage="body",
         smuggle=True,
     ),
+    # A trailer naming a framing or routing field is dropped, never forwarded (issue 19): the
+    # body has gone to the backend by then; the unit tests check what is forwarded.
     Case(
-        "trailer-host",
+        "ok-trailer-host-dropped",
         "RFC 9110 6.5.1",
         _chunked(b"3\r\nabc\r\n0\r\nHost: evil\r\n\r\n"),
-        400,
-        stage="body",
+        200,
     ),
     # --- Valid requests: forwarded, answered 200 ---
     Case("ok-get", "RFC 9112 3", _get(), 200),

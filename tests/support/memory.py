@@ -84,6 +84,7 @@ class MemoryTransport(asyncio.Transport):
         self.eof_written = False
         self.reading_paused = False
         self.write_blocked = False
+        self.write_limits: tuple[int | None, int | None] | None = None
         self.peername = peername
         self._loop = loop
         self._protocol: _Protocol | None = None
@@ -123,6 +124,9 @@ class MemoryTransport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.peername if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.write_limits = (high, low)
 
     def pause_reading(self) -> None:
         self.reading_paused = True

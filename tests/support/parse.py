@@ -14,6 +14,7 @@ from rota.http.request import RequestHead, RequestParser
 class Parsed:
     head: RequestHead
     body: bytearray = field(default_factory=bytearray)
+    trailers: bytes = b""  # the trailer section as rota forwards it
     complete: bool = False
 
 
@@ -37,6 +38,9 @@ class _Sink:
 
     def on_request_body(self, data: bytes) -> None:
         self.requests[-1].body += data
+
+    def on_request_trailers(self, section: bytes) -> None:
+        self.requests[-1].trailers = section
 
     def on_request_end(self) -> None:
         self.requests[-1].complete = True

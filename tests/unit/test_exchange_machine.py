@@ -157,8 +157,13 @@ def test_pipelined_requests_are_answered_in_order_one_backend_at_a_time() -> Non
         ),
         pytest.param(
             [b"3;name=value\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n\r\n"],
-            b"3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n",
-            id="extensions-and-trailer-dropped",
+            b"3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n\r\n",
+            id="extensions-dropped-trailer-forwarded",
+        ),
+        pytest.param(
+            [b"1\r\na\r\n0\r\nHost: evil\r\nX-Sum: 1\r\nContent-Type: x\r\n\r\n"],
+            b"1\r\na\r\n0\r\nX-Sum: 1\r\n\r\n",
+            id="framing-and-routing-trailers-dropped",
         ),
         pytest.param(
             [b"5\r\nab", b"cde\r\n", b"0\r\n\r\n"],
@@ -891,6 +896,23 @@ def test_a_non_101_answer_to_an_upgrade_parses_the_held_bytes_as_http() -> None:
     assert not c.reading_paused
 
 
+def test_a_connection_whose_upgrade_was_not_switched_is_never_pooled() -> None:
+    # issue 20: a backend answered an Upgrade twice (200, then 400); the pooled connection
+    # handed the stray 400 to the next client's request.
+    h = Harness(backends=1)
+    c = h.client()
+    c.send(UPGRADE)
+    first = h.backend_conn(0)
+    first.send(ok(b"plain"))
+    assert c.received() == ok(b"plain")
+    assert first.closed  # bytes beyond the response may still come: not pooled
+    c.send(get(b"/next"))
+    first.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 5\r\n\r\nstray")
+    assert len(h.backend_conns(0)) == 2
+    h.backend_conn(0).send(ok(b"next"))
+    assert c.received() == ok(b"plain") + ok(b"next")
+
+
 def test_a_101_to_a_request_without_upgrade_gives_502() -> None:
     h = Harness(backends=1)
     c = h.client()
@@ -1023,17 +1045,40 @@ def test_pooled_connections_idle_past_pool_idle_are_closed() -> None:
     assert not c.closed
 
 
-def test_a_client_over_max_connections_gets_503_at_once() -> None:
+def test_a_client_over_max_connections_gets_503_when_every_connection_is_busy() -> None:
     h = Harness(backends=1, limits={"max_connections": 1})
     first = h.client()
+    first.send(get(b"/busy"))  # in flight: not closed to make room
     second = h.client()
     assert second.received() == error(503, close=True)
     assert second.closed
     assert not first.closed
+    h.backend_conn(0).send(ok(b"busy"))
+    assert first.received() == ok(b"busy")
     first.lose()
     third = h.client()
     assert not third.closed
     assert_still_serves(h, third, backend=0)
+
+
+def test_at_the_cap_the_oldest_idle_or_unfinished_head_makes_room() -> None:
+    # issue 20: 10,000 slow-loris sockets filled the cap and good clients got 503.
+    h = Harness(backends=1, limits={"max_connections": 3})
+    busy = h.client()
+    busy.send(get(b"/busy"))
+    slow = h.client()
+    slow.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # a head still arriving
+    idle = h.client()
+    _pooled(h, idle)  # answered, idle in keep-alive
+    newcomer = h.client()
+    assert slow.aborted  # the oldest that delivers nothing, cut unanswered
+    assert slow.received() == b""
+    assert not idle.closed and not busy.closed
+    assert_still_serves(h, newcomer, backend=0)
+    later = h.client()
+    assert idle.closed and not idle.aborted  # then the idle keep-alive one, closed quietly
+    assert_still_serves(h, later, backend=0)
+    assert not busy.closed
 
 
 def test_a_malformed_chunk_in_a_forwarded_body_aborts_the_backend_and_answers_400() -> None:
@@ -1058,6 +1103,35 @@ def test_nothing_after_a_connection_close_request_is_forwarded() -> None:
 
 
 # --- Found while writing these tests, and fixed ---------------------------------------------
+
+
+CHUNKED_WITH_TRAILERS = (
+    b"HTTP/1.1 200 OK\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"2\r\nok\r\n0\r\nX-Checksum: c1\r\nConnection: close\r\nHost: evil\r\n"
+    b"Grpc-Status: 0\r\n\r\n"
+)
+
+
+def test_response_trailers_reach_an_http_1_1_client_without_framing_fields() -> None:
+    h = Harness(backends=1)
+    c = h.client()
+    c.send(get())
+    h.backend_conn(0).send(CHUNKED_WITH_TRAILERS)
+    assert c.received() == (
+        b"HTTP/1.1 200 OK\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\nX-Checksum: c1\r\nGrpc-Status: 0\r\n\r\n"
+    )
+    assert_still_serves(h, c, backend=0)
+
+
+def test_response_trailers_are_dropped_for_an_http_1_0_client() -> None:
+    h = Harness(backends=1)
+    c = h.client()
+    c.send(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    h.backend_conn(0).send(CHUNKED_WITH_TRAILERS)
+    assert c.received() == (
+        b"HTTP/1.1 200 OK\r\nTrailer: X-Checksum\r\nConnection: close\r\n\r\nok"
+    )
 
 
 def test_response_trailer_fields_do_not_leak_into_the_next_response() -> None:

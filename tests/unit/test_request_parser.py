@@ -95,10 +95,20 @@ def test_chunked_body_over_the_limit() -> None:
     assert result.status == 413 and result.requests == []
 
 
-def test_trailer_with_host_is_refused() -> None:
-    raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nHost: b\r\n\r\n"
+def test_trailers_are_forwarded_but_never_a_framing_or_routing_field() -> None:
+    raw = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+        b"Host: b\r\nX-Checksum: abc \r\nConnection: close\r\nAuthorization: x\r\n\r\n"
+    )
     result = read_stream(raw)
-    assert result.status == 400 and not result.requests[0].complete
+    assert result.status == 200 and result.requests[0].complete
+    assert result.requests[0].trailers == b"X-Checksum: abc\r\n"
+
+
+def test_ten_thousand_trailer_fields_get_431() -> None:
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+    result = read_stream(raw + b"X: 1\r\n" * 10_000 + b"\r\n")
+    assert result.status == 431 and not result.requests[0].complete
 
 
 class _Sink:
@@ -110,6 +120,9 @@ class _Sink:
 
     def on_request_body(self, data: bytes) -> None:
         self.events.append(("body", data))
+
+    def on_request_trailers(self, section: bytes) -> None:
+        self.events.append(("trailers", section))
 
     def on_request_end(self) -> None:
         self.events.append(("end", b""))

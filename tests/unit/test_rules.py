@@ -27,8 +27,9 @@ from rota.http.rules import (
     check_head_size,
     check_request,
     check_request_line_length,
-    check_trailers,
+    response_trailer_section,
     resume_head,
+    trailer_section,
 )
 
 LIMITS = LimitSpec()
@@ -284,13 +285,19 @@ def test_incremental_limit_helpers() -> None:
 
 
 def test_trailers() -> None:
-    check_trailers([(b"X-Checksum", b"abc")], LIMITS)
-    for bad in [(b"Host", b"evil"), (b"content-length", b"5"), (b"X Y", b"1"), (b"X", b"\r")]:
+    assert trailer_section([(b"X-Checksum", b"abc")], LIMITS) == b"X-Checksum: abc\r\n"
+    # Framing, routing and hop-by-hop fields are dropped, never forwarded.
+    for dropped in [(b"Host", b"evil"), (b"content-length", b"5"), (b"TE", b"x")]:
+        assert trailer_section([dropped, (b"X", b"1")], LIMITS) == b"X: 1\r\n"
+    for bad in [(b"X Y", b"1"), (b"X", b"\r")]:
         with pytest.raises(ProtocolError):
-            check_trailers([bad], LIMITS)
+            trailer_section([bad], LIMITS)
     with pytest.raises(ProtocolError) as info:
-        check_trailers([(b"X", b"1")] * 101, LIMITS)
+        trailer_section([(b"X", b"1")] * 101, LIMITS)
     assert info.value.status == 431
+    # From a backend: a bad field is dropped, too many drop the section (the body is gone).
+    assert response_trailer_section([(b"X Y", b"1"), (b"Z", b"2")], LIMITS) == b"Z: 2\r\n"
+    assert response_trailer_section([(b"X", b"1")] * 101, LIMITS) == b""
 
 
 def test_resume_head() -> None:
@@ -363,6 +370,7 @@ def test_forwarded_head_strips_hop_by_hop() -> None:
     names = {line.split(b":")[0].lower() for line in out[1:]}
     assert names == {
         b"host",  # a client cannot strip Host by naming it in Connection
+        b"trailer",  # end-to-end (RFC 9110 6.6.2): rota forwards trailers
         b"x-kept",
         b"x-forwarded-for",
         b"x-forwarded-proto",

@@ -89,8 +89,16 @@ class BackendConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._send(400, b"upgrade not supported\n", close=True)
+        except httptools.HttpParserUpgrade as exc:
+            # llhttp stops after a request asking to upgrade (or a CONNECT), once
+            # on_message_complete has answered it as plain HTTP. This server switches to
+            # nothing, so it ignores the Upgrade (RFC 9110 7.8) and the connection goes on
+            # as HTTP/1.1: a fresh parser for what follows. (It used to answer a second
+            # time, a 400 nobody asked for, which a proxy could hand to the next request.)
+            self._parser = httptools.HttpRequestParser(self)
+            rest = data[int(exc.args[0]) :]
+            if rest:
+                self.data_received(rest)
         except httptools.HttpParserError:
             self._send(400, b"bad request\n", close=True)
 

@@ -12,14 +12,14 @@ Headers = list[tuple[bytes, bytes]]
 
 # RFC 9110 7.6.1: a proxy removes Connection and every field it names, plus these, which
 # are known to be hop-by-hop even when Connection forgot to name them (RFC 7230 6.1 list;
-# Proxy-Connection is the non-standard one browsers used to send).
+# Proxy-Connection is the non-standard one browsers used to send). Not Trailer: it is
+# end-to-end (RFC 9110 6.6.2), forwarded with the trailer fields it announces.
 HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
         b"proxy-connection",
         b"te",
-        b"trailer",
         b"transfer-encoding",
         b"upgrade",
     }

@@ -23,9 +23,9 @@ from rota.http.rules import (
     RequestHead,
     body_start,
     check_body_size,
-    check_trailers,
     decide_request,
     resume_head,
+    trailer_section,
 )
 
 # One framing decision type for the whole data plane (rota.http.rules).
@@ -40,6 +40,9 @@ _CHUNKED: Final = BodyKind.CHUNKED
 class RequestSink(Protocol):
     def on_request(self, head: RequestHead) -> None: ...
     def on_request_body(self, data: bytes) -> None: ...
+    # The trailer fields of a chunked request, as forwarded (rules.trailer_section): called
+    # just before on_request_end, only when there are some.
+    def on_request_trailers(self, section: bytes) -> None: ...
     def on_request_end(self) -> None: ...
 
 
@@ -55,6 +58,9 @@ class _Detached:
         pass
 
     def on_request_body(self, data: bytes) -> None:
+        pass
+
+    def on_request_trailers(self, section: bytes) -> None:
         pass
 
     def on_request_end(self) -> None:
@@ -236,8 +242,12 @@ class RequestParser:
         if self._muted:
             return
         if not self.in_head:
-            # Trailer fields of a chunked body: checked at the end, not forwarded.
-            self._trailers.append((name, value))
+            # Trailer fields of a chunked body: counted as they come, checked and forwarded
+            # at the end (rules.trailer_section).
+            trailers = self._trailers
+            trailers.append((name, value))
+            if len(trailers) > self._limits.max_headers:
+                self._fail(431, "too many trailer fields")
             return
         headers = self._headers
         headers.append((name, value))
@@ -288,7 +298,13 @@ class RequestParser:
         trailers = self._trailers
         if trailers:
             self._trailers = []
-            check_trailers(trailers, self._limits)
+            try:
+                section = trailer_section(trailers, self._limits)
+            except ProtocolError as exc:
+                self._error = exc
+                raise
+            if section:
+                self._sink.on_request_trailers(section)
         self._sink.on_request_end()
 
     def _follow_chunks(self) -> None:

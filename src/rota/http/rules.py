@@ -66,8 +66,8 @@ _MAX_CONTENT_LENGTH: Final = 2**63 - 1  # HAProxy, nginx and Envoy all keep leng
 
 # RFC 9110 7.6.1: hop-by-hop fields, never forwarded. Transfer-Encoding and Content-Length
 # are re-emitted from the framing decision; Upgrade is re-emitted for a WebSocket tunnel.
-# Trailer (RFC 2616 13.5.1) is dropped because rota re-chunks the body without trailers'
-# announcement guarantees. X-Forwarded-* and Via are rewritten, not copied.
+# X-Forwarded-* and Via are rewritten, not copied. Trailer is end-to-end (RFC 9110 6.6.2):
+# it is forwarded with the trailer fields it announces.
 _DROP: Final = frozenset(
     {
         b"connection",
@@ -76,7 +76,6 @@ _DROP: Final = frozenset(
         b"te",
         b"transfer-encoding",
         b"upgrade",
-        b"trailer",
         b"content-length",
         b"x-forwarded-for",
         b"x-forwarded-proto",
@@ -546,23 +545,53 @@ def check_body_size(received: int, limits: LimitSpec) -> None:
         raise ProtocolError(413, "request body too large")
 
 
-def check_trailers(fields: Fields, limits: LimitSpec) -> None:
-    """Trailer fields of a chunked request (httptools reports them through on_header after
-    on_headers_complete). llhttp already refuses Content-Length and Transfer-Encoding there;
-    the other framing and routing fields are refused here (RFC 9110 6.5.1)."""
+def trailer_section(fields: Fields, limits: LimitSpec) -> bytes:
+    """The trailer fields of a chunked request (httptools reports them through on_header
+    after on_headers_complete) as rota forwards them: `Name: value\r\n` lines, b"" for
+    none. Refused as a head would be: a bad character 400 (llhttp refuses most, and
+    Content-Length and Transfer-Encoding there), past `limits` 431. A field that must not be
+    a trailer (framing, routing, request modifiers, authentication, hop-by-hop; RFC 9110
+    6.5.1) is dropped, never forwarded: a recipient that merged it could be steered
+    (trailer `Host: evil`)."""
     if len(fields) > limits.max_headers:
         raise ProtocolError(431, "too many trailer fields")
     size = 0
+    kept: list[bytes] = []
     for name, value in fields:
         size += len(name) + len(value) + 4
         if not name or name.translate(None, _TCHAR):
             raise ProtocolError(400, "invalid character in trailer name")
         if value.translate(None, _VALUE_CHARS):
             raise ProtocolError(400, "invalid character in trailer value")
-        if name.lower() in _FORBIDDEN_TRAILERS:
-            raise ProtocolError(400, "field not allowed in trailers")
+        if name.lower() not in _FORBIDDEN_TRAILERS:
+            kept += (name, b": ", value.rstrip(_OWS), b"\r\n")
     if size > limits.max_header_bytes:
         raise ProtocolError(431, "trailer section too large")
+    return b"".join(kept)
+
+
+def response_trailer_section(fields: Fields, limits: LimitSpec) -> bytes:
+    """The trailer fields of a chunked response as rota forwards them to an HTTP/1.1 client:
+    the same fields dropped as from a request's, and a field with a character a client
+    could misread (llhttp reads responses leniently) too; past `limits` (the listener's
+    head limits) the whole section is dropped rather than the response failed, whose body
+    has gone out already."""
+    if len(fields) > limits.max_headers:
+        return b""
+    size = 0
+    kept: list[bytes] = []
+    for name, value in fields:
+        size += len(name) + len(value) + 4
+        if (
+            name
+            and not name.translate(None, _TCHAR)
+            and not value.translate(None, _VALUE_CHARS)
+            and name.lower() not in _FORBIDDEN_TRAILERS
+        ):
+            kept += (name, b": ", value.rstrip(_OWS), b"\r\n")
+    if size > limits.max_header_bytes:
+        return b""
+    return b"".join(kept)
 
 
 # RFC 9112 7.1.1: a recipient may limit the length of chunk extensions. llhttp (httptools

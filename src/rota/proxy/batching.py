@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Final, cast
+
+# Write-buffer marks of a connection that carries a body (TCP mode's too). uvloop's default
+# marks are 64 KiB and 16 *bytes* (its FLOW_CONTROL_HIGH_WATER // 4, in bytes): each read of
+# a body (up to 256 KiB) then paused the other side, which resumed only once the buffer was
+# empty, so the socket ran dry between reads. Set at the first pause_writing, so a
+# connection whose writes never back up pays nothing; the memory bound per direction is
+# HIGH_WATER plus one read.
+HIGH_WATER: Final = 256 * 1024
+LOW_WATER: Final = 64 * 1024
 
 
 class WriteBatch:
@@ -62,6 +71,14 @@ class BatchedWriter:
         self.transport = None
         self._send = _nowhere
         self._is_closing = _closed
+
+    def widen(self) -> None:
+        """Called from pause_writing: the body marks (HIGH_WATER, LOW_WATER). The transport
+        is paused already, so the new high mark pauses nothing more; it resumes below
+        LOW_WATER."""
+        transport = self.transport
+        if transport is not None:
+            transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
 
     def bind(self, transport: asyncio.BaseTransport) -> None:
         """connection_made: keep the transport and the two methods every write uses."""

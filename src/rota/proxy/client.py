@@ -97,15 +97,16 @@ class ClientConnection(BatchedWriter):
         if peer:
             self.peer_ip = str(peer[0]).encode()
         ctx = self.ctx
-        if len(ctx.clients) >= ctx.limits.max_connections:
-            # Over the cap: answer at once rather than hold a connection we will not serve
-            # (nginx's limit_conn does the same). TCP mode pauses accepting instead.
+        if len(ctx.clients) >= ctx.limits.max_connections and not ctx.make_room():
+            # Over the cap, every connection busy: answer at once rather than hold a
+            # connection we will not serve (nginx's limit_conn does the same). TCP mode
+            # pauses accepting instead.
             self.closing = True
             ctx.count_error(503)
             self._send(CANNED[503])
             transport.close()
             return
-        ctx.clients.add(self)
+        ctx.clients[self] = None
         ctx.accepted += 1
         self.deadline = ctx.now + ctx.timeouts.idle
 
@@ -162,12 +163,15 @@ class ClientConnection(BatchedWriter):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self.ctx.clients.discard(self)
+        clients = self.ctx.clients
+        if self in clients:  # two C calls; dict.pop(key, None) is a method call by name
+            del clients[self]
         while self.queue:
             self.queue.pop(0).cancel()
         self.parser.close()  # no reference cycles left for the garbage collector
 
     def pause_writing(self) -> None:
+        self.widen()
         self.writing_paused = True
         if self.queue:
             upstream = self.queue[0].upstream
@@ -207,6 +211,11 @@ class ClientConnection(BatchedWriter):
         parsing = self.parsing
         if parsing is not None:
             parsing.on_request_body(data)
+
+    def on_request_trailers(self, section: bytes) -> None:
+        parsing = self.parsing
+        if parsing is not None:
+            parsing.trailers = section
 
     def on_request_end(self) -> None:
         parsing = self.parsing
@@ -366,6 +375,26 @@ class ClientConnection(BatchedWriter):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.close()
+
+    def evictable(self) -> bool:
+        """Nothing in flight: idle between requests, or a request head still arriving."""
+        return (
+            not self.queue
+            and not self.closing
+            and (self.phase is Phase.IDLE or self.phase is Phase.HEAD)
+        )
+
+    def evict(self) -> None:
+        """Closed to make room for a new client (ProxyContext.make_room): out of the count
+        at once; a head that was arriving is cut with a reset, unanswered."""
+        del self.ctx.clients[self]  # make_room found it there
+        self.closing = True
+        transport = self.transport
+        if transport is not None:
+            if self.phase is Phase.HEAD:
+                transport.abort()
+            else:
+                transport.close()
 
     def expire(self, now: float) -> None:
         """Called by the sweep when `deadline` has passed."""

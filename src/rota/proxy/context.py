@@ -50,7 +50,9 @@ class ProxyContext:
         # float add instead of a call into the loop per event. Deadlines are only checked
         # by the sweep, so they gain nothing from a finer clock.
         self.now = loop.time()
-        self.clients: set[ClientConnection] = set()
+        # Open client connections in the order they were accepted (a dict as an ordered
+        # set): at the cap, make_room looks for the oldest it can close.
+        self.clients: dict[ClientConnection, None] = {}
         self.accepted = 0  # client connections ever accepted
         self.observers: list[Observer] = []
         # Counts what rota refuses before a request is whole (metrics on: rota.observe).
@@ -92,6 +94,18 @@ class ProxyContext:
         stats = self.stats
         if stats is not None:
             stats.refused(self.name, status)
+
+    def make_room(self) -> bool:
+        """At the connection cap: close the oldest connection that costs most and delivers
+        least (a request head still arriving, or idle between requests), so a new client
+        is served instead of refused. False when every connection is busy. A slow-loris
+        flood fills the cap with heads that never end; nginx likewise closes idle
+        keep-alive connections when it runs out of them."""
+        for client in self.clients:
+            if client.evictable():
+                client.evict()
+                return True
+        return False
 
     def sweep_interval(self) -> float:
         """How often deadlines are checked: fine enough for the smallest timeout."""

@@ -32,7 +32,7 @@ from rota.http.headers import (
 )
 from rota.http.request import IDEMPOTENT, Body, RequestHead
 from rota.http.routing import Route, rewrite_target
-from rota.http.rules import build_request_head
+from rota.http.rules import build_request_head, response_trailer_section
 from rota.outcome import End, Outcome
 from rota.pool import Backend, Pool
 from rota.proxy.batching import as_protocol
@@ -97,6 +97,7 @@ class Exchange(Outcome):
         "route",
         "set_cookie",
         "step",
+        "trailers",
         "tried",
         "upstream",
     )
@@ -131,6 +132,7 @@ class Exchange(Outcome):
         self.request_done = False
         self.response_body = ResponseBody.NONE
         self.rechunk = False
+        self.trailers = b""  # a chunked request's trailer fields, forwarded at its end
         self.interim = False
         self.reused = False
         self.retried = False
@@ -267,10 +269,13 @@ class Exchange(Outcome):
         if self.pool is None:
             return  # queued; answered when it reaches the front
         if self.head.body is Body.CHUNKED:
+            trailers = self.trailers
+            # The last chunk, and the trailer fields (RFC 9112 7.1.2) if the client sent any.
+            last = b"0\r\n%b\r\n" % trailers if trailers else b"0\r\n\r\n"
             if self.upstream is not None:
-                self.upstream.write(b"0\r\n\r\n")
+                self.upstream.write(last)
             else:
-                self.pending.append(b"0\r\n\r\n")
+                self.pending.append(last)
         if self.upstream is not None and step is Step.WAITING:
             self.client.await_response(self.pool.timeouts.response)
 
@@ -498,6 +503,17 @@ class Exchange(Outcome):
             client.write(data)
         client.touch_body()
 
+    def on_response_trailers(self, fields: Headers) -> None:
+        """The trailer fields of a chunked response, just before its end: forwarded to an
+        HTTP/1.1 client with the last chunk (none for an HTTP/1.0 one, which has no
+        chunked framing to carry them)."""
+        if self.step is not Step.STREAMING or not self.rechunk:
+            return
+        section = response_trailer_section(fields, self.client.ctx.limits)
+        if section:
+            self.rechunk = False  # the last chunk goes now, not in on_response_end
+            self.client.write(b"0\r\n%b\r\n" % section)
+
     def on_response_end(self) -> None:
         if self.step is Step.DONE:
             return
@@ -511,6 +527,11 @@ class Exchange(Outcome):
                 # body would be read as a new request on this connection (RFC 9112 9.3).
                 conn.reusable = False
                 self.keep_client = False
+            elif self.head.websocket:
+                # An Upgrade the backend did not switch to: it may yet send more (a second
+                # answer, the new protocol) after this response, and a pooled connection
+                # would hand those bytes to the next request. Never pooled.
+                conn.reusable = False
             conn.pool.release(conn, self.client.ctx.now)
         self._finish(End.COMPLETE)
         self.client.exchange_done(self, self.keep_client)

@@ -94,7 +94,7 @@ class _Side(asyncio.Protocol):
     """One socket of a tunnel. `peer` is the other socket's side and `out` its transport,
     set before this side can receive anything (see `Tunnel`)."""
 
-    __slots__ = ("active", "open", "out", "peer", "read_done", "transport", "tunnel")
+    __slots__ = ("active", "full", "open", "out", "peer", "read_done", "transport", "tunnel")
 
     transport: asyncio.Transport  # set by connection_made; `open` says whether it is live
 
@@ -104,6 +104,7 @@ class _Side(asyncio.Protocol):
         self.peer: _Side | None = None
         self.active = False  # a byte arrived since the last idle sweep
         self.read_done = False  # EOF seen from this socket
+        self.full = False  # my write buffer is over its high-water mark (pause_writing)
         self.open = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -118,13 +119,17 @@ class _Side(asyncio.Protocol):
         # `out` is set before this side is connected (backend) or resumed (client).
         self.out.write(data)  # type: ignore[union-attr]
 
-    # My write buffer is over the mark: stop reading from the other side.
+    # My write buffer is over the mark: stop reading from the other side. The flag keeps a
+    # pause that arrives before the sides are joined (a backend that speaks first, a
+    # client's early bytes written at the join): `Tunnel._join` applies it.
     def pause_writing(self) -> None:
+        self.full = True
         peer = self.peer
         if peer is not None and peer.open and not peer.read_done:
             peer.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self.full = False
         peer = self.peer
         if peer is not None and peer.open and not peer.read_done:
             peer.transport.resume_reading()
@@ -166,12 +171,6 @@ class _ClientSide(_Side):
         self.header: proxy_protocol.ProxyHeader | None = None
         self.header_waiter: asyncio.Future[None] | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if not self.tunnel.proxy.settings.accept_proxy:
-            # Nothing to read until a backend is connected: leave it in the socket buffer.
-            self.transport.pause_reading()
-
     def data_received(self, data: bytes) -> None:
         self.active = True
         self.tunnel.outcome.bytes_in += len(data)
@@ -182,6 +181,12 @@ class _ClientSide(_Side):
         self.pending += data
         waiter = self.header_waiter
         if waiter is None or waiter.done():
+            # Nothing more to read until a backend is connected: leave it in the socket
+            # buffer. Not in connection_made: neither uvloop nor asyncio (3.11) honours a
+            # pause made there (both start reading after it, and asyncio's transport then
+            # believes it is paused), so a fast client filled `pending` with everything it
+            # sent while rota connected.
+            self.transport.pause_reading()
             return
         try:
             result = proxy_protocol.parse_header(self.pending)
@@ -340,11 +345,15 @@ class Tunnel:
             # Section 2.1 of the PROXY spec: the header goes out at once, before any data.
             first = proxy_protocol.encode(version, *self._endpoints()) + first
         if first:
-            up.write(first)
+            up.write(first)  # may fill the backend's write buffer: upstream.full
         if client.read_done:
             up.write_eof()
-        else:
+        elif not upstream.full:
             client.transport.resume_reading()
+        if client.full:
+            # The backend spoke first and filled the client's buffer before the join: that
+            # pause_writing found no peer to pause. resume_writing will resume it.
+            up.pause_reading()
 
     def _endpoints(self) -> tuple[proxy_protocol.Address | None, proxy_protocol.Address | None]:
         """The client's address and the address it connected to: from the PROXY header

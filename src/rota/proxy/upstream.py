@@ -160,6 +160,7 @@ class UpstreamConnection(BatchedWriter):
         self._use_parser(_DETACHED_PARSER)
 
     def pause_writing(self) -> None:
+        self.widen()
         if self.exchange is not None:
             self.exchange.client.pause_reading()
 
@@ -205,9 +206,10 @@ class UpstreamConnection(BatchedWriter):
             exchange.on_response_body(body)
 
     def on_message_complete(self) -> None:
-        if self._headers:
+        trailers = self._headers
+        if trailers:
             # Trailer fields of a chunked response (llhttp reports them through on_header
-            # after on_headers_complete). rota re-chunks without trailers; they must never
+            # after on_headers_complete): this response's, handed on below; they must never
             # become fields of the next response on this connection.
             self._headers = []
         exchange = self.exchange
@@ -215,6 +217,12 @@ class UpstreamConnection(BatchedWriter):
             return
         if exchange.on_interim_end():
             return  # a 1xx response ended; the final one follows
+        if trailers:
+            if not self._keep_alive():
+                # llhttp reads `Connection: close` in trailers too, and would refuse any
+                # later response on this connection: never pooled.
+                self.reusable = False
+            exchange.on_response_trailers(trailers)
         self._done = True
 
     # for the exchange and the pool
