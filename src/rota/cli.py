@@ -212,7 +212,8 @@ LB_FLAGS: tuple[Flag, ...] = (
         "limits.max_connections",
         _int,
         "concurrent client connections per worker; tcp mode: the excess waits in the "
-        "backlog; http mode: the excess gets 503 (default 10000)",
+        "backlog; http mode: the oldest idle or half-sent connection makes room, 503 when "
+        "every one is busy (default 10000)",
         "N",
     ),
     Flag(
