@@ -143,7 +143,7 @@ def test_curl_gets_an_answer(site: Site, tmp_path: Path) -> None:
             "--resolve",
             f"a.example.com:{site.port}:127.0.0.1",
             f"https://a.example.com:{site.port}/",
-        ],  # fmt: skip
+        ],
         capture_output=True,
         timeout=20,
     )
@@ -166,7 +166,7 @@ def test_tls_1_1_is_refused_and_1_2_accepted(site: Site) -> None:
                 flag,
                 "-cipher",
                 "DEFAULT:@SECLEVEL=0",
-            ],  # fmt: skip
+            ],
             input=b"",
             capture_output=True,
             timeout=20,

@@ -63,32 +63,34 @@ def shake(
 ) -> tuple[Handshake, bytes, ssl.SSLSession | None]:
     """One TLS connection to 127.0.0.1:port: what the server chose, the answer to
     `request` (read to the end of its Content-Length), and the session to resume."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=sni, session=session) as tls:
-            der = tls.getpeercert(binary_form=True)
-            assert der is not None
-            cert = x509.load_der_x509_certificate(der)
-            try:
-                san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-                names = san.value.get_values_for_type(x509.DNSName)
-            except x509.ExtensionNotFound:
-                names = []
-            key = cert.public_key()
-            kind = "ECDSA" if isinstance(key, ec.EllipticCurvePublicKey) else "RSA"
-            assert isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey)
-            answer = b""
-            if request is not None:
-                tls.sendall(request)
-                answer = read_response(tls)
-            found = Handshake(
-                names,
-                cert.serial_number,
-                kind,
-                tls.version() or "",
-                tls.selected_alpn_protocol(),
-                tls.session_reused,
-            )
-            return found, answer, tls.session
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname=sni, session=session) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        cert = x509.load_der_x509_certificate(der)
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            names = san.value.get_values_for_type(x509.DNSName)
+        except x509.ExtensionNotFound:
+            names = []
+        key = cert.public_key()
+        kind = "ECDSA" if isinstance(key, ec.EllipticCurvePublicKey) else "RSA"
+        assert isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey)
+        answer = b""
+        if request is not None:
+            tls.sendall(request)
+            answer = read_response(tls)
+        found = Handshake(
+            names,
+            cert.serial_number,
+            kind,
+            tls.version() or "",
+            tls.selected_alpn_protocol(),
+            tls.session_reused,
+        )
+        return found, answer, tls.session
 
 
 def read_response(sock: socket.socket) -> bytes:

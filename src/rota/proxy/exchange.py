@@ -314,6 +314,10 @@ class Exchange(Outcome):
         except (OSError, TimeoutError) as exc:
             if self.step is Step.DONE:
                 return
+            if isinstance(exc, ssl.SSLError):
+                # A backend that answers with a certificate that does not verify is a bad
+                # gateway, not an unavailable one: 502 if no other server takes it.
+                self.none_left = 502
             ctx.backend_failed(backend, describe(exc))
             self._attempt_failed(backend)
             self._pick()  # nothing was sent: always safe to try the next backend

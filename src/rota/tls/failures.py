@@ -25,6 +25,9 @@ def reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "handshake timeout"
     if isinstance(exc, ssl.SSLError):
+        if exc.reason == "CALLBACK_FAILED":
+            # The SNI callback's only refusal (rota.tls.server): strict_sni.
+            return "no certificate for the server name"
         if exc.reason:
             return exc.reason.lower().replace("_", " ")
         if isinstance(exc, ssl.SSLEOFError):
