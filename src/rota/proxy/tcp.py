@@ -39,6 +39,7 @@ from rota.pool import Backend, Pool
 from rota.proxy.listener import DEFAULT_BACKLOG
 from rota.tls import clienthello
 from rota.tls.client import describe as tls_reason
+from rota.tls.failures import Refused
 
 if TYPE_CHECKING:
     from rota.proxy.tcp_server import TcpProxy
@@ -158,10 +159,6 @@ class _Side(asyncio.Protocol):
         self.tunnel.side_lost(self)
 
 
-class HelloError(Exception):
-    """SNI passthrough: what arrived is no usable ClientHello."""
-
-
 class _ClientSide(_Side):
     """The client's socket: before the backend is connected it holds what arrives (and
     reads a PROXY header, or the ClientHello of SNI passthrough, out of it)."""
@@ -217,7 +214,7 @@ class _ClientSide(_Side):
             self.server_name = name
             waiter.set_result(None)
         else:
-            waiter.set_exception(HelloError(verdict.value))
+            waiter.set_exception(Refused(verdict.value))
 
     def eof_received(self) -> bool:
         if self.peer is None:
@@ -321,7 +318,7 @@ class Tunnel:
                     await client.header_waiter
             except (
                 proxy_protocol.ProxyProtocolError,
-                HelloError,
+                Refused,
                 TimeoutError,
                 ConnectionError,
             ) as exc:
@@ -334,7 +331,8 @@ class Tunnel:
         if proxy.sni is not None:
             pool = proxy.sni.pick(client.server_name)
             if pool is None:
-                proxy.sni_failures.failed(HelloError(f"no route for {client.server_name}"))
+                log.debug("client %s: no route for %s", peer_name(client), client.server_name)
+                proxy.sni_failures.failed(Refused("no route for the server name"))
                 client.transport.abort()
                 return
             self.pool = self.outcome.pool = pool

@@ -47,7 +47,7 @@ class TcpProxy:
         self.name = name
         self.tls = tls  # terminate TLS (rota.tls.server)
         self.sni = sni  # route by the ClientHello's SNI, undecrypted (rota.tls.passthrough)
-        self.sni_failures = HandshakeFailures(name, time.monotonic)
+        self.sni_failures = HandshakeFailures(name, time.monotonic, "ClientHello")
         self.settings = settings
         self.observers: list[Observer] = []
         self.on_backend_error = on_backend_error

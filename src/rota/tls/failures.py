@@ -19,9 +19,17 @@ log = logging.getLogger("rota.tls")
 LOG_INTERVAL: Final = 1.0
 
 
+class Refused(Exception):
+    """A connection rota refuses for a reason of its own (SNI passthrough: no ClientHello,
+    no route for its name). The text is the reason: a few fixed phrases, never the name
+    a client sent, so the counter cannot grow without bound."""
+
+
 def reason(exc: BaseException) -> str:
     """A short, stable name for why a handshake failed: "wrong version number",
     "handshake timeout", "http request" (plain HTTP to a TLS port), "client closed"."""
+    if isinstance(exc, Refused):
+        return str(exc)
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "handshake timeout"
     if isinstance(exc, ssl.SSLError):
@@ -45,8 +53,9 @@ def reason(exc: BaseException) -> str:
 class HandshakeFailures:
     """Counts per reason since start (`counts`), and the log's rate limit."""
 
-    def __init__(self, listener: str, clock: Callable[[], float]) -> None:
+    def __init__(self, listener: str, clock: Callable[[], float], what: str = "handshake") -> None:
         self.listener = listener
+        self.what = what  # "handshake"; "ClientHello" for passthrough
         self.clock = clock
         self.counts: Counter[str] = Counter()
         self._window: Counter[str] = Counter()
@@ -76,9 +85,10 @@ class HandshakeFailures:
         total = sum(self._window.values())
         detail = ", ".join(f"{why} {n}" for why, n in self._window.most_common())
         log.warning(
-            "listener %s: tls: %d handshake%s failed: %s",
+            "listener %s: tls: %d %s%s failed: %s",
             self.listener,
             total,
+            self.what,
             "" if total == 1 else "s",
             detail,
         )
