@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import sys
 from collections.abc import Callable
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    """uvloop when installed (about 2x the throughput of the default loop), else asyncio's."""
+    """uvloop when installed (about 2x the throughput of the default loop), else asyncio's.
+    `ROTA_LOOP=asyncio` picks asyncio's anyway: to compare the two (bench.tls does)."""
+    if os.environ.get("ROTA_LOOP") == "asyncio":
+        return asyncio.new_event_loop
     try:
         import uvloop
     except ImportError:
