@@ -234,3 +234,18 @@ def test_sni_routes_and_a_pool_tls(pems: Path) -> None:
 )
 def test_bad_passthrough_and_pool_tls_name_the_field(pems: Path, text: str, message: str) -> None:
     assert message in error(pems, text)
+
+
+def test_an_encrypted_key_is_refused_naming_the_key(pems: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key((pems / "good.key").read_bytes(), None)
+    (pems / "enc.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    text = error(pems, web('{ certificates = [{ cert = "good.pem", key = "enc.key" }] }'))
+    assert "listeners.web.tls.certificates[0].key: the key is encrypted" in text
