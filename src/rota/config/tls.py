@@ -11,7 +11,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from rota.config.model import BackendTlsSpec, CertificateSpec, ListenerTlsSpec, Mode, SniRoute
+from rota.config.model import (
+    BackendTlsSpec,
+    CertificateSpec,
+    ListenerSpec,
+    ListenerTlsSpec,
+    Mode,
+    SniRoute,
+)
 from rota.config.reader import Reader, field_path, show
 from rota.config.routes import missing_pool
 from rota.tls import certs
@@ -140,7 +147,7 @@ def _read(r: Reader, path: str, file: str) -> bytes:
         raise r.fail(path, exc.problem) from None
 
 
-def expiry_warnings(source: str, listeners: tuple[Any, ...]) -> list[str]:
+def expiry_warnings(source: str, listeners: tuple[ListenerSpec, ...]) -> list[str]:
     """`SOURCE: listeners.web.tls.certificates[0].cert: expired on ...` per expired one."""
     out: list[str] = []
     for spec in listeners:

@@ -39,22 +39,18 @@ def server_name(data: bytes | bytearray) -> tuple[Verdict, str | None]:
     # The handshake layer, reassembled from the records read so far.
     message = bytearray()
     pos = 0
-    while True:
-        if len(data) - pos < 5:
-            break
+    while len(data) - pos >= 5:
         if data[pos] != _HANDSHAKE or data[pos + 1] != 3:
             return (Verdict.NOT_TLS if pos == 0 else Verdict.MALFORMED), None
         length = int.from_bytes(data[pos + 3 : pos + 5], "big")
-        if length == 0 or length > 16384 + 2048:
+        if length == 0 or length > 16384 + 2048:  # RFC 8446 5.1 and 5.2
             return Verdict.MALFORMED, None
         if len(data) - pos - 5 < length:
-            break
+            break  # this record is incomplete
         message += data[pos + 5 : pos + 5 + length]
         pos += 5 + length
-        if len(message) >= 4:
-            break_now = len(message) >= 4 + int.from_bytes(message[1:4], "big")
-            if break_now:
-                break
+        if len(message) >= 4 and len(message) >= 4 + int.from_bytes(message[1:4], "big"):
+            break  # the whole ClientHello is here
     if len(data) > 1 and data[1] != 3:
         return Verdict.NOT_TLS, None
     if len(message) >= 4:
