@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python -m bench.reuse
 	$(BIN)/python -m bench.bulk
 	$(BIN)/python -m bench.flood
+	$(BIN)/python -m bench.tls
 
 bench-quick: install
 	$(BIN)/python -m bench.run --quick

@@ -19,6 +19,7 @@ import asyncio
 import errno
 import logging
 import socket
+import ssl
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -35,6 +36,10 @@ from rota.proxy.server import GRACE_SECONDS, HttpListener
 from rota.proxy.tcp import TcpSettings
 from rota.proxy.tcp_server import TcpProxy, drain
 from rota.proxy.upstream import UpstreamPool, idle_bound
+from rota.tls.certs import CertProblem
+from rota.tls.client import client_context
+from rota.tls.passthrough import SniTable
+from rota.tls.server import ServerTls, warn_expired
 
 log = logging.getLogger("rota")
 
@@ -70,6 +75,8 @@ class Running:
         address (port 0 in `spec`: whatever port it was given)."""
         if spec.protocol is not self.spec.protocol or spec.host != self.spec.host:
             return False
+        if (spec.tls is None) != (self.spec.tls is None):
+            return False  # plain to TLS or back: a new listener (a new accept path)
         return spec.port == 0 or spec.port == self.port
 
     def bound(self) -> str:
@@ -114,6 +121,7 @@ class Runtime:
 
     def _build_pool(self, spec: PoolSpec) -> Pool:
         pool = Pool(spec.servers, spec.name, spec.health, make_policy(spec), spec.timeouts)
+        _set_tls(pool, spec)
         pool.set_sticky(spec.sticky_cookie)
         pool.queue_timeout = spec.queue_timeout
         for backend in pool.backends:
@@ -197,36 +205,57 @@ class Runtime:
         except OSError as exc:
             what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             raise ListenError(f"cannot listen on {spec.address}: {what}") from None
+        try:
+            tls = None
+            if spec.tls is not None:
+                tls = ServerTls(spec.tls, spec.name, self.loop.time)
+                warn_expired(spec.name, tls.certificates.infos)
+        except (CertProblem, ssl.SSLError) as exc:
+            for sock in sockets:
+                sock.close()
+            raise ListenError(f"listener {spec.name}: tls: {exc}") from None
         running = Running(spec)
         if spec.protocol is Mode.TCP:
-            running.tcp = self._tcp(spec)
+            running.tcp = self._tcp(spec, tls)
             running.tcp.start(sockets)
         else:
             ctx = ProxyContext(spec, self.pools, self.loop, self.batch)
             ctx.observers = self.observers
             ctx.stats = self.stats
             ctx.on_backend_error = self.backend_failed
-            running.http = HttpListener(ctx)
+            running.http = HttpListener(ctx, tls)
             running.http.sockets = sockets
         return running
 
-    def _tcp(self, spec: ListenerSpec) -> TcpProxy:
-        pool = self.pools[spec.pool or ""]
+    def _tcp(self, spec: ListenerSpec, tls: ServerTls | None) -> TcpProxy:
+        pool = self.pools[spec.pool] if spec.pool is not None else None
         proxy = TcpProxy(
             pool,
-            TcpSettings.from_listener(spec, pool.timeouts.connect),
+            self._tcp_settings(spec),
             name=spec.name,
             on_backend_error=self.backend_failed,
             loop=self.loop,
+            tls=tls,
+            sni=self._sni(spec),
         )
         proxy.observers = self.observers
         return proxy
+
+    def _tcp_settings(self, spec: ListenerSpec) -> TcpSettings:
+        connect = self.pools[spec.pool].timeouts.connect if spec.pool else spec.timeouts.connect
+        return TcpSettings.from_listener(spec, connect)
+
+    def _sni(self, spec: ListenerSpec) -> SniTable[Pool] | None:
+        if not spec.sni_routes:
+            return None
+        default = self.pools[spec.pool] if spec.pool is not None else None
+        return SniTable(spec.sni_routes, self.pools, default)
 
     async def start(self) -> None:
         """Bind (if not yet) and serve every listener."""
         self.bind()
         for running in self.listeners.values():
-            if running.http is not None and not running.http.servers:
+            if running.http is not None and not running.http.serving:
                 await running.http.start(running.http.sockets)
 
     def ready_lines(self) -> list[str]:
@@ -244,7 +273,7 @@ class Runtime:
 
     async def _drain(self, running: Running, grace: float) -> None:
         if running.http is not None:
-            if not running.http.servers:
+            if not running.http.serving:
                 for sock in running.http.sockets:
                     sock.close()
             await running.http.drain(grace)
@@ -284,15 +313,20 @@ class Runtime:
                 continue
             running.spec = spec
             if running.http is not None:
+                if running.http.tls is not None and spec.tls is not None:
+                    running.http.tls.reload(spec.tls)
                 ctx = running.http.ctx
                 ctx.listener = spec
                 ctx.timeouts = spec.timeouts
                 ctx.limits = spec.limits
                 ctx.set_routes(spec.routes, self.pools)
             elif running.tcp is not None:
-                pool = self.pools[spec.pool or ""]
-                running.tcp.pool = pool
-                running.tcp.settings = TcpSettings.from_listener(spec, pool.timeouts.connect)
+                tcp = running.tcp
+                if tcp.tls is not None and spec.tls is not None:
+                    tcp.tls.reload(spec.tls)
+                tcp.pool = self.pools[spec.pool] if spec.pool is not None else None
+                tcp.sni = self._sni(spec)
+                tcp.settings = self._tcp_settings(spec)
         if self.listen:
             await self.start()
         for name in [n for n in self.pools if n not in {p.name for p in config.pools}]:
@@ -314,6 +348,7 @@ class Runtime:
             pool.policy = make_policy(spec)
             pool.policy.update(pool.backends)
         pool.timeouts = spec.timeouts
+        _set_tls(pool, spec)
         pool.set_sticky(spec.sticky_cookie)
         pool.queue_timeout = spec.queue_timeout
         if pool.health != spec.health:
@@ -354,11 +389,22 @@ def ready_line(config: Config, spec: ListenerSpec, address: str, workers: int = 
     several = f", {workers} workers" if workers > 1 else ""
     if config.seed:
         what = f"{len(config.pools[0].servers)} backends{several}"
+    elif spec.sni_routes:
+        what = f"listener {spec.name}, {len(spec.sni_routes)} sni_routes{several}"
     elif spec.protocol is Mode.TCP:
         what = f"listener {spec.name}, pool {spec.pool}{several}"
     else:
         what = f"listener {spec.name}, {len(spec.routes)} routes{several}"
-    return f"rota listening on {spec.protocol.value}://{address} ({what})"
+    scheme = spec.protocol.value
+    if spec.tls is not None:
+        scheme = "https" if spec.protocol is Mode.HTTP else "tls"
+    return f"rota listening on {scheme}://{address} ({what})"
+
+
+def _set_tls(pool: Pool, spec: PoolSpec) -> None:
+    """TLS to the pool's servers: a context built afresh (the CA file re-read) on reload."""
+    pool.tls = client_context(spec.tls) if spec.tls is not None else None
+    pool.tls_name = spec.tls.sni if spec.tls is not None else None
 
 
 def _policy_keys(spec: PoolSpec) -> tuple[object, ...]:

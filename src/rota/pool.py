@@ -16,6 +16,7 @@ exchange on a backend starts and ends. Every change happens on the event loop th
 from __future__ import annotations
 
 import hashlib
+import ssl
 import time
 from collections.abc import Callable, Collection, Iterable
 from enum import Enum
@@ -134,6 +135,8 @@ class Pool:
         "queue_timeout",
         "sticky",
         "timeouts",
+        "tls",
+        "tls_name",
         "tokens",
         "waiting",
     )
@@ -165,6 +168,10 @@ class Pool:
         self.queue_timeout = 0.0
         self.waiting: list[Waiter] = []
         self._listeners: list[Listener] = []
+        # TLS to the servers (rota.tls.client): the context, and the name to verify and
+        # send as SNI (None: each server's host).
+        self.tls: ssl.SSLContext | None = None
+        self.tls_name: str | None = None
         if policy is None:
             from rota.balancing.round_robin import RoundRobin
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import string
+import tempfile
 import tomllib
+from pathlib import Path
 from typing import Any
 
+import trustme
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +21,25 @@ from rota.config.routes import FRAMING, REQUEST_ONLY, TOKEN
 from rota.config.show import to_toml
 
 names = st.from_regex(r"[a-z][a-z0-9_-]{0,6}", fullmatch=True)
+
+
+def _certificates() -> tuple[list[dict[str, str]], str]:
+    """Certificate files for TLS listeners (the loader reads them), and a CA file."""
+    where = Path(tempfile.mkdtemp(prefix="rota-show-"))
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(where / "ca.pem")
+    out = []
+    for i, (name, kind) in enumerate(
+        [("a.example.com", trustme.KeyType.ECDSA), ("*.b.example.com", trustme.KeyType.RSA)]
+    ):
+        leaf = ca.issue_cert(name, key_type=kind)
+        leaf.cert_chain_pems[0].write_to_path(where / f"{i}.pem")
+        leaf.private_key_pem.write_to_path(where / f"{i}.key")
+        out.append({"cert": str(where / f"{i}.pem"), "key": str(where / f"{i}.key")})
+    return out, str(where / "ca.pem")
+
+
+CERTIFICATES, CA_FILE = _certificates()
 visible = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
 paths = st.text(visible.filter(lambda c: c != "?"), max_size=8).map(lambda t: "/" + t)
 tokens = st.text(st.sampled_from(sorted(TOKEN)), min_size=1, max_size=8)
@@ -30,6 +52,9 @@ labels = st.text(
     st.sampled_from(string.ascii_lowercase + string.digits + "-"), min_size=1, max_size=5
 )
 hosts = st.lists(labels, min_size=1, max_size=3).map(".".join)
+dns_names = st.lists(labels.filter(lambda x: x[0] != "-" != x[-1]), min_size=1, max_size=3).map(
+    ".".join
+)
 seconds = st.one_of(st.integers(1, 86400), st.floats(0.001, 86400))
 CUSTOM = "tests.unit.test_custom_policy:Tiny"
 option_scalars = st.one_of(
@@ -131,6 +156,34 @@ def balancing(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
+def listener_tls(draw: st.DrawFn, http: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "certificates": draw(st.lists(st.sampled_from(CERTIFICATES), min_size=1, max_size=2))
+    }
+    if draw(st.booleans()):
+        out["min_version"] = draw(st.sampled_from(["1.2", "1.3"]))
+    if draw(st.booleans()):
+        protocols = ["http/1.1", "http/1.0"] if http else ["h2", "http/1.1", "postgresql"]
+        out["alpn"] = draw(st.lists(st.sampled_from(protocols), max_size=2, unique=True))
+    if draw(st.booleans()):
+        out["strict_sni"] = draw(st.booleans())
+    return out
+
+
+@st.composite
+def backend_tls(draw: st.DrawFn) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    verify = draw(st.sampled_from([True, False, None]))
+    if verify is not None:
+        out["verify"] = verify
+    if verify is not False and draw(st.booleans()):
+        out["ca"] = CA_FILE
+    if draw(st.booleans()):
+        out["sni"] = draw(dns_names)
+    return out
+
+
+@st.composite
 def configs(draw: st.DrawFn) -> dict[str, Any]:
     pool_names = draw(st.lists(names, min_size=1, max_size=3, unique=True))
     pools: dict[str, Any] = {}
@@ -163,6 +216,8 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
             }
         if draw(st.booleans()):
             pool["timeouts"] = {"connect": draw(seconds)}
+        if draw(st.booleans()):
+            pool["tls"] = draw(backend_tls())
         pools[name] = pool
     listeners: dict[str, Any] = {}
     for i, name in enumerate(draw(st.lists(names, min_size=1, max_size=3, unique=True))):
@@ -171,12 +226,24 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
             listener.update(protocol="tcp", pool=draw(st.sampled_from(pool_names)))
             if draw(st.booleans()):
                 listener["send_proxy"] = draw(st.sampled_from(["v1", "v2"]))
+            passthrough = draw(st.sampled_from(["", "sni_routes", "tls"]))
+            if passthrough == "sni_routes":
+                snis = draw(st.lists(dns_names, min_size=1, max_size=3, unique=True))
+                listener["sni_routes"] = [
+                    {"sni": sni, "pool": draw(st.sampled_from(pool_names))} for sni in snis
+                ]
+                if draw(st.booleans()):
+                    del listener["pool"]
+            elif passthrough == "tls":
+                listener["tls"] = draw(listener_tls(http=False))
         else:
             n = draw(st.integers(0, 3))
             last = draw(st.booleans())
             listener["routes"] = [
                 draw(route(pool_names, catch_all=last and j == n)) for j in range(n + 1)
             ]
+            if draw(st.booleans()):
+                listener["tls"] = draw(listener_tls(http=True))
         if draw(st.booleans()):
             listener["limits"] = {"max_body_bytes": draw(st.integers(1, 2**40))}
         listeners[name] = listener

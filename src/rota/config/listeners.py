@@ -14,9 +14,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from rota.config import balancing, routes, sections
+from rota.config import balancing, routes, sections, tls
 from rota.config.model import (
     Config,
     LimitSpec,
@@ -24,6 +25,7 @@ from rota.config.model import (
     Mode,
     PoolSpec,
     RouteSpec,
+    SniRoute,
     TimeoutSpec,
 )
 from rota.config.reader import Reader, show
@@ -40,8 +42,17 @@ LISTENER_KEYS = (
     "send_proxy",
     "accept_proxy",
     "via",
+    "tls",
+    "sni_routes",
 )
-POOL_KEYS = ("servers", *balancing.POOL_BALANCING_KEYS, "health_check", "timeouts", "limits")
+POOL_KEYS = (
+    "servers",
+    *balancing.POOL_BALANCING_KEYS,
+    "health_check",
+    "timeouts",
+    "limits",
+    "tls",
+)
 # The seed's keys have a place in this shape; an error says where.
 SEED_ONLY = {
     "server_list": "list servers in [pools.NAME]",
@@ -71,14 +82,15 @@ def build_site(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
     limits = sections.limits(r, "limits", data.get("limits", {}), sections.LIMIT_KEYS, LimitSpec())
     workers = sections.workers(r, data.get("workers", 1))
 
+    root = tls.base_dir(source)
     pool_tables = _named(r, "pools", data.get("pools"), "pool")
     pools = tuple(
-        _pool(r, f"pools.{name}", name, raw, health_raw, timeouts, limits)
+        _pool(r, f"pools.{name}", name, raw, health_raw, timeouts, limits, root)
         for name, raw in pool_tables.items()
     )
     listener_tables = _named(r, "listeners", data.get("listeners"), "listener")
     listeners = tuple(
-        _listener(r, f"listeners.{name}", name, raw, pool_tables, timeouts, limits)
+        _listener(r, f"listeners.{name}", name, raw, pool_tables, timeouts, limits, root)
         for name, raw in listener_tables.items()
     )
     _check_binds(r, listeners)
@@ -113,18 +125,19 @@ def _pool(
     health_raw: Mapping[str, Any],
     timeouts: TimeoutSpec,
     limits: LimitSpec,
+    root: str,
 ) -> PoolSpec:
     section = r.section(path, raw, POOL_KEYS)
+    backend_tls = tls.pool_tls(r, f"{path}.tls", section["tls"], root) if "tls" in section else None
+    health = sections.health(
+        r, f"{path}.health_check", section.get("health_check", {}), ("health_check", health_raw)
+    )
     return PoolSpec(
         name=name,
         servers=sections.servers(r, f"{path}.servers", section.get("servers"), "server"),
         **balancing.pool_keys(r, path, section),
-        health=sections.health(
-            r,
-            f"{path}.health_check",
-            section.get("health_check", {}),
-            ("health_check", health_raw),
-        ),
+        health=replace(health, tls=backend_tls),
+        tls=backend_tls,
         timeouts=sections.timeouts(
             r, f"{path}.timeouts", section.get("timeouts", {}), sections.POOL_TIMEOUTS, timeouts
         ),
@@ -142,6 +155,7 @@ def _listener(
     pools: Mapping[str, Any],
     timeouts: TimeoutSpec,
     limits: LimitSpec,
+    root: str,
 ) -> ListenerSpec:
     section = r.section(path, raw, LISTENER_KEYS)
     if "bind" not in section:
@@ -154,14 +168,34 @@ def _listener(
     via = sections.via(r, path, section, protocol, "protocol")
     pool: str | None = None
     route_specs: tuple[RouteSpec, ...] = ()
+    listener_tls = None
+    if "tls" in section:
+        listener_tls = tls.listener_tls(r, f"{path}.tls", section["tls"], protocol, root)
+        if accept_proxy:
+            raise r.fail(f"{path}.accept_proxy", "not supported with tls on the same listener")
+    sni_routes: tuple[SniRoute, ...] = ()
+    if "sni_routes" in section:
+        if protocol is not Mode.TCP:
+            raise r.fail(
+                f"{path}.sni_routes", 'only for protocol "tcp"; an http listener has routes'
+            )
+        if listener_tls is not None:
+            raise r.fail(
+                f"{path}.sni_routes",
+                "passes TLS on undecrypted: not with tls (which decrypts) on the same listener",
+            )
+        if accept_proxy:
+            raise r.fail(f"{path}.accept_proxy", "not supported with sni_routes")
+        sni_routes = tls.sni_routes(r, f"{path}.sni_routes", section["sni_routes"], pools)
     if protocol is Mode.TCP:
         if "routes" in section:
             raise r.fail(f"{path}.routes", 'only for protocol "http"; a tcp listener has one pool')
-        if "pool" not in section:
+        if "pool" not in section and not sni_routes:
             raise r.fail(f"{path}.pool", "missing: the pool a tcp listener sends connections to")
-        pool = r.text(f"{path}.pool", section["pool"])
-        if pool not in pools:
-            raise r.fail(f"{path}.pool", routes.missing_pool(pool, pools))
+        if "pool" in section:
+            pool = r.text(f"{path}.pool", section["pool"])
+            if pool not in pools:
+                raise r.fail(f"{path}.pool", routes.missing_pool(pool, pools))
     else:
         if "pool" in section:
             raise r.fail(
@@ -190,6 +224,8 @@ def _listener(
         send_proxy=send_proxy,
         accept_proxy=accept_proxy,
         via=via,
+        tls=listener_tls,
+        sni_routes=sni_routes,
     )
 
 

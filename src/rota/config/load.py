@@ -23,6 +23,7 @@ from rota.config.listeners import build_site
 from rota.config.model import Config
 from rota.config.reader import Reader, show
 from rota.config.seed import build_seed
+from rota.config.tls import expiry_warnings
 
 # Overrides that name one listener's setting, and where that setting lives instead.
 LISTENER_FIELDS = {
@@ -113,8 +114,10 @@ def config_warnings(config: Config) -> list[str]:
     """What loads but is probably a mistake: a pool no listener or route sends traffic to."""
     used = {spec.pool for spec in config.listeners if spec.pool is not None}
     used.update(route.pool for spec in config.listeners for route in spec.routes if route.pool)
-    return [
+    used.update(r.pool for spec in config.listeners for r in spec.sni_routes)
+    unused = [
         f"{config.source}: pools.{pool.name}: not used by any listener"
         for pool in config.pools
         if pool.name not in used
     ]
+    return unused + expiry_warnings(config.source, config.listeners)

@@ -85,6 +85,20 @@ class BackendSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class BackendTlsSpec:
+    """A pool's `tls`: speak TLS to its servers (and to their health checks). `verify`
+    checks the chain against `ca` (a PEM file; None: the system's trust store) and the
+    name `sni` (None: the server's host), which is also sent as SNI."""
+
+    verify: bool = True
+    ca: str | None = None
+    sni: str | None = None
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
+@dataclass(frozen=True, slots=True)
 class HealthSpec:
     """Active health checks, HAProxy semantics: `rise` passes bring a backend UP,
     `fall` failures take it DOWN."""
@@ -97,6 +111,9 @@ class HealthSpec:
     rise: int = 2
     fall: int = 3
     kind: CheckKind = CheckKind.HTTP
+    # The pool's `tls`, copied here by the loader: a check speaks TLS as traffic does,
+    # and two pools checking one address differently are two checks.
+    tls: BackendTlsSpec | None = None
 
     def __reduce__(self) -> Reduced:
         return _reduce(self)
@@ -202,6 +219,43 @@ class RouteSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class CertificateSpec:
+    """One certificate of a TLS listener: PEM files, paths resolved from the config's
+    directory. The names it serves come from its subjectAltName entries."""
+
+    cert: str
+    key: str
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerTlsSpec:
+    """A listener's `tls`: terminate TLS with these certificates (docs/tls.md)."""
+
+    certificates: tuple[CertificateSpec, ...]
+    min_version: str = "1.2"  # "1.2" or "1.3"
+    alpn: tuple[str, ...] = ()
+    strict_sni: bool = False  # refuse a handshake whose SNI matches no certificate
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SniRoute:
+    """A TCP listener's passthrough route: a ClientHello for `sni` (exact, or
+    "*.example.com") goes to `pool`, still encrypted."""
+
+    sni: str
+    pool: str
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
+@dataclass(frozen=True, slots=True)
 class ListenerSpec:
     """An address rota accepts connections on. HTTP listeners route each request by
     `routes`; a TCP listener sends every connection to `pool`."""
@@ -221,6 +275,10 @@ class ListenerSpec:
     # HTTP listeners only: add `Via: 1.1 rota` to forwarded requests (docs/configuration.md
     # says why it is off by default: nginx does not compress responses to a request with Via).
     via: bool = False
+    tls: ListenerTlsSpec | None = None  # terminate TLS (HTTP and TCP listeners)
+    # TCP listeners only: route by the ClientHello's SNI without decrypting; `pool`, if
+    # set, takes what matches none (else such a connection is closed).
+    sni_routes: tuple[SniRoute, ...] = ()
 
     @property
     def address(self) -> str:
@@ -252,6 +310,7 @@ class PoolSpec:
     options: dict[str, Any] = field(default_factory=dict)
     sticky_cookie: str | None = None
     queue_timeout: float = 0.0
+    tls: BackendTlsSpec | None = None  # speak TLS to the servers
 
     def __reduce__(self) -> Reduced:
         return _reduce(self)

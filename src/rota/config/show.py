@@ -13,11 +13,13 @@ import re
 from collections.abc import Iterable
 
 from rota.config.model import (
+    BackendTlsSpec,
     Config,
     HeaderEdits,
     HealthSpec,
     LimitSpec,
     ListenerSpec,
+    ListenerTlsSpec,
     Mode,
     PoolSpec,
     RouteSpec,
@@ -138,7 +140,15 @@ def _listener(spec: ListenerSpec) -> list[str]:
     out = ["", f"[listeners.{name}]", f"bind = {value(spec.address)}"]
     out.append(f"protocol = {value(spec.protocol.value)}")
     if spec.protocol is Mode.TCP:
-        out.append(f"pool = {value(spec.pool or '')}")
+        if spec.pool is not None:
+            out.append(f"pool = {value(spec.pool)}")
+        elif spec.sni_routes:
+            out.append("# pool: none (a connection no sni_route matches is closed)")
+        if spec.sni_routes:
+            routes = (
+                inline([("sni", value(r.sni)), ("pool", value(r.pool))]) for r in spec.sni_routes
+            )
+            out.append(f"sni_routes = {array(routes)}")
         if spec.send_proxy is None:
             out.append("# send_proxy: none (no PROXY header to the servers)")
         else:
@@ -146,11 +156,35 @@ def _listener(spec: ListenerSpec) -> list[str]:
         out.append(f"accept_proxy = {value(spec.accept_proxy)}")
     else:
         out.append(f"via = {value(spec.via)}")
+    if spec.tls is not None:
+        out += ["", f"[listeners.{name}.tls]", *_listener_tls(spec.tls)]
     out += ["", f"[listeners.{name}.timeouts]", *_timeouts(spec.timeouts, LISTENER_TIMEOUTS)]
     out += ["", f"[listeners.{name}.limits]", *_limits(spec.limits, LISTENER_LIMITS)]
     for route in spec.routes:
         out += ["", f"[[listeners.{name}.routes]]", *_route(route)]
     return out
+
+
+def _listener_tls(tls: ListenerTlsSpec) -> list[str]:
+    out = ["certificates = ["]
+    for c in tls.certificates:
+        out.append(f"  {inline([('cert', value(c.cert)), ('key', value(c.key))])},")
+    out += [
+        "]",
+        f"min_version = {value(tls.min_version)}",
+        f"alpn = {array(value(a) for a in tls.alpn)}",
+        f"strict_sni = {value(tls.strict_sni)}",
+    ]
+    return out
+
+
+def _backend_tls(tls: BackendTlsSpec) -> str:
+    fields = [("verify", value(tls.verify))]
+    if tls.ca is not None:
+        fields.append(("ca", value(tls.ca)))
+    if tls.sni is not None:
+        fields.append(("sni", value(tls.sni)))
+    return inline(fields)
 
 
 def _route(route: RouteSpec) -> list[str]:
@@ -209,7 +243,12 @@ def _pool(spec: PoolSpec) -> list[str]:
         out.append("# sticky: none (no sticky sessions)")
     else:
         out.append(f"sticky = {inline([('cookie', value(spec.sticky_cookie))])}")
-    out += [f"queue_timeout = {value(spec.queue_timeout)}", "servers = ["]
+    out.append(f"queue_timeout = {value(spec.queue_timeout)}")
+    if spec.tls is None:
+        out.append("# tls: none (plain TCP to the servers)")
+    else:
+        out.append(f"tls = {_backend_tls(spec.tls)}")
+    out.append("servers = [")
     for s in spec.servers:
         fields = [("id", value(s.id))] if s.id != s.name else []
         fields += [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from rota import __version__
 from rota.config.model import CheckKind, HealthSpec
 from rota.health.report import probe_answer
+from rota.tls.client import client_context, server_hostname
+from rota.tls.client import describe as tls_reason
 
 USER_AGENT = f"rota-health/{__version__}"
 
@@ -58,7 +61,18 @@ class Probe:
     """Probes one backend; `abort()` (from another thread) cuts a probe in flight short,
     so that shutdown does not wait for a hanging backend."""
 
-    __slots__ = ("_aborted", "_clock", "_host", "_lock", "_port", "_request", "_sock", "_spec")
+    __slots__ = (
+        "_aborted",
+        "_clock",
+        "_host",
+        "_lock",
+        "_port",
+        "_request",
+        "_sock",
+        "_spec",
+        "_tls",
+        "_tls_error",
+    )
 
     def __init__(
         self,
@@ -86,6 +100,15 @@ class Probe:
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._aborted = False
+        # The pool's TLS: a check speaks it as traffic does (TCP kind: a completed
+        # handshake is the pass).
+        self._tls: ssl.SSLContext | None = None
+        self._tls_error = ""
+        if spec.tls is not None:
+            try:
+                self._tls = client_context(spec.tls)
+            except OSError as exc:  # the CA file went away since the config was loaded
+                self._tls_error = f"tls: {spec.tls.ca}: {exc.strerror or exc}"
 
     def abort(self) -> None:
         """Make the probe in flight, and any later one, fail at once. Thread-safe."""
@@ -106,6 +129,8 @@ class Probe:
             return ProbeResult(False, "timeout")
         except TimeoutError:
             return ProbeResult(False, "timeout")
+        except ssl.SSLError as exc:
+            return ProbeResult(False, tls_reason(exc))
         except OSError as exc:
             return ProbeResult(False, _reason(exc))
 
@@ -117,12 +142,16 @@ class Probe:
                 if self._aborted:
                     return ProbeResult(False, "aborted")
                 self._sock = sock
+            if self._tls_error:
+                return ProbeResult(False, self._tls_error)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.settimeout(self._remaining(deadline))
             try:
                 sock.connect((self._host, self._port))
             except TimeoutError:
                 return ProbeResult(False, "connect timeout")
+            if self._tls is not None:
+                sock = self._handshake(sock, self._tls, deadline)
             if self._spec.kind is CheckKind.TCP:
                 return ProbeResult(True, "connected")
             self._send(sock, deadline)
@@ -141,6 +170,18 @@ class Probe:
             with self._lock:
                 self._sock = None
             sock.close()
+
+    def _handshake(
+        self, sock: socket.socket, tls: ssl.SSLContext, deadline: float
+    ) -> ssl.SSLSocket:
+        """The TLS handshake, within the probe's deadline; the probe goes on over TLS."""
+        sock.settimeout(self._remaining(deadline))
+        spec = self._spec.tls
+        name = server_hostname(spec, self._host) if spec is not None else self._host
+        wrapped = tls.wrap_socket(sock, server_hostname=name)  # handshakes, or raises
+        with self._lock:
+            self._sock = wrapped
+        return wrapped
 
     def _remaining(self, deadline: float) -> float:
         left = deadline - self._clock()

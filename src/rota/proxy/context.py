@@ -39,6 +39,8 @@ class ProxyContext:
         self.name = listener.name
         self.timeouts = listener.timeouts
         self.limits = listener.limits
+        # X-Forwarded-Proto of every forwarded request: a TLS listener's is https.
+        self.proto = b"http" if listener.tls is None else b"https"
         self.loop = loop
         # The clock of exchange start and end times: the event loop's. asyncio's loop.time()
         # is time.monotonic(); uvloop's is the same clock rounded to its iteration's
@@ -82,8 +84,13 @@ class ProxyContext:
         self.only = table.only
 
     def backend_failed(self, backend: Backend, reason: str) -> None:
-        """A connection to `backend` failed on real traffic."""
-        log.debug("backend %s: %s", backend.name, reason)
+        """A connection to `backend` failed on real traffic. A TLS failure (a certificate
+        that does not verify) is a configuration problem an operator must see; a refused
+        connect is routine, and the health checks report the server's state."""
+        if reason.startswith("tls:"):
+            log.warning("backend %s: %s; trying the next", backend.name, reason)
+        else:
+            log.debug("backend %s: %s", backend.name, reason)
         hook = self.on_backend_error
         if hook is not None:
             hook(backend, reason)

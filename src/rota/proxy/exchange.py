@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
+import ssl
 from typing import TYPE_CHECKING, Final, cast
 
 from rota.http.headers import (
@@ -39,6 +40,7 @@ from rota.proxy.batching import as_protocol
 from rota.proxy.responses import CANNED, CANNED_KEEP_ALIVE
 from rota.proxy.upstream import UpstreamConnection
 from rota.proxy.websocket import Tunnel
+from rota.tls.client import describe as tls_reason
 
 if TYPE_CHECKING:
     from rota.proxy.client import ClientConnection
@@ -68,6 +70,8 @@ class ResponseBody(enum.Enum):
 
 def describe(exc: BaseException) -> str:
     """A short reason for a failed backend connection, for logs and passive checks."""
+    if isinstance(exc, ssl.SSLError):
+        return tls_reason(exc)
     if isinstance(exc, TimeoutError):
         return "connect timeout"
     if isinstance(exc, ConnectionRefusedError):
@@ -296,17 +300,32 @@ class Exchange(Outcome):
         pool = self.pool
         if idle is None or pool is None:
             return
+        tls = pool.tls
         try:
+            # The connect timeout covers the TLS handshake too.
             async with asyncio.timeout(pool.timeouts.connect):
-                _, protocol = await ctx.loop.create_connection(
-                    lambda: as_protocol(UpstreamConnection(backend, idle)),
-                    backend.host,
-                    backend.port,
-                )
+                if tls is None:
+                    _, protocol = await ctx.loop.create_connection(
+                        lambda: as_protocol(UpstreamConnection(backend, idle)),
+                        backend.host,
+                        backend.port,
+                    )
+                else:
+                    _, protocol = await ctx.loop.create_connection(
+                        lambda: as_protocol(UpstreamConnection(backend, idle)),
+                        backend.host,
+                        backend.port,
+                        ssl=tls,
+                        server_hostname=pool.tls_name or backend.host,
+                    )
             conn = cast(UpstreamConnection, protocol)
         except (OSError, TimeoutError) as exc:
             if self.step is Step.DONE:
                 return
+            if isinstance(exc, ssl.SSLError):
+                # A backend that answers with a certificate that does not verify is a bad
+                # gateway, not an unavailable one: 502 if no other server takes it.
+                self.none_left = 502
             ctx.backend_failed(backend, describe(exc))
             self._attempt_failed(backend)
             self._pick()  # nothing was sent: always safe to try the next backend
@@ -349,7 +368,7 @@ class Exchange(Outcome):
         data = build_request_head(
             head,
             client.peer_ip,
-            b"http",
+            client.ctx.proto,
             # Only for an HTTP/1.0 request without Host: HTTP/1.1 upstream requires one.
             backend.address.encode() if head.host is None else b"",
             False,

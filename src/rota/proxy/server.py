@@ -11,19 +11,28 @@ from typing import cast
 
 from rota.proxy.client import ClientConnection
 from rota.proxy.context import ProxyContext
+from rota.tls.accept import TlsAcceptor
+from rota.tls.server import ServerTls
 
 # On shutdown, in-flight exchanges get this long to finish before connections are cut.
 GRACE_SECONDS = 5.0
 
 
 class HttpListener:
-    """Accepts HTTP clients on bound sockets and serves them through `ctx`."""
+    """Accepts HTTP clients on bound sockets and serves them through `ctx`; with `tls`,
+    each client's TLS handshake comes first (rota.tls.accept)."""
 
-    def __init__(self, ctx: ProxyContext) -> None:
+    def __init__(self, ctx: ProxyContext, tls: ServerTls | None = None) -> None:
         self.ctx = ctx
+        self.tls = tls
         self.servers: list[asyncio.Server] = []
         self.sockets: list[socket.socket] = []
+        self.acceptor: TlsAcceptor | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def serving(self) -> bool:
+        return bool(self.servers) or self.acceptor is not None
 
     def __repr__(self) -> str:
         return f"<HttpListener {self.ctx.name} [{len(self.ctx.clients)} clients]>"
@@ -35,8 +44,15 @@ class HttpListener:
         # duck-typed protocol (see rota.proxy.batching.as_protocol), hence the cast.
         factory = cast("Callable[[], asyncio.Protocol]", partial(ClientConnection, self.ctx))
         self.sockets = sockets
-        for sock in sockets:
-            self.servers.append(await loop.create_server(factory, sock=sock, backlog=1024))
+        if self.tls is not None:
+            ctx = self.ctx
+            self.acceptor = TlsAcceptor(
+                loop, self.tls, factory, lambda: ctx.timeouts.header, ctx.limits.max_connections
+            )
+            self.acceptor.start(sockets)
+        else:
+            for sock in sockets:
+                self.servers.append(await loop.create_server(factory, sock=sock, backlog=1024))
         self._sweeper = loop.create_task(_sweep_forever(self.ctx))
 
     async def drain(self, grace: float = GRACE_SECONDS) -> None:
@@ -44,6 +60,8 @@ class HttpListener:
         finish, up to `grace` seconds."""
         for server in self.servers:
             server.close()
+        if self.acceptor is not None:
+            self.acceptor.close()
         ctx = self.ctx
         deadline = ctx.loop.time() + grace
         while ctx.clients and ctx.loop.time() < deadline:

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ from rota.config.model import Config, ListenerSpec
 from rota.outcome import End, Outcome
 from rota.pool import Backend, Pool
 from rota.proxy.listener import DEFAULT_BACKLOG
+from rota.tls import clienthello
+from rota.tls.client import describe as tls_reason
+from rota.tls.failures import Refused
 
 if TYPE_CHECKING:
     from rota.proxy.tcp_server import TcpProxy
@@ -161,15 +165,17 @@ class _Side(asyncio.Protocol):
 
 
 class _ClientSide(_Side):
-    """The client's socket: before the backend is connected it holds what arrives."""
+    """The client's socket: before the backend is connected it holds what arrives (and
+    reads a PROXY header, or the ClientHello of SNI passthrough, out of it)."""
 
-    __slots__ = ("header", "header_waiter", "pending")
+    __slots__ = ("header", "header_waiter", "pending", "server_name")
 
     def __init__(self, tunnel: Tunnel) -> None:
         super().__init__(tunnel)
         self.pending = bytearray()
         self.header: proxy_protocol.ProxyHeader | None = None
         self.header_waiter: asyncio.Future[None] | None = None
+        self.server_name: str | None = None
 
     def data_received(self, data: bytes) -> None:
         self.active = True
@@ -188,6 +194,9 @@ class _ClientSide(_Side):
             # sent while rota connected.
             self.transport.pause_reading()
             return
+        if self.tunnel.proxy.sni is not None:
+            self._hello(waiter)
+            return
         try:
             result = proxy_protocol.parse_header(self.pending)
         except proxy_protocol.ProxyProtocolError as exc:
@@ -198,6 +207,18 @@ class _ClientSide(_Side):
             del self.pending[:used]
             self.transport.pause_reading()
             waiter.set_result(None)
+
+    def _hello(self, waiter: asyncio.Future[None]) -> None:
+        """SNI passthrough: wait for the whole ClientHello, then for the backend."""
+        verdict, name = clienthello.server_name(self.pending)
+        if verdict is clienthello.Verdict.MORE:
+            return
+        self.transport.pause_reading()
+        if verdict is clienthello.Verdict.NAME:
+            self.server_name = name
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(Refused(verdict.value))
 
     def eof_received(self) -> bool:
         if self.peer is None:
@@ -220,10 +241,12 @@ class Tunnel:
     ends once, when the client's side is gone (`rota.outcome`): the unit of TCP mode's
     feedback to the policy is the connection."""
 
-    __slots__ = ("attempt", "client", "idle_sweeps", "outcome", "proxy", "upstream")
+    __slots__ = ("attempt", "client", "idle_sweeps", "outcome", "pool", "proxy", "upstream")
 
     def __init__(self, proxy: TcpProxy) -> None:
         self.proxy = proxy
+        # The listener's pool; with SNI passthrough, the one the ClientHello's name picks.
+        self.pool = proxy.pool
         self.client = _ClientSide(self)
         self.upstream: _Side | None = None
         self.attempt: Backend | None = None  # the backend counting this connection
@@ -266,13 +289,26 @@ class Tunnel:
         loop = proxy.loop
         client = self.client
         settings = proxy.settings
-        if settings.accept_proxy:
+        if settings.accept_proxy or proxy.sni is not None:
             # Before the transport exists: the header may arrive with connection_made.
             client.header_waiter = loop.create_future()
+        tls = proxy.tls
         try:
-            await loop.connect_accepted_socket(lambda: client, sock)
-        except OSError:
-            sock.close()
+            if tls is None:
+                await loop.connect_accepted_socket(lambda: client, sock)
+            else:
+                # TLS termination: the handshake counts against the header timeout.
+                await loop.connect_accepted_socket(
+                    lambda: client,
+                    sock,
+                    ssl=tls.context(),
+                    ssl_handshake_timeout=settings.proxy_header_timeout,
+                )
+        except OSError as exc:  # a TLS handshake that failed (SSLError...): counted
+            if tls is None:
+                sock.close()
+            else:
+                tls.failures.failed(exc)
             proxy.finished(self)
             return
         if not client.open:
@@ -284,17 +320,38 @@ class Tunnel:
             try:
                 async with asyncio.timeout(settings.proxy_header_timeout):
                     await client.header_waiter
-            except (proxy_protocol.ProxyProtocolError, TimeoutError, ConnectionError) as exc:
-                log.debug("client %s: no valid PROXY header: %s", peer_name(client), exc)
+            except (
+                proxy_protocol.ProxyProtocolError,
+                Refused,
+                TimeoutError,
+                ConnectionError,
+            ) as exc:
+                if proxy.sni is not None:
+                    proxy.sni_failures.failed(exc)
+                else:
+                    log.debug("client %s: no valid PROXY header: %s", peer_name(client), exc)
                 client.transport.abort()
                 return
+        if proxy.sni is not None:
+            pool = proxy.sni.pick(client.server_name)
+            if pool is None:
+                log.debug("client %s: no route for %s", peer_name(client), client.server_name)
+                proxy.sni_failures.failed(Refused("no route for the server name"))
+                client.transport.abort()
+                return
+            self.pool = self.outcome.pool = pool
         await self._connect()
 
     async def _connect(self) -> None:
         proxy = self.proxy
         client = self.client
         tried: list[Backend] = []
-        pool = proxy.pool
+        pool = self.pool
+        if pool is None:
+            client.transport.close()
+            return
+        # The listener's own pool: its settings' timeout; a pool SNI chose: that pool's.
+        timeout = proxy.settings.connect_timeout if pool is proxy.pool else pool.timeouts.connect
         ip = str(client.transport.get_extra_info("peername", ("",))[0]).encode()
         while client.open:
             backend = pool.pick(tried, None, ip)
@@ -317,11 +374,26 @@ class Tunnel:
             upstream = _Side(self)
             upstream.peer, upstream.out = client, client.transport
             try:
-                async with asyncio.timeout(proxy.settings.connect_timeout):
-                    await proxy.loop.create_connection(_const(upstream), backend.host, backend.port)
+                async with asyncio.timeout(timeout):
+                    if pool.tls is None:
+                        await proxy.loop.create_connection(
+                            _const(upstream), backend.host, backend.port
+                        )
+                    else:
+                        await proxy.loop.create_connection(
+                            _const(upstream),
+                            backend.host,
+                            backend.port,
+                            ssl=pool.tls,
+                            server_hostname=pool.tls_name or backend.host,
+                        )
             except TimeoutError:
                 self._release()
                 proxy.backend_error(backend, "connect timeout")
+                continue
+            except ssl.SSLError as exc:
+                self._release()
+                proxy.backend_error(backend, tls_reason(exc))
                 continue
             except OSError as exc:
                 self._release()

@@ -7,12 +7,16 @@ import asyncio
 import logging
 import math
 import socket
+import time
 from collections.abc import Callable
 
 from rota.outcome import Observer
 from rota.pool import Backend, Pool
 from rota.proxy.listener import Listener, bind
 from rota.proxy.tcp import TcpSettings, Tunnel, peer_name
+from rota.tls.failures import HandshakeFailures
+from rota.tls.passthrough import SniTable
+from rota.tls.server import ServerTls
 
 log = logging.getLogger("rota.tcp")
 
@@ -29,15 +33,21 @@ class TcpProxy:
 
     def __init__(
         self,
-        pool: Pool,
+        pool: Pool | None,
         settings: TcpSettings,
         *,
         name: str = "default",
         on_backend_error: BackendErrorHook | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        tls: ServerTls | None = None,
+        sni: SniTable[Pool] | None = None,
     ) -> None:
+        # `pool` is None only with `sni` (passthrough without a default pool).
         self.pool = pool
         self.name = name
+        self.tls = tls  # terminate TLS (rota.tls.server)
+        self.sni = sni  # route by the ClientHello's SNI, undecrypted (rota.tls.passthrough)
+        self.sni_failures = HandshakeFailures(name, time.monotonic, "ClientHello")
         self.settings = settings
         self.observers: list[Observer] = []
         self.on_backend_error = on_backend_error

@@ -1,0 +1,292 @@
+"""TLS termination on an HTTP listener, seen from real clients (Python's ssl, curl,
+openssl s_client): the certificate SNI picks, versions, ALPN, resumption,
+X-Forwarded-Proto, and what a client that does not speak TLS properly gets."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.support.procs import free_port
+from tests.support.tcp_procs import Proc, Procs
+from tests.support.tls import Issued, get, issue, shake, start_rota, toml_list, trusting
+
+BLOCK = bytes(range(256)) * 256  # the backend's /bytes pattern, 64 KiB
+
+
+@dataclass
+class Site:
+    ca: trustme.CA
+    rota: Proc
+    port: int
+    ecdsa: Issued
+    rsa: Issued
+    wild: Issued
+
+    def log(self) -> str:
+        return "".join(self.rota.output)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    where = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    ecdsa = issue(ca, where, "a-ecdsa", "a.example.com", "www.a.example.com", ecdsa=True)
+    rsa = issue(ca, where, "a-rsa", "a.example.com", "www.a.example.com")
+    wild = issue(ca, where, "b", "*.b.example.com")
+    procs = Procs()
+    try:
+        backend_port = free_port()
+        procs.start("-m", "rota", "backend", "--port", str(backend_port), "--name", "one")
+        rota = start_rota(
+            procs,
+            where / "rota.toml",
+            f"""
+[listeners.web]
+bind = "127.0.0.1:0"
+timeouts = {{ header = 1 }}
+tls = {{ certificates = {toml_list([ecdsa, rsa, wild])} }}
+[[listeners.web.routes]]
+pool = "one"
+[pools.one]
+servers = [{{ host = "127.0.0.1", port = {backend_port} }}]
+health_check = {{ type = "tcp", interval = 0.5 }}
+""",
+        )
+        yield Site(ca, rota, rota.port, ecdsa, rsa, wild)
+    finally:
+        procs.stop_all()
+
+
+def test_sni_picks_the_certificate_exact_then_wildcard(site: Site) -> None:
+    ctx = trusting(site.ca)
+    exact, answer, _ = shake(site.port, ctx, "www.a.example.com", request=get("a"))
+    assert exact.names == ["a.example.com", "www.a.example.com"]
+    assert answer.startswith(b"HTTP/1.1 200")
+    wildcard, answer, _ = shake(site.port, ctx, "x.b.example.com", request=get("x"))
+    assert wildcard.serial == site.wild.serial
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+def test_no_sni_or_an_unknown_name_gets_the_first_certificate(site: Site) -> None:
+    ctx = trusting(site.ca)
+    ctx.check_hostname = False
+    for sni in (None, "nowhere.example.org", "a.b.c.example.com"):
+        found, _, _ = shake(site.port, ctx, sni)
+        assert found.names == ["a.example.com", "www.a.example.com"], sni
+        assert found.key_type == "ECDSA"
+
+
+@pytest.mark.parametrize(
+    ("cipher", "kind"),
+    [("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDSA"), ("ECDHE-RSA-AES128-GCM-SHA256", "RSA")],
+)
+def test_ecdsa_and_rsa_certificates_side_by_side(site: Site, cipher: str, kind: str) -> None:
+    ctx = trusting(site.ca)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(cipher)
+    found, answer, _ = shake(site.port, ctx, "a.example.com", request=get("a"))
+    assert found.key_type == kind
+    assert found.serial == (site.ecdsa if kind == "ECDSA" else site.rsa).serial
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+def test_alpn_answers_http_1_1(site: Site) -> None:
+    ctx = trusting(site.ca)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    found, _, _ = shake(site.port, ctx, "a.example.com")
+    assert found.alpn == "http/1.1"
+    assert found.version == "TLSv1.3"
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_sessions_resume(site: Site, version: ssl.TLSVersion) -> None:
+    ctx = trusting(site.ca)
+    ctx.minimum_version = ctx.maximum_version = version
+    # A request first: TLS 1.3 tickets arrive after the handshake, with the first data.
+    first, _, session = shake(site.port, ctx, "a.example.com", request=get("a"))
+    assert not first.reused and session is not None
+    again, answer, _ = shake(site.port, ctx, "a.example.com", session, get("a"))
+    assert again.reused
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+def test_forwarded_requests_say_https(site: Site) -> None:
+    _, answer, _ = shake(site.port, trusting(site.ca), "a.example.com", request=get("a"))
+    assert b"X-Forwarded-Proto: https" in answer
+    assert b"X-Forwarded-Proto: http\n" not in answer
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_gets_an_answer(site: Site, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    site.ca.cert_pem.write_to_path(ca)
+    done = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--cacert",
+            str(ca),
+            "--max-time",
+            "10",
+            "--resolve",
+            f"a.example.com:{site.port}:127.0.0.1",
+            f"https://a.example.com:{site.port}/",
+        ],
+        capture_output=True,
+        timeout=20,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"Hello from one\n"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_tls_1_1_is_refused_and_1_2_accepted(site: Site) -> None:
+    def s_client(flag: str) -> subprocess.CompletedProcess[bytes]:
+        # SECLEVEL=0: this client would offer TLS 1.1; whether it is used is rota's call.
+        return subprocess.run(
+            [
+                "openssl",
+                "s_client",
+                "-connect",
+                f"127.0.0.1:{site.port}",
+                "-servername",
+                "a.example.com",
+                flag,
+                "-cipher",
+                "DEFAULT:@SECLEVEL=0",
+            ],
+            input=b"",
+            capture_output=True,
+            timeout=20,
+        )
+
+    old = s_client("-tls1_1")
+    assert old.returncode != 0
+    assert b"no peer certificate available" in old.stdout
+    ok = s_client("-tls1_2")
+    assert ok.returncode == 0, ok.stderr
+    assert b"Protocol  : TLSv1.2" in ok.stdout
+    assert b"Cipher is (NONE)" not in ok.stdout
+
+
+def test_a_large_download_is_byte_exact_with_bounded_memory(site: Site) -> None:
+    size = 96 * 1024 * 1024
+    before = site.rota.rss_kib()
+    ctx = trusting(site.ca)
+    with (
+        socket.create_connection(("127.0.0.1", site.port), timeout=30) as raw,
+        ctx.wrap_socket(raw, server_hostname="a.example.com") as tls,
+    ):
+        tls.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: a\r\n\r\n" % size)
+        time.sleep(0.5)  # a slow start: rota must stop reading the backend, not buffer
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += tls.recv(65536)
+        head, _, body = buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        got = hashlib.sha256(body)
+        n = len(body)
+        while n < size:
+            chunk = tls.recv(1 << 20)
+            assert chunk, f"closed after {n} bytes"
+            got.update(chunk)
+            n += len(chunk)
+    want = hashlib.sha256(BLOCK * (size // len(BLOCK)))
+    assert n == size
+    assert got.hexdigest() == want.hexdigest()
+    # Bounded: far less than the body was ever in rota's memory at once.
+    assert site.rota.peak_rss_kib() - before < 40 * 1024
+
+
+def _closed_without_an_answer(sock: socket.socket) -> bytes:
+    sock.settimeout(10)
+    received = b""
+    try:
+        while chunk := sock.recv(4096):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def test_plain_http_to_the_tls_port_is_closed_not_passed_on(site: Site) -> None:
+    with socket.create_connection(("127.0.0.1", site.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        received = _closed_without_an_answer(s)
+    assert b"Hello from" not in received
+    assert not received.startswith(b"HTTP/1.1 200")
+
+
+def _hello(sni: str) -> bytes:
+    """A real ClientHello, from Python's ssl through memory buffers."""
+    ctx = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return outgoing.read()
+
+
+@pytest.mark.parametrize(
+    "what",
+    [
+        b"\x00\x01garbage" * 100,
+        b"\x16\x03\x01\x40\x00\x01\xff\xff\xff"
+        + b"\x00" * 16375
+        + b"\x16\x03\x01\x40\x00"
+        + b"\x00" * 16384,  # a ClientHello claiming 16 MiB
+        "truncated",
+    ],
+    ids=["garbage", "huge", "truncated"],
+)
+def test_bad_handshakes_are_closed_and_counted(site: Site, what: bytes | str) -> None:
+    data = _hello("a.example.com")[:100] if what == "truncated" else what
+    assert isinstance(data, bytes)
+    with socket.create_connection(("127.0.0.1", site.port), timeout=10) as s:
+        s.sendall(data)  # the truncated one then waits: the header timeout (1 s) closes it
+        _closed_without_an_answer(s)
+    # ... and rota serves the next client as ever.
+    _, answer, _ = shake(site.port, trusting(site.ca), "a.example.com", request=get("a"))
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+def test_failed_handshakes_are_logged_per_reason_at_most_once_a_second(site: Site) -> None:
+    time.sleep(1.2)  # the lines of earlier tests' failures are out
+    start = len(site.rota.output)
+    began = time.monotonic()
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", site.port), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            _closed_without_an_answer(s)
+    pattern = re.compile(r"listener web: tls: (\d+) handshakes? failed: (.*)")
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [m for m in map(pattern.search, site.rota.output[start:]) if m]
+        counted = sum(n for m in lines for why, n in _reasons(m.group(2)) if why == "http request")
+        if counted >= 20 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert counted == 20
+    # One line per second at most (each sums up its second), never one per failure.
+    assert len(lines) <= time.monotonic() - began + 1
+    assert len(lines) < 20
+
+
+def _reasons(text: str) -> list[tuple[str, int]]:
+    out = []
+    for part in text.split(", "):
+        why, _, n = part.rpartition(" ")
+        out.append((why, int(n)))
+    return out
