@@ -1,22 +1,20 @@
 """Several cores: a supervisor and N worker processes (`rota lb --workers N`).
 
-Each worker runs the same `Runtime` as a single-process rota, bound to every listener's
-address with SO_REUSEPORT, so the kernel spreads new connections over the workers without a
-shared accept queue (no thundering herd, no one worker taking every connection). Balancing
-state (round robin order, in-flight counts) is therefore per worker, not across them.
+The supervisor binds every listener's sockets itself, one SO_REUSEPORT group per worker
+slot (`rota.slots`), holds them, and hands each worker its slot's sockets over the control
+channel (SCM_RIGHTS). The kernel spreads new connections over the slots by a hash, with no
+shared accept queue (no thundering herd, no one worker taking every connection); because
+the supervisor keeps every socket open, a worker that stops never takes its accept queue
+with it. Balancing state (round robin order, in-flight counts) is per worker.
 
 The supervisor runs the health checks once for everyone. It talks to each worker over a
-duplex pipe, the control channel:
-
-    supervisor -> worker   ("health", check, "UP"|"DOWN", reason)   a check's verdict
-                           ("apply", config)                         a new configuration
-    worker -> supervisor   ("ready", pid) | ("error", text)          start-up
-                           ("failure", check, reason)                a passive failure
-
-A worker whose connection to a backend fails marks that backend DOWN locally at once and
-reports it; the supervisor turns the report into a DOWN for all and an immediate probe. A
-worker that dies is restarted (and told which checks are DOWN) and logged. SIGINT/SIGTERM
-stop every worker gracefully, then the supervisor.
+duplex pipe, the control channel (messages in `rota.worker`). A worker whose connection to
+a backend fails marks that backend DOWN locally at once and reports it; the supervisor
+turns the report into a DOWN for all and an immediate probe. A worker that dies is
+restarted (and told which checks are DOWN) and logged. A reload is applied here, then sent
+to every worker, and done when every worker has applied it; a changed `workers` starts or
+stops workers (their slots go to the others first). SIGINT/SIGTERM: the supervisor closes
+its sockets, then drains every worker.
 
 Workers are started with the `spawn` method: the supervisor runs health-check threads, and
 forking a process that has threads can copy a held lock into the child.
@@ -27,74 +25,68 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import errno
 import logging
 import multiprocessing
-import multiprocessing.connection
 import os
 import signal
-import socket
 import sys
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from rota.config.model import Config, ListenerSpec
+from rota.config.model import Config
+from rota.handover import Inherited
 from rota.health.monitor import HealthMonitor
-from rota.instance import ListenError, Runtime, ready_line
-from rota.lb import Reload, on_reload, stop_event
-from rota.pool import Backend, CheckKey, State
-from rota.proxy.server import GRACE_SECONDS
-from rota.runtime import loop_factory, raise_fd_limit, setup_logging
+from rota.instance import Runtime, ready_line
+from rota.pool import CheckKey, State
+from rota.reloader import Reload, Reloader
+from rota.runtime import loop_factory
+from rota.service import EarlySignals, ProcessOptions, Service
+from rota.slots import SlotError, SocketTable, close
+from rota.upgrade import Predecessor
+from rota.worker import Pipe, send_sockets, worker_main
 
 log = logging.getLogger("rota")
 
 WATCH_SECONDS = 0.05  # how often the supervisor reads its pipes and worker exits
 READY_TIMEOUT = 30.0
-
-Pipe = multiprocessing.connection.Connection
-
-
-def check_bindable(listener: ListenerSpec) -> tuple[int, str | None]:
-    """Fail fast, before any worker starts, if the address cannot be bound. Returns the
-    port to use: with port 0 the kernel picks one here, and every worker takes that one."""
-    family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        # Without SO_REUSEPORT, so that any listener on the port, another rota's workers
-        # included, makes this fail instead of silently sharing the port with it.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((listener.host, listener.port))
-        except OSError as exc:
-            what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            return listener.port, f"cannot listen on {listener.address}: {what}"
-        return int(s.getsockname()[1]), None
+APPLY_TIMEOUT = 10.0  # for every worker to report a reload applied
 
 
-# ---------------------------------------------------------------------------- supervisor
-
-
-def run_supervisor(config: Config, reload: Reload | None = None) -> int:
-    listeners = []
-    for listener in config.listeners:
-        port, problem = check_bindable(listener)
-        if problem is not None:
-            print(f"rota: {problem}", file=sys.stderr)
-            return 1
-        listeners.append(dataclasses.replace(listener, port=port))
-    config = dataclasses.replace(config, listeners=tuple(listeners))
+def run_supervisor(
+    config: Config,
+    reload: Reload | None = None,
+    options: ProcessOptions | None = None,
+    predecessor: Predecessor | None = None,
+    early: EarlySignals | None = None,
+) -> int:
+    supervisor = Supervisor(config, reload, options or ProcessOptions(), predecessor, early)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(Supervisor(config, reload).run())
+        return runner.run(supervisor.run())
 
 
 class Supervisor:
-    def __init__(self, config: Config, reload: Reload | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        reload: Reload | None = None,
+        options: ProcessOptions | None = None,
+        predecessor: Predecessor | None = None,
+        early: EarlySignals | None = None,
+    ) -> None:
         self.config = config
         self.reload = reload
+        self.options = options or ProcessOptions()
+        self.predecessor = predecessor or Predecessor(None)
+        self.early = early
         self.mp = multiprocessing.get_context("spawn")
+        self.table = SocketTable()
         self.procs: list[BaseProcess | None] = [None] * config.workers
         self.pipes: list[Pipe | None] = [None] * config.workers
+        self.retired: list[BaseProcess] = []  # stopped by a smaller `workers`, draining
         self.down: dict[CheckKey, str] = {}  # checks that are DOWN now, with the reason
         self.stopping = False
+        self.generation = 0  # of the last configuration sent to workers
+        self.applied: dict[int, str | None] = {}  # worker -> its answer to `generation`
 
     def start_worker(self, index: int) -> None:
         parent, child = self.mp.Pipe(duplex=True)
@@ -108,6 +100,8 @@ class Supervisor:
         child.close()
         self.procs[index] = proc
         self.pipes[index] = parent
+        with contextlib.suppress(OSError, ValueError):
+            send_sockets(parent, ("sockets",), self.table.for_worker(index, len(self.procs)))
 
     def send(self, index: int, message: tuple[Any, ...]) -> None:
         pipe = self.pipes[index]
@@ -121,32 +115,59 @@ class Supervisor:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        stop = stop_event(loop)
+        service = Service(loop, self.options, self.predecessor, self.early)
         # The supervisor's own runtime holds the pools (never listeners): health states
         # and their log lines live here, once for every worker.
         self.runtime = runtime = Runtime(self.config, loop, listen=False)
         self.health = health = HealthMonitor(loop, self.on_change)
         health.sync(runtime.checks())
-        workers = self.config.workers
-        for i in range(workers):
-            self.start_worker(i)
+        service.reloader = reloader = Reloader(self.reload, self.apply)
+        service.hold(self.table.held)
+        service.hurry.append(self.hurry)
         try:
-            problem = await self.wait_ready(stop)
-            if problem is not None:
-                print(f"rota: {problem}", file=sys.stderr)
-                return 1
-            if stop.is_set():
-                return 0
-            health.start()
-            for listener in self.config.listeners:
-                print(ready_line(self.config, listener, listener.address, workers), flush=True)
-            on_reload(loop, self.reload, self.apply)
-            await self.watch(stop)
+            async with reloader.lock:  # a reload asked for during start-up waits
+                await service.begin()
+                problem = self.bind(self.config, self.predecessor.inherited)
+                if problem is None:
+                    for i in range(self.config.workers):
+                        self.start_worker(i)
+                    problem = await self.wait_ready(service.stop)
+                if problem is not None:
+                    print(f"rota: {problem}", file=sys.stderr)
+                    self.predecessor.failed(problem)
+                    return 1
+                if service.stop.is_set():
+                    return 0
+                health.start()
+                workers = self.config.workers
+                for listener in self.config.listeners:
+                    print(ready_line(self.config, listener, listener.address, workers), flush=True)
+                service.ready()
+            await self.watch(service.stop)
             return 0
         finally:
             self.stopping = True
             health.stop()
+            # Our copies first, so that once the workers close theirs (at once, as they
+            # start draining) a new connection is refused; after an upgrade the new
+            # process holds them and nothing is refused.
+            self.table.close_all()
             await self.stop_workers()
+            await service.close()
+
+    def bind(self, config: Config, inherited: Inherited) -> str | None:
+        """Prepare the socket table for `config` (ports chosen with port 0 go into
+        self.config); the problem if an address cannot be bound."""
+        try:
+            gone = self.table.prepare(config.listeners, config.workers, inherited)
+        except SlotError as exc:
+            return str(exc)
+        listeners = tuple(
+            dataclasses.replace(spec, port=self.table.port(spec.name)) for spec in config.listeners
+        )
+        self.config = dataclasses.replace(config, listeners=listeners)
+        close(gone)  # workers hold their own descriptors while they drain those listeners
+        return None
 
     def on_change(self, key: CheckKey, state: State, reason: str) -> None:
         """A check's verdict: into the supervisor's pools (and the log), then to workers."""
@@ -157,28 +178,73 @@ class Supervisor:
         self.runtime.set_health(key, state, reason)
         self.broadcast(("health", key, state.value, reason))
 
-    async def apply(self, config: Config) -> None:
-        """A new configuration for every worker (the control channel's `apply`). Every
-        worker must bind a new listener's port 0 to the same port: it is chosen here, and
-        a listener that stays keeps the port it has."""
-        old = {listener.name: listener for listener in self.config.listeners}
-        listeners = []
-        for listener in config.listeners:
-            before = old.get(listener.name)
-            if listener.port == 0 and before is not None and before.host == listener.host:
-                listener = dataclasses.replace(listener, port=before.port)
-            elif before is None or (before.host, before.port) != (listener.host, listener.port):
-                port, problem = check_bindable(listener)
-                if problem is not None:
-                    log.error("reload failed, the running configuration stays: %s", problem)
-                    return
-                listener = dataclasses.replace(listener, port=port)
-            listeners.append(listener)
-        config = dataclasses.replace(config, listeners=tuple(listeners))
-        self.config = dataclasses.replace(config, workers=self.config.workers)
+    async def apply(self, config: Config) -> str | None:
+        """A new configuration: the socket table first (a new listener's port 0 is chosen
+        here, once for every worker), the supervisor's pools, then every worker; done when
+        each has applied it. A changed `workers` starts or stops workers."""
+        problem = self.bind(config, Inherited())
+        if problem is not None:
+            return f"{problem}; the running configuration stays"
         await self.runtime.apply(self.config)
         self.health.sync(self.runtime.checks())
-        self.broadcast(("apply", self.config))
+        before = len(self.procs)
+        after = self.config.workers
+        self.generation += 1
+        self.applied = {}
+        keep = min(before, after)
+        for i in range(keep):
+            message = ("apply", self.generation, self.config)
+            pipe = self.pipes[i]
+            if pipe is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    send_sockets(pipe, message, self.table.for_worker(i, after))
+        problems = await self.wait_applied(range(keep))
+        if after > before:
+            self.procs += [None] * (after - before)
+            self.pipes += [None] * (after - before)
+            for i in range(before, after):
+                self.start_worker(i)
+        elif after < before:
+            # The others already serve these workers' slots (adopted with the apply).
+            for i in range(after, before):
+                self.retire(i)
+            del self.procs[after:], self.pipes[after:]
+        if after != before:
+            log.info("workers: %d -> %d", before, after)
+        return "; ".join(problems) if problems else None
+
+    async def wait_applied(self, workers: range) -> list[str]:
+        """Wait (bounded) until every worker in `workers` reported the last apply."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + APPLY_TIMEOUT
+        while loop.time() < deadline:
+            self.poll()
+            if all(i in self.applied or not self.alive(i) for i in workers):
+                break
+            await asyncio.sleep(WATCH_SECONDS / 5)
+        else:
+            return ["not every worker applied the configuration in time"]
+        return [p for p in self.applied.values() if p is not None]
+
+    def alive(self, index: int) -> bool:
+        proc = self.procs[index]
+        return proc is not None and proc.is_alive()
+
+    def retire(self, index: int) -> None:
+        proc, pipe = self.procs[index], self.pipes[index]
+        if proc is not None and proc.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            self.retired.append(proc)
+        if pipe is not None:
+            pipe.close()
+
+    def hurry(self) -> None:
+        """A second stop signal: every worker cuts what it still has open."""
+        for proc in [*self.procs, *self.retired]:
+            if proc is not None and proc.pid is not None and proc.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
 
     async def wait_ready(self, stop: asyncio.Event) -> str | None:
         """Wait until every worker listens; a worker's start-up error ends the wait."""
@@ -211,18 +277,24 @@ class Supervisor:
             pass
         return messages
 
+    def poll(self) -> None:
+        """Handle what every worker said: failure reports become passive checks; a
+        restarted worker is told what is DOWN; apply reports are collected."""
+        for i in range(len(self.pipes)):
+            for kind, payload in self.read(i):
+                if kind == "failure":
+                    key, reason = payload
+                    self.health.observe_failure(key, str(reason))
+                elif kind == "ready":
+                    for key, reason in self.down.items():
+                        self.send(i, ("health", key, State.DOWN.value, reason))
+                elif kind == "applied" and payload[0] == self.generation:
+                    self.applied[i] = payload[1]
+
     async def watch(self, stop: asyncio.Event) -> None:
-        """Turn workers' failure reports into passive checks; restart workers that die."""
+        """Read the workers' messages; restart workers that die; reap retired ones."""
         while not stop.is_set():
-            for i in range(len(self.pipes)):
-                for kind, payload in self.read(i):
-                    if kind == "failure":
-                        key, reason = payload
-                        self.health.observe_failure(key, str(reason))
-                    elif kind == "ready":
-                        # A restarted worker: tell it what is DOWN now.
-                        for key, reason in self.down.items():
-                            self.send(i, ("health", key, State.DOWN.value, reason))
+            self.poll()
             for i, proc in enumerate(self.procs):
                 if proc is not None and not proc.is_alive() and not self.stopping:
                     log.warning(
@@ -232,86 +304,25 @@ class Supervisor:
                         proc.exitcode,
                     )
                     self.start_worker(i)
+            for proc in [p for p in self.retired if not p.is_alive()]:
+                proc.join(timeout=0)
+                self.retired.remove(proc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), WATCH_SECONDS)
 
     async def stop_workers(self) -> None:
-        for proc in self.procs:
-            if proc is not None and proc.is_alive() and proc.pid is not None:
+        procs = [p for p in [*self.procs, *self.retired] if p is not None]
+        for proc in procs:
+            if proc.is_alive() and proc.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGTERM)
-        deadline = asyncio.get_running_loop().time() + GRACE_SECONDS + 2
-        while any(p is not None and p.is_alive() for p in self.procs):
+        deadline = asyncio.get_running_loop().time() + self.config.drain_timeout + 2
+        while any(p.is_alive() for p in procs):
             if asyncio.get_running_loop().time() > deadline:
-                for p in self.procs:
-                    if p is not None and p.is_alive():
+                for p in procs:
+                    if p.is_alive():
                         p.kill()
                 break
             await asyncio.sleep(0.05)
-        for p in self.procs:
-            if p is not None:
-                p.join(timeout=1)
-
-
-# ---------------------------------------------------------------------------- worker
-
-
-def worker_main(config: Config, index: int, pipe: Pipe) -> None:
-    """A worker process: one `Runtime`, listening with SO_REUSEPORT."""
-    setup_logging()
-    raise_fd_limit()
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        try:
-            runner.run(_worker(config, pipe))
-        except ListenError as exc:
-            with contextlib.suppress(OSError):
-                pipe.send(("error", str(exc)))
-            sys.exit(1)
-
-
-async def _worker(config: Config, pipe: Pipe) -> None:
-    loop = asyncio.get_running_loop()
-    stop = stop_event(loop)
-    runtime = Runtime(config, loop, reuse_port=True, log_transitions=False)
-    applying: set[asyncio.Task[None]] = set()
-
-    def backend_failed(backend: Backend, reason: str) -> None:
-        # At once, here; the supervisor follows for every worker.
-        runtime.set_health(backend.check, State.DOWN, reason)
-        with contextlib.suppress(OSError, ValueError):
-            pipe.send(("failure", backend.check, reason))
-
-    def on_message() -> None:
-        try:
-            while pipe.poll():
-                message = pipe.recv()
-                if message[0] == "health":
-                    _, key, state, reason = message
-                    runtime.set_health(key, State(state), reason)
-                elif message[0] == "apply":
-                    task = loop.create_task(_apply(runtime, message[1]))
-                    applying.add(task)
-                    task.add_done_callback(applying.discard)
-        except (EOFError, OSError):
-            loop.remove_reader(pipe.fileno())
-            stop.set()  # the supervisor is gone: so are we
-
-    runtime.on_backend_error = backend_failed
-    await runtime.start()
-    loop.add_reader(pipe.fileno(), on_message)
-    pipe.send(("ready", os.getpid()))
-    try:
-        await stop.wait()
-    finally:
-        with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(pipe.fileno())
-        await runtime.stop()
-
-
-async def _apply(runtime: Runtime, config: Config) -> None:
-    try:
-        await runtime.apply(config)
-    except ListenError as exc:
-        log.error(
-            "worker pid %d: %s; its other listeners run the new configuration", os.getpid(), exc
-        )
+        for p in procs:
+            p.join(timeout=1)

@@ -29,7 +29,7 @@ from rota.config.model import (
 from rota.config.reader import Reader, show
 from rota.http.routing import shadowed
 
-TOP_KEYS = ("listeners", "pools", "workers", "health_check", "timeouts", "limits")
+TOP_KEYS = ("listeners", "pools", "workers", "drain_timeout", "health_check", "timeouts", "limits")
 LISTENER_KEYS = (
     "bind",
     "protocol",
@@ -69,6 +69,7 @@ def build_site(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
     )
     limits = sections.limits(r, "limits", data.get("limits", {}), sections.LIMIT_KEYS, LimitSpec())
     workers = sections.workers(r, data.get("workers", 1))
+    drain_timeout = sections.drain_timeout(r, data)
 
     pool_tables = _named(r, "pools", data.get("pools"), "pool")
     pools = tuple(
@@ -85,6 +86,7 @@ def build_site(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
         listeners=listeners,
         pools=pools,
         workers=workers,
+        drain_timeout=drain_timeout,
         health=health,
         timeouts=timeouts,
         limits=limits,

@@ -12,9 +12,6 @@ from typing import cast
 from rota.proxy.client import ClientConnection
 from rota.proxy.context import ProxyContext
 
-# On shutdown, in-flight exchanges get this long to finish before connections are cut.
-GRACE_SECONDS = 5.0
-
 
 class HttpListener:
     """Accepts HTTP clients on bound sockets and serves them through `ctx`."""
@@ -34,19 +31,22 @@ class HttpListener:
         # One call per accepted connection, straight to the class: ClientConnection is a
         # duck-typed protocol (see rota.proxy.batching.as_protocol), hence the cast.
         factory = cast("Callable[[], asyncio.Protocol]", partial(ClientConnection, self.ctx))
-        self.sockets = sockets
+        self.sockets = self.sockets + [s for s in sockets if s not in self.sockets]
         for sock in sockets:
             self.servers.append(await loop.create_server(factory, sock=sock, backlog=1024))
-        self._sweeper = loop.create_task(_sweep_forever(self.ctx))
+        if self._sweeper is None:
+            self._sweeper = loop.create_task(_sweep_forever(self.ctx))
 
-    async def drain(self, grace: float = GRACE_SECONDS) -> None:
+    async def drain(self, grace: float, now: asyncio.Event | None = None) -> None:
         """Stop accepting; close idle client connections now and let in-flight ones
-        finish, up to `grace` seconds."""
+        finish (answered with `Connection: close`), up to `grace` seconds or until `now`
+        is set (a second stop signal)."""
         for server in self.servers:
             server.close()
+        self.servers = []
         ctx = self.ctx
         deadline = ctx.loop.time() + grace
-        while ctx.clients and ctx.loop.time() < deadline:
+        while ctx.clients and ctx.loop.time() < deadline and not (now and now.is_set()):
             for client in list(ctx.clients):
                 client.closing = True
                 if not client.queue:
