@@ -309,8 +309,7 @@ class Runtime:
             await self.start()
         for name in [n for n in self.pools if n not in {p.name for p in config.pools}]:
             for backend in self.pools.pop(name).backends:
-                if backend.idle is not None:
-                    backend.idle.close_all()
+                _retire_idle(backend)
 
     def _update_pool(self, pool: Pool, spec: PoolSpec, before: PoolSpec | None) -> None:
         if before is None or _policy_keys(before) != _policy_keys(spec):
@@ -329,8 +328,7 @@ class Runtime:
             server = wanted.get(backend.id)
             if server is None or (server.host, server.port) != (backend.host, backend.port):
                 pool.remove(backend.id)
-                if backend.idle is not None:
-                    backend.idle.close_all()
+                _retire_idle(backend)
         for server in spec.servers:
             existing = pool.get(server.key)
             if existing is None:
@@ -360,6 +358,14 @@ def ready_line(config: Config, spec: ListenerSpec, address: str, workers: int = 
     else:
         what = f"listener {spec.name}, {len(spec.routes)} routes{several}"
     return f"rota listening on {spec.protocol.value}://{address} ({what})"
+
+
+def _retire_idle(backend: Backend) -> None:
+    """A server removed: close its idle connections now, and each busy one once its
+    exchange ends (a pool of no room closes what is released to it)."""
+    if backend.idle is not None:
+        backend.idle.close_all()
+        backend.idle.limit = 0
 
 
 def _policy_keys(spec: PoolSpec) -> tuple[object, ...]:
