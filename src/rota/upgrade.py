@@ -57,15 +57,17 @@ async def start_successor(argv: Sequence[str], held: list[Held]) -> tuple[int, s
         line = await asyncio.wait_for(_read_line(loop, ours), READY_TIMEOUT)
     except TimeoutError:
         line = f"error not ready within {READY_TIMEOUT:g} s"
-    except OSError as exc:
-        line = f"error the handover failed: {exc}"
+    except OSError:
+        line = ""  # it closed the link, most likely as it exited: its exit code says why
     finally:
         ours.close()
     if line.startswith("ready"):
         return proc.pid, None
-    if proc.poll() is None:
+    try:
+        code = await loop.run_in_executor(None, proc.wait, 5.0)
+    except subprocess.TimeoutExpired:
         proc.kill()
-    code = await loop.run_in_executor(None, proc.wait)
+        code = await loop.run_in_executor(None, proc.wait)
     reason = line.partition(" ")[2] if line.startswith("error ") else ""
     return proc.pid, reason or f"it exited with code {code} before it was ready"
 
