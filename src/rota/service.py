@@ -149,6 +149,8 @@ class Service:
         if self.stop.is_set():
             return "upgrade refused: this process is stopping"
         async with self._upgrading:
+            if self.stop.is_set():  # another upgrade finished while this one waited
+                return "upgrade refused: this process is stopping"
             log.info("upgrade: starting a new process")
             pid, problem = await start_successor(self.options.argv, self.held())
             if problem is not None:

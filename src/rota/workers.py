@@ -115,7 +115,7 @@ class Supervisor:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        service = Service(loop, self.options, self.predecessor, self.early)
+        self.service = service = Service(loop, self.options, self.predecessor, self.early)
         # The supervisor's own runtime holds the pools (never listeners): health states
         # and their log lines live here, once for every worker.
         self.runtime = runtime = Runtime(self.config, loop, listen=False)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import cast
 
-from rota.proxy.client import ClientConnection
+from rota.proxy.client import ClientConnection, Phase
 from rota.proxy.context import ProxyContext
 
 
@@ -48,9 +48,10 @@ class HttpListener:
         deadline = ctx.loop.time() + grace
         while ctx.clients and ctx.loop.time() < deadline and not (now and now.is_set()):
             for client in list(ctx.clients):
-                client.closing = True
-                if not client.queue:
-                    client.close()
+                if client.queue:
+                    client.closing = True  # its answer says `Connection: close`
+                elif client.phase is not Phase.HEAD:
+                    client.close()  # idle; a head on its way is let in and answered
             await asyncio.sleep(0.05)
         for client in list(ctx.clients):
             if client.transport is not None:
