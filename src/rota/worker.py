@@ -120,8 +120,11 @@ async def _worker(config: Config, pipe: Pipe, slots: Slots) -> None:
     runtime = Runtime(config, loop, log_transitions=False, sockets=slots.source)
     applying: set[asyncio.Task[None]] = set()
 
+    terms = [0]  # SIGTERMs: the first drains, a second cuts (a lost pipe is no signal)
+
     def on_term() -> None:
-        if stop.is_set():
+        terms[0] += 1
+        if terms[0] > 1:
             runtime.hurry()
         stop.set()
 

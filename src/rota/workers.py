@@ -82,7 +82,8 @@ class Supervisor:
         self.table = SocketTable()
         self.procs: list[BaseProcess | None] = [None] * config.workers
         self.pipes: list[Pipe | None] = [None] * config.workers
-        self.retired: list[BaseProcess] = []  # stopped by a smaller `workers`, draining
+        # Stopped by a smaller `workers`, draining; their pipes close once they exited.
+        self.retired: list[tuple[BaseProcess, Pipe | None]] = []
         self.down: dict[CheckKey, str] = {}  # checks that are DOWN now, with the reason
         self.stopping = False
         self.generation = 0  # of the last configuration sent to workers
@@ -231,17 +232,16 @@ class Supervisor:
         return proc is not None and proc.is_alive()
 
     def retire(self, index: int) -> None:
+        """Stop a worker no longer wanted: it drains (its pipe is closed once it exited)."""
         proc, pipe = self.procs[index], self.pipes[index]
         if proc is not None and proc.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
-            self.retired.append(proc)
-        if pipe is not None:
-            pipe.close()
+            self.retired.append((proc, pipe))
 
     def hurry(self) -> None:
         """A second stop signal: every worker cuts what it still has open."""
-        for proc in [*self.procs, *self.retired]:
+        for proc in [*self.procs, *(r[0] for r in self.retired)]:
             if proc is not None and proc.pid is not None and proc.is_alive():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGTERM)
@@ -304,14 +304,16 @@ class Supervisor:
                         proc.exitcode,
                     )
                     self.start_worker(i)
-            for proc in [p for p in self.retired if not p.is_alive()]:
+            for proc, pipe in [r for r in self.retired if not r[0].is_alive()]:
                 proc.join(timeout=0)
-                self.retired.remove(proc)
+                if pipe is not None:
+                    pipe.close()
+                self.retired.remove((proc, pipe))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), WATCH_SECONDS)
 
     async def stop_workers(self) -> None:
-        procs = [p for p in [*self.procs, *self.retired] if p is not None]
+        procs = [p for p in [*self.procs, *(r[0] for r in self.retired)] if p is not None]
         for proc in procs:
             if proc.is_alive() and proc.pid is not None:
                 with contextlib.suppress(ProcessLookupError):

@@ -104,8 +104,9 @@ def test_twenty_reloads_under_load_fail_nothing_and_traffic_follows_each(
                 done = reload(pid_file)
                 assert done.returncode == 0, done.stderr + proc.output()
                 # Every worker has it once `rota reload` returns: the very next requests,
-                # on new connections and on one opened before, follow it.
-                assert served(port, 6, kept) == names, (i, proc.output())
+                # on new connections and on one opened before, follow it (the removed
+                # server gets none; which of the others answers depends on the load's turns).
+                assert served(port, 6, kept) <= names, (i, proc.output())
                 kept.close()
                 load.wait_for(20)
         assert load.failed == 0 and load.refused == 0, load.summary()

@@ -12,6 +12,11 @@ from typing import cast
 from rota.proxy.client import ClientConnection, Phase
 from rota.proxy.context import ProxyContext
 
+# On a drain, an idle client connection is closed once it has been quiet this long: one
+# that was just accepted, or just answered, is likely sending its request already, and
+# closing it under that request would fail it (HTTP/1.1 cannot announce a close).
+DRAIN_QUIET_SECONDS = 1.0
+
 
 class HttpListener:
     """Accepts HTTP clients on bound sockets and serves them through `ctx`."""
@@ -47,11 +52,19 @@ class HttpListener:
         ctx = self.ctx
         deadline = ctx.loop.time() + grace
         while ctx.clients and ctx.loop.time() < deadline and not (now and now.is_set()):
+            # An idle connection active this recently may have a request on its way (a new
+            # connection's first, a keep-alive client's next): it is let in and answered.
+            # Deadlines were set from the coarse clock (`ctx.now`), up to a sweep behind.
+            quiet = DRAIN_QUIET_SECONDS + ctx.sweep_interval()
+            recent = ctx.loop.time() - quiet + ctx.timeouts.idle
             for client in list(ctx.clients):
+                client.last_request = True  # what comes is answered with `Connection: close`
                 if client.queue:
-                    client.closing = True  # its answer says `Connection: close`
-                elif client.phase is not Phase.HEAD:
-                    client.close()  # idle; a head on its way is let in and answered
+                    client.closing = True
+                elif client.phase is Phase.LINGER or (
+                    client.phase is Phase.IDLE and client.deadline <= recent
+                ):
+                    client.close()
             await asyncio.sleep(0.05)
         for client in list(ctx.clients):
             if client.transport is not None:
