@@ -29,6 +29,7 @@ from typing import Any
 from rota.balancing import POLICIES
 from rota.config.load import build_config
 from rota.instance import Runtime
+from rota.observe.metrics import Stats
 from rota.proxy.client import ClientConnection
 from rota.proxy.context import ProxyContext
 from rota.proxy.upstream import UpstreamConnection
@@ -179,10 +180,17 @@ def main() -> None:
     p.add_argument(
         "--algorithm", choices=sorted(POLICIES), help="the pool's policy (default: round_robin)"
     )
+    p.add_argument(
+        "--metrics", action="store_true", help="count traffic as the admin listener does"
+    )
     args = p.parse_args()
     loop = asyncio.new_event_loop()
     try:
         ctx, upstreams = setup(loop, args.routes, args.algorithm)
+        if args.metrics:
+            stats = Stats()
+            ctx.stats = stats
+            ctx.observers.append(stats.observe)
         if args.routes:
             request = ROUTED % (max(1, args.routes // 2) - 1)
             run_keep_alive(ctx, upstreams, 2_000, request)  # warm up
@@ -200,6 +208,8 @@ def main() -> None:
         mode = f"keep-alive, {args.routes} routes"
     if args.algorithm:
         mode = f"{mode}, {args.algorithm}"
+    if args.metrics:
+        mode = f"{mode}, metrics on"
     print(
         f"{mode}: median {statistics.median(times):.2f} us/request of rota Python "
         f"(min {min(times):.2f}, max {max(times):.2f}, {args.rounds} rounds of {args.n})"

@@ -29,7 +29,8 @@ def run(
     options = options or ProcessOptions()
     # The sockets of the process this one replaces (a binary upgrade), before any bind.
     predecessor = Predecessor.from_env()
-    if config.workers > 1:
+    if config.workers > 1 or config.admin is not None:
+        # The admin listener is served by a supervisor, never by a process with traffic.
         from rota.workers import run_supervisor
 
         return run_supervisor(config, reload, options, predecessor, early)

@@ -37,6 +37,9 @@ class Outcome:
         "finished",
         "listener",
         "pool",
+        "protocol",
+        "response_time",
+        "retries",
         "started",
         "status",
     )
@@ -51,6 +54,9 @@ class Outcome:
         self.started = started
         self.finished = 0.0
         self.end = End.OPEN
+        self.protocol = ""  # "HTTP/1.1", "HTTP/1.0"; "" for a TCP connection
+        self.response_time = -1.0  # request sent to response head, seconds; -1: none
+        self.retries = 0  # backends tried after the first
 
 
 Observer = Callable[[Outcome], None]

@@ -4,11 +4,15 @@ Control channel messages it reads (a duplex pipe; sockets follow a message as SC
 `send_sockets`):
 
     ("sockets",) + sockets            at start: the slots this worker accepts on
-    ("apply", gen, config) + sockets  a new configuration and this worker's slots under it
+    ("apply", gen, config, start_down) + sockets
+                                      a new configuration and this worker's slots under it
     ("health", check, state, reason)  a check's verdict
+    ("admin", pool, server id, state) drain, enable, disable (the admin API)
+    ("stats", seq)                    counters, please
 
 and writes ("ready", pid) or ("error", text) once, ("applied", gen, problem) after each
-apply, ("failure", check, reason) for a passive failure.
+apply, ("failure", check, reason) for a passive failure, ("stats", seq, snapshot) its
+counters now.
 
 Signals: the supervisor stops a worker with SIGTERM (drain; a second one cuts at once).
 SIGINT, SIGHUP and SIGUSR2 are the supervisor's business: a worker ignores them (a Ctrl-C
@@ -25,11 +29,13 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Collection
 
 from rota.config.model import Config, ListenerSpec
 from rota.handover import Held, Inherited, recv_held, send_held
 from rota.instance import ListenError, Runtime
-from rota.pool import Backend, State
+from rota.observe.metrics import Stats
+from rota.pool import Admin, Backend, State
 from rota.runtime import loop_factory, raise_fd_limit, setup_logging
 
 log = logging.getLogger("rota")
@@ -118,6 +124,8 @@ async def _worker(config: Config, pipe: Pipe, slots: Slots) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     runtime = Runtime(config, loop, log_transitions=False, sockets=slots.source)
+    if config.admin is not None:
+        runtime.count(Stats())  # counters only where someone can read them
     applying: set[asyncio.Task[None]] = set()
 
     terms = [0]  # SIGTERMs: the first drains, a second cuts (a lost pipe is no signal)
@@ -144,11 +152,21 @@ async def _worker(config: Config, pipe: Pipe, slots: Slots) -> None:
                     _, key, state, reason = message
                     runtime.set_health(key, State(state), reason)
                 elif message[0] == "apply":
-                    _, gen, new = message
+                    _, gen, new, start_down = message
                     held = recv_sockets(pipe)
-                    task = loop.create_task(_apply(runtime, slots, pipe, gen, new, held))
+                    task = loop.create_task(
+                        _apply(runtime, slots, pipe, (gen, new, start_down), held)
+                    )
                     applying.add(task)
                     task.add_done_callback(applying.discard)
+                elif message[0] == "admin":
+                    _, pool_name, server_id, state = message
+                    pool = runtime.pools.get(pool_name)
+                    backend = pool.get(server_id) if pool is not None else None
+                    if pool is not None and backend is not None:
+                        pool.set_admin(backend, Admin(state))
+                elif message[0] == "stats" and runtime.stats is not None:
+                    pipe.send(("stats", message[1], runtime.stats.snapshot(runtime)))
         except (EOFError, OSError):
             loop.remove_reader(pipe.fileno())
             stop.set()  # the supervisor is gone: so are we
@@ -166,13 +184,17 @@ async def _worker(config: Config, pipe: Pipe, slots: Slots) -> None:
         await runtime.stop()
 
 
+Applying = tuple[int, Config, Collection[tuple[str, str]]]  # generation, config, start_down
+
+
 async def _apply(
-    runtime: Runtime, slots: Slots, pipe: Pipe, gen: int, config: Config, held: list[Held]
+    runtime: Runtime, slots: Slots, pipe: Pipe, applying: Applying, held: list[Held]
 ) -> None:
+    gen, config, start_down = applying
     slots.given = Inherited(held)
     problem: str | None = None
     try:
-        await runtime.apply(config)
+        await runtime.apply(config, start_down)
     except ListenError as exc:
         problem = f"worker pid {os.getpid()}: {exc}; its other listeners run the new configuration"
         log.error(problem)

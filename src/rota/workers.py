@@ -16,6 +16,11 @@ to every worker, and done when every worker has applied it; a changed `workers` 
 stops workers (their slots go to the others first). SIGINT/SIGTERM: the supervisor closes
 its sockets, then drains every worker.
 
+With an `[admin]` section the supervisor also serves the admin listener (rota.admin): the
+workers count their traffic, and it sums their counters; a single-process rota with an
+admin listener runs as a supervisor with one worker, so that no admin request ever runs on
+a process that carries traffic.
+
 Workers are started with the `spawn` method: the supervisor runs health-check threads, and
 forking a process that has threads can copy a held lock into the child.
 """
@@ -25,19 +30,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
 import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Collection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from rota.config.model import Config
+from rota.admin.service import AdminService
+from rota.config.admin import read_token
+from rota.config.errors import ConfigError
+from rota.config.model import Config, hostport
+from rota.config.reader import Reader
 from rota.handover import Inherited
 from rota.health.monitor import HealthMonitor
 from rota.instance import Runtime, ready_line
-from rota.pool import CheckKey, State
+from rota.observe.metrics import Snapshot
+from rota.pool import Admin, CheckKey, State
 from rota.reloader import Reload, Reloader
 from rota.runtime import loop_factory
 from rota.service import EarlySignals, ProcessOptions, Service
@@ -50,6 +62,7 @@ log = logging.getLogger("rota")
 WATCH_SECONDS = 0.05  # how often the supervisor reads its pipes and worker exits
 READY_TIMEOUT = 30.0
 APPLY_TIMEOUT = 10.0  # for every worker to report a reload applied
+STATS_TIMEOUT = 2.0  # a worker that does not answer a scrape in this time is left out
 
 
 def run_supervisor(
@@ -88,8 +101,16 @@ class Supervisor:
         self.stopping = False
         self.generation = 0  # of the last configuration sent to workers
         self.applied: dict[int, str | None] = {}  # worker -> its answer to `generation`
+        self.admin: AdminService | None = None
+        # Scrapes in flight: seq -> replies by worker; and each worker's last snapshot.
+        self.asked: dict[int, tuple[dict[int, Snapshot], asyncio.Event]] = {}
+        self.seq = 0
+        self.last: dict[int, Snapshot] = {}
 
     def start_worker(self, index: int) -> None:
+        last = self.last.pop(index, None)
+        if last is not None and self.admin is not None:
+            self.admin.retire(last)  # a restarted worker counts from zero
         parent, child = self.mp.Pipe(duplex=True)
         proc = self.mp.Process(
             target=worker_main,
@@ -140,21 +161,127 @@ class Supervisor:
                 if service.stop.is_set():
                     return 0
                 health.start()
+                problem = await self.start_admin()
+                if problem is not None:
+                    print(f"rota: {problem}", file=sys.stderr)
+                    self.predecessor.failed(problem)
+                    return 1
                 workers = self.config.workers
                 for listener in self.config.listeners:
                     print(ready_line(self.config, listener, listener.address, workers), flush=True)
+                if self.admin is not None and self.config.admin is not None:
+                    where = hostport(self.config.admin.host, self.admin.port)
+                    print(f"rota admin on http://{where}/ (metrics: /metrics)", flush=True)
                 service.ready()
             await self.watch(service.stop)
             return 0
         finally:
             self.stopping = True
             health.stop()
+            if self.admin is not None:
+                await self.admin.stop()
             # Our copies first, so that once the workers close theirs (at once, as they
             # start draining) a new connection is refused; after an upgrade the new
             # process holds them and nothing is refused.
             self.table.close_all()
             await self.stop_workers()
             await service.close()
+
+    async def start_admin(self) -> str | None:
+        """The admin listener, if configured (on the socket of the process this one
+        replaces, if any); returns why it could not start."""
+        spec = self.config.admin
+        if spec is None:
+            return None
+        token = None
+        if spec.token_file is not None:
+            try:
+                token = read_token(Reader(self.config.source, {}), spec.token_file)
+            except ConfigError as exc:
+                return str(exc)
+        self.admin = AdminService(
+            self.runtime,
+            ask=self.ask_stats,
+            tell=self.broadcast,
+            apply=self.admin_apply,
+            reload=self.reload_now,
+            health=self.health.results,
+            workers=self.worker_pids,
+            token=token,
+        )
+        inherited = self.predecessor.inherited.take_sockets("admin", spec.host, spec.port)
+        try:
+            await self.admin.start(spec.host, spec.port, inherited or None)
+        except OSError as exc:
+            self.admin = None
+            what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            return f"cannot listen on {spec.address} (admin): {what}"
+        self.service.hold(self.admin.held)
+        return None
+
+    def worker_pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p is not None and p.pid is not None and p.is_alive()]
+
+    async def ask_stats(self) -> list[Snapshot]:
+        """Every live worker's counters, asked now (a worker that does not answer in
+        STATS_TIMEOUT is left out of this one answer)."""
+        self.seq += 1
+        seq = self.seq
+        replies: dict[int, Snapshot] = {}
+        done = asyncio.Event()
+        live = [i for i, p in enumerate(self.procs) if p is not None and p.is_alive()]
+        self.asked[seq] = (replies, done)
+        try:
+            for i in live:
+                self.send(i, ("stats", seq))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STATS_TIMEOUT):
+                    while len(replies) < len(live):
+                        self.poll()
+                        if len(replies) >= len(live):
+                            break
+                        done.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(done.wait(), WATCH_SECONDS)
+        finally:
+            del self.asked[seq]
+        return list(replies.values())
+
+    def stats_reply(self, index: int, seq: int, snap: Snapshot) -> None:
+        self.last[index] = snap
+        asked = self.asked.get(seq)
+        if asked is not None:
+            asked[0][index] = snap
+            asked[1].set()
+
+    async def admin_apply(self, config: Config, start_down: Collection[tuple[str, str]]) -> None:
+        """A change made through the admin API. A server added with a new health check
+        starts DOWN and takes traffic once its check passes; one whose check already
+        runs (the same server in another pool) takes that check's state."""
+        known = set(self.runtime.checks())
+        fresh: list[tuple[str, str]] = []
+        keys: list[CheckKey] = []
+        for pool_name, server_id in start_down:
+            pool = config.pool(pool_name)
+            for server in pool.servers:
+                key = (server.host, server.port, pool.health)
+                if server.key == server_id and key not in known:
+                    fresh.append((pool_name, server_id))
+                    keys.append(key)
+        problem = await self.apply(config, fresh)
+        if problem is not None:
+            log.error("admin change: %s", problem)
+        for key in keys:
+            self.health.observe_failure(key, "new server: waiting for its health check")
+        for key, reason in self.down.items():
+            if key in known:
+                self.runtime.set_health(key, State.DOWN, reason)
+
+    async def reload_now(self) -> str | None:
+        """Read the configuration file again and apply it (POST /api/v1/reload, SIGHUP,
+        `rota reload`: one coroutine, `Service.reload_now`); returns why not, when it
+        cannot be."""
+        return await self.service.reload_now()
 
     def bind(self, config: Config, inherited: Inherited) -> str | None:
         """Prepare the socket table for `config` (ports chosen with port 0 go into
@@ -179,14 +306,17 @@ class Supervisor:
         self.runtime.set_health(key, state, reason)
         self.broadcast(("health", key, state.value, reason))
 
-    async def apply(self, config: Config) -> str | None:
+    async def apply(
+        self, config: Config, start_down: Collection[tuple[str, str]] = ()
+    ) -> str | None:
         """A new configuration: the socket table first (a new listener's port 0 is chosen
         here, once for every worker), the supervisor's pools, then every worker; done when
-        each has applied it. A changed `workers` starts or stops workers."""
-        problem = self.bind(config, Inherited())
+        each has applied it. A changed `workers` starts or stops workers; the admin
+        listener stays as it started."""
+        problem = self.bind(dataclasses.replace(config, admin=self.config.admin), Inherited())
         if problem is not None:
             return f"{problem}; the running configuration stays"
-        await self.runtime.apply(self.config)
+        await self.runtime.apply(self.config, start_down)
         self.health.sync(self.runtime.checks())
         before = len(self.procs)
         after = self.config.workers
@@ -194,7 +324,7 @@ class Supervisor:
         self.applied = {}
         keep = min(before, after)
         for i in range(keep):
-            message = ("apply", self.generation, self.config)
+            message = ("apply", self.generation, self.config, tuple(start_down))
             pipe = self.pipes[i]
             if pipe is not None:
                 with contextlib.suppress(OSError, ValueError):
@@ -279,15 +409,23 @@ class Supervisor:
 
     def poll(self) -> None:
         """Handle what every worker said: failure reports become passive checks; a
-        restarted worker is told what is DOWN; apply reports are collected."""
+        restarted worker is told what is DOWN; counters and apply reports are collected."""
         for i in range(len(self.pipes)):
             for kind, payload in self.read(i):
                 if kind == "failure":
                     key, reason = payload
                     self.health.observe_failure(key, str(reason))
+                elif kind == "stats":
+                    seq, snap = payload
+                    self.stats_reply(i, int(seq), snap)
                 elif kind == "ready":
+                    # A restarted worker: tell it what is DOWN and what an operator set.
                     for key, reason in self.down.items():
                         self.send(i, ("health", key, State.DOWN.value, reason))
+                    for pool in self.runtime.pools.values():
+                        for b in pool.backends:
+                            if b.admin is not Admin.ENABLED:
+                                self.send(i, ("admin", pool.name, b.id, b.admin.value))
                 elif kind == "applied" and payload[0] == self.generation:
                     self.applied[i] = payload[1]
 

@@ -29,7 +29,16 @@ from rota.config.model import (
 from rota.config.reader import Reader, show
 from rota.http.routing import shadowed
 
-TOP_KEYS = ("listeners", "pools", "workers", "drain_timeout", "health_check", "timeouts", "limits")
+TOP_KEYS = (
+    "listeners",
+    "pools",
+    "workers",
+    "drain_timeout",
+    "admin",
+    "health_check",
+    "timeouts",
+    "limits",
+)
 LISTENER_KEYS = (
     "bind",
     "protocol",

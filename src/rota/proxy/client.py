@@ -109,6 +109,7 @@ class ClientConnection(BatchedWriter):
             transport.close()
             return
         ctx.clients.add(self)
+        ctx.accepted += 1
         self.deadline = ctx.now + ctx.timeouts.idle
 
     def data_received(self, data: bytes) -> None:
@@ -313,7 +314,6 @@ class ClientConnection(BatchedWriter):
             self.ctx.loop.call_soon(tunnel.client_eof)
 
     def send_error(self, exchange: Exchange, status: int, keep_alive: bool) -> None:
-        self.ctx.count_error(status)
         self.write(CANNED_KEEP_ALIVE[status] if keep_alive else CANNED[status])
         self.exchange_done(exchange, keep_alive, linger=True)
 

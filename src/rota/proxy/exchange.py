@@ -115,6 +115,9 @@ class Exchange(Outcome):
         self.status = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.protocol = "HTTP/1.1"
+        self.response_time = -1.0
+        self.retries = 0
         self.client = client
         self.head = head
         self.route = route
