@@ -203,3 +203,40 @@ def test_a_new_process_that_fails_leaves_the_old_one_serving(
     finally:
         assert proc.stop() == 0
     assert not pid_file.exists()
+
+
+def test_the_admin_listener_reloads_and_goes_to_the_new_process(
+    tmp_path: Path, backends: tuple[int, WsBackend]
+) -> None:
+    app, ws = backends
+    port, admin = free_port(), free_port()
+    config = tmp_path / "site.toml"
+    text = CONFIG.format(workers=1, port=port, app=app, ws=ws.port)
+    config.write_text(f'{text}\n[admin]\nbind = "127.0.0.1:{admin}"\n')
+    pid_file = tmp_path / "rota.pid"
+    proc = rota("lb", "--config", str(config), "--pid-file", str(pid_file))
+    proc.wait_for("rota admin on")
+    new_pid = 0
+    try:
+        # POST /api/v1/reload runs the same reload as SIGHUP and `rota reload`.
+        with Client(admin) as c:
+            assert c.request("POST", "/api/v1/reload").status == 200
+        assert "reloaded" in proc.wait_for("reloaded")
+        config.write_text(config.read_text().replace(f"port = {app}", "port = 0"))
+        with Client(admin) as c:
+            answer = c.request("POST", "/api/v1/reload")
+        assert answer.status == 400 and b"pools.app.servers[0].port" in answer.body
+        config.write_text(f'{text}\n[admin]\nbind = "127.0.0.1:{admin}"\n')
+        done = command("upgrade", "--pid-file", str(pid_file))
+        assert done.returncode == 0, done.stderr + proc.output()
+        new_pid = pid_in(pid_file)
+        assert proc.popen.wait(timeout=30) == 0, proc.output()
+        # The old process is gone: its admin socket is the new one's, on the same port.
+        with Client(admin) as c:
+            assert c.request("GET", "/metrics").status == 200
+        with Client(port) as c:
+            assert c.request("GET", "/").body == b"Hello from a\n"
+    finally:
+        if new_pid:
+            stop_pid(new_pid)
+        proc.stop()
