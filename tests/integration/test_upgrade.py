@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,3 +241,69 @@ def test_the_admin_listener_reloads_and_goes_to_the_new_process(
         if new_pid:
             stop_pid(new_pid)
         proc.stop()
+
+
+TCP_CONFIG = """
+workers = 2
+
+[listeners.raw]
+bind = "127.0.0.1:{port}"
+protocol = "tcp"
+pool = "echo"
+
+[pools.echo]
+servers = [{{ host = "127.0.0.1", port = {echo}, name = "echo" }}]
+health_check = {{ type = "tcp" }}
+"""
+
+
+def echo_server() -> socket.socket:
+    """A raw echo backend in threads of the test process (one thread per connection)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener
+
+
+def test_a_tcp_tunnel_runs_on_through_an_upgrade(tmp_path: Path) -> None:
+    echo = echo_server()
+    port = free_port()
+    config = tmp_path / "tcp.toml"
+    config.write_text(TCP_CONFIG.format(port=port, echo=echo.getsockname()[1]))
+    pid_file = tmp_path / "rota.pid"
+    proc = rota("lb", "--config", str(config), "--pid-file", str(pid_file))
+    proc.wait_for("rota listening on")
+    new_pid = 0
+    try:
+        tunnel = socket.create_connection(("127.0.0.1", port), timeout=20)
+        tunnel.sendall(b"before")
+        assert tunnel.recv(64) == b"before"
+        done = command("upgrade", "--pid-file", str(pid_file))
+        assert done.returncode == 0, done.stderr + proc.output()
+        new_pid = pid_in(pid_file)
+        tunnel.sendall(b"after")  # through the old process, which drains
+        assert tunnel.recv(64) == b"after"
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as fresh:
+            fresh.sendall(b"new")  # through the new one
+            assert fresh.recv(64) == b"new"
+        assert proc.popen.poll() is None
+        tunnel.close()
+        assert proc.popen.wait(timeout=30) == 0, proc.output()
+    finally:
+        if new_pid:
+            stop_pid(new_pid)
+        proc.stop()
+        echo.close()
