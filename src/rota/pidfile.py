@@ -24,10 +24,18 @@ def write_pid(path: Path, pid: int | None = None) -> None:
     os.replace(tmp, path)
 
 
+def names_me(path: Path) -> bool:
+    """Whether `path` holds this process's pid."""
+    try:
+        return read_pid(path, check_alive=False) == os.getpid()
+    except PidFileError:
+        return False
+
+
 def remove_pid(path: Path) -> None:
     """Remove `path` if it still holds this process's pid."""
-    with contextlib.suppress(OSError, PidFileError):
-        if read_pid(path, check_alive=False) == os.getpid():
+    if names_me(path):
+        with contextlib.suppress(OSError):
             path.unlink()
 
 

@@ -26,7 +26,7 @@ from types import FrameType
 from rota.control import Answer, ControlServer, control_path
 from rota.handover import Held
 from rota.notify import notify
-from rota.pidfile import remove_pid, write_pid
+from rota.pidfile import names_me, remove_pid, write_pid
 from rota.reloader import Reloader
 from rota.upgrade import Predecessor, start_successor
 
@@ -126,11 +126,15 @@ class Service:
             self._spawn(self.reload_now)
 
     async def close(self) -> None:
-        """At exit: the pid file and the control socket's path go, unless handed over."""
+        """At exit: the pid file and the control socket's path go, if this process owns
+        them (not after an upgrade; not if it was the new process of an upgrade that
+        failed, whose old process serves on)."""
+        pid_file = self.options.pid_file
+        owner = pid_file is not None and names_me(pid_file) and not self.handed_over
         if self.control is not None:
-            await self.control.aclose(unlink=not self.handed_over)
-        if self.options.pid_file is not None:
-            remove_pid(self.options.pid_file)
+            await self.control.aclose(unlink=owner)
+        if owner and pid_file is not None:
+            remove_pid(pid_file)
 
     # what signals and the control socket ask for
 

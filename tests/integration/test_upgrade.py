@@ -186,22 +186,42 @@ def test_upgrade_under_load_drops_nothing(
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("fault", ["bad file", "port in use"])
 def test_a_new_process_that_fails_leaves_the_old_one_serving(
-    tmp_path: Path, backends: tuple[int, WsBackend], workers: int
+    tmp_path: Path, backends: tuple[int, WsBackend], workers: int, fault: str
 ) -> None:
     proc, port, pid_file = start(tmp_path, backends, workers)
+    busy = socket.create_server(("127.0.0.1", 0))
+    config = tmp_path / "site.toml"
+    good = config.read_text()
     try:
-        # The new process reads the file again: a bad one stops it before it serves.
-        (tmp_path / "site.toml").write_text("workers = 0\n")
+        if fault == "bad file":
+            # The new process reads the file again: a bad one stops it before it serves.
+            config.write_text("workers = 0\n")
+            why = "exited with code 2"
+        else:
+            # A valid file, with a new listener on a port something else listens on.
+            taken = busy.getsockname()[1]
+            config.write_text(
+                f'{good}\n[listeners.more]\nbind = "127.0.0.1:{taken}"\n'
+                '[[listeners.more.routes]]\npool = "app"\n'
+            )
+            why = "address already in use"
         done = command("upgrade", "--pid-file", str(pid_file))
         assert done.returncode == 1
         assert f"pid {proc.pid} keeps serving" in done.stderr, done.stderr
-        assert "exited with code 2" in done.stderr
+        assert why in done.stderr, done.stderr
         assert "upgrade failed" in proc.wait_for("upgrade failed")
         assert pid_in(pid_file) == proc.pid
         with Client(port) as c:
             assert c.request("GET", "/").body == b"Hello from a\n"
+        # The failed process left the pid file and the control socket to the old one.
+        config.write_text(good)
+        done = command("reload", "--pid-file", str(pid_file))
+        assert done.returncode == 0, done.stderr
+        assert f"pid {proc.pid}" in done.stdout
     finally:
+        busy.close()
         assert proc.stop() == 0
     assert not pid_file.exists()
 
