@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-stamp
 install: native
 
 native: $(STAMP)
-	$(BIN)/python tools/build_native.py
+	@$(BIN)/python tools/build_native.py
 
 pure: $(STAMP)
 	$(BIN)/python tools/build_native.py --clean
@@ -19,10 +19,12 @@ pure: $(STAMP)
 # The stamp depends on pyproject.toml, so a changed dependency list reinstalls.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "rota needs Python 3.11 or newer")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "rota: setting up $(VENV) (once): installing rota and its dependencies with pip, about a minute"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev,simulate]'
 	@touch $(STAMP)
+	@echo "rota: $(VENV) is ready; the next start skips this step"
 
 run: install
 	$(BIN)/rota example --config server_db.json
@@ -48,6 +50,8 @@ bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.slow
 	$(BIN)/python -m bench.observe
+	$(BIN)/python -m bench.simulate_real
+	$(BIN)/python -m bench.reuse
 
 bench-quick: install
 	$(BIN)/python -m bench.run --quick

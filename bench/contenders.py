@@ -38,12 +38,18 @@ class Contender:
     keep_alive_only: bool = False  # skip the one-request-per-connection workload
 
 
-def nginx_backend_conf(tmp: Path, ports: Sequence[int], conns: int) -> str:
-    """One nginx, one worker, answering `200 ok` on each port (the shared fast backends)."""
+def nginx_backend_conf(
+    tmp: Path, ports: Sequence[int], conns: int, status_port: int | None = None
+) -> str:
+    """One nginx, one worker, answering `200 ok` on each port (the shared fast backends);
+    with `status_port`, stub_status there (connections accepted, for bench.reuse)."""
     servers = "\n".join(
         f"    server {{ listen {LOOPBACK}:{p}; location / {{ return 200 'ok\\n'; }} }}"
         for p in ports
     )
+    if status_port is not None:
+        status = f"listen {LOOPBACK}:{status_port}; location / {{ stub_status; }}"
+        servers += f"\n    server {{ {status} }}"
     return _nginx_main(
         tmp,
         conns,

@@ -16,12 +16,14 @@ import shlex
 import shutil
 import sys
 import sysconfig
+import threading
 import time
 from types import ModuleType
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src")
 WORK = os.path.join(ROOT, "build", "native")  # generated C, objects, mypy's cache
+TICK_SECONDS = 15.0
 
 
 def _load_native_module() -> ModuleType:
@@ -88,6 +90,24 @@ def build() -> None:
         os.utime(native.compiled_path(module), (started, started))
 
 
+class _Ticker(threading.Thread):
+    """A line every TICK_SECONDS while mypyc and the C compiler work silently, so that a
+    first `make run` never looks stuck."""
+
+    def __init__(self, started: float) -> None:
+        super().__init__(name="build ticker", daemon=True)
+        self.started = started
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(TICK_SECONDS):
+            elapsed = time.monotonic() - self.started
+            print(f"rota: still compiling ({elapsed:.0f} s so far)", flush=True)
+
+    def stop(self) -> None:
+        self.done.set()
+
+
 def main() -> int:
     if sys.argv[1:] == ["--clean"]:
         clean()
@@ -103,7 +123,15 @@ def main() -> int:
     if why is not None:
         print(f"rota: {why}; rota runs as pure Python (docs/performance.md)", file=sys.stderr)
         return 0
+    print(
+        f"rota: compiling {len(native.COMPILED)} hot modules to C with mypyc, once: about a "
+        "minute (a few on a small, busy machine); it halves rota's CPU per request. Later "
+        "starts use the build and are instant.",
+        flush=True,
+    )
     started = time.monotonic()
+    ticker = _Ticker(started)
+    ticker.start()
     try:
         build()
     except KeyboardInterrupt:
@@ -120,9 +148,11 @@ def main() -> int:
             file=sys.stderr,
         )
         return 0
+    finally:
+        ticker.stop()
     print(
         f"rota: compiled {len(native.COMPILED)} hot modules with mypyc "
-        f"in {time.monotonic() - started:.0f} s"
+        f"in {time.monotonic() - started:.0f} s; the next start is instant"
     )
     return 0
 

@@ -6,6 +6,7 @@ rota example [--config FILE]                             three backends + the lo
 rota check-config FILE                                   validate, print the effective config
 rota reload --pid-file PATH                              reload a running rota's config file
 rota upgrade --pid-file PATH                             replace a running rota, dropping nothing
+rota simulate SCENARIO.toml [--json] [--plot DIR] [--real]  policies in a simulation
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rota import __version__, native
+from rota.command import COMMANDS, command_parsers, send_command
 from rota.config import ConfigError, config_warnings, load_config
 
 DEFAULT_CONFIG = "server_db.json"
@@ -185,7 +187,7 @@ LB_FLAGS: tuple[Flag, ...] = (
         "--timeout-response",
         "timeouts.response",
         _seconds,
-        "the backend's response head after the request was sent; 504 (default 30)",
+        "the backend's response head after the request was sent; 504 (default 60)",
         "SECONDS",
     ),
     Flag(
@@ -193,6 +195,13 @@ LB_FLAGS: tuple[Flag, ...] = (
         "timeouts.body",
         _seconds,
         "silence in either direction mid-body; both sides closed (default 60)",
+        "SECONDS",
+    ),
+    Flag(
+        "--timeout-tunnel",
+        "timeouts.tunnel",
+        _seconds,
+        "silence both ways in a WebSocket tunnel after its 101; both sides closed (default 3600)",
         "SECONDS",
     ),
     Flag(
@@ -293,6 +302,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait this long before every answer but /health: a slow server (default 0)",
     )
 
+    backend.add_argument(
+        "--service-time",
+        default=None,
+        metavar="DIST",
+        help="serve in a drawn time: exponential:MEAN, lognormal:MEAN:SIGMA or "
+        "constant:SECONDS (replaces --delay; rota simulate --real)",
+    )
+    backend.add_argument(
+        "--concurrency",
+        type=_int,
+        default=0,
+        metavar="N",
+        help="with --service-time: at most N served at once, the rest wait in order "
+        "(default 0: no limit)",
+    )
+
     example = sub.add_parser("example", help="run three backends and the load balancer")
     example.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE")
 
@@ -306,24 +331,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE", help="the configuration, JSON or TOML (.toml)")
 
-    for name, what in (
-        ("reload", "re-read and apply the configuration file of a running rota"),
-        (
-            "upgrade",
-            "start a new rota from the installed code, hand it the listening "
-            "sockets, drain the old one",
-        ),
-    ):
-        command = sub.add_parser(
-            name,
-            help=what,
-            description=f"{what[0].upper()}{what[1:]}. Prints the result; exit 0 when done, "
-            "2 for a bad configuration, 1 otherwise.",
-        )
-        command.add_argument(
-            "--pid-file", required=True, metavar="PATH", help="as given to `rota lb`"
-        )
+    command_parsers(sub)
+    _simulate_parser(sub)
     return parser
+
+
+def _simulate_parser(sub: Any) -> None:
+    sim = sub.add_parser(
+        "simulate",
+        help="compare balancing policies on a simulated scenario (docs/simulate.md)",
+        description="Run each policy of SCENARIO (TOML) in a discrete-event simulation and "
+        "print a table per policy. Exit 2 with a line naming the file, field and line when "
+        "the scenario is wrong.",
+    )
+    sim.add_argument("scenario", metavar="SCENARIO", help="the scenario file (TOML)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object instead")
+    sim.add_argument("--plot", metavar="DIR", default=None, help="write PNGs to DIR")
+    sim.add_argument(
+        "--max-requests", type=_int, default=None, metavar="N", help="simulate at most N"
+    )
+    sim.add_argument("--seed", type=_int, default=None, metavar="N", help="override the seed")
+    sim.add_argument(
+        "--real",
+        action="store_true",
+        help="also run it on loopback (rota backend + rota lb) and print both side by side",
+    )
+    sim.add_argument(
+        "--duration",
+        type=_seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="--real: seconds of load per policy (default 20)",
+    )
 
 
 # The spelling of each flag as typed, by field, so an error names the flag the user typed
@@ -382,10 +421,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _backend(args)
     if args.command == "check-config":
         return _check_config(args)
-    if args.command in ("reload", "upgrade"):
-        from rota.command import send_command
-
+    if args.command in COMMANDS:
         return send_command(args.command, Path(args.pid_file))
+    if args.command == "simulate":
+        return _simulate(args)
     return _example(args)
 
 
@@ -456,6 +495,19 @@ def _backend(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    slots = None
+    if args.service_time is not None or args.concurrency:
+        from rota.backend.service import Slots, parse_service
+
+        try:
+            draw = parse_service(args.service_time or f"constant:{max(0.0, args.delay)}")
+        except ValueError as exc:
+            print(f"rota backend: --service-time: {exc}", file=sys.stderr)
+            return 2
+        if args.concurrency < 0:
+            print("rota backend: --concurrency: expected 0 or more", file=sys.stderr)
+            return 2
+        slots = Slots(draw, args.concurrency)
     sickness = Sickness(args.health_status, args.health_hang)
     name = args.name or (
         f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
@@ -466,7 +518,7 @@ def _backend(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve_backend(args.host, args.port, name, stop, sickness, max(0.0, args.delay))
+        await serve_backend(args.host, args.port, name, stop, sickness, max(0.0, args.delay), slots)
 
     raise_fd_limit()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
@@ -477,6 +529,22 @@ def _backend(args: argparse.Namespace) -> int:
             print(f"rota backend: cannot listen on {name}: {what}", file=sys.stderr)
             return 1
     return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from rota.simulate.run import Options, main
+
+    options = Options(
+        max_requests=args.max_requests,
+        seed=args.seed,
+        as_json=args.json,
+        plot=Path(args.plot) if args.plot else None,
+    )
+    if args.real:
+        from rota.simulate.real import main_real
+
+        return main_real(Path(args.scenario), options, args.duration)
+    return main(Path(args.scenario), options)
 
 
 def _example(args: argparse.Namespace) -> int:

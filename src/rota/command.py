@@ -11,12 +11,34 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-from rota.control import ask, control_path
 from rota.pidfile import PidFileError, read_pid
+
+COMMANDS = {
+    "reload": "re-read and apply the configuration file of a running rota",
+    "upgrade": "start a new rota from the installed code, hand it the listening sockets, "
+    "drain the old one",
+}
+
+
+def command_parsers(sub: Any) -> None:
+    """`rota reload` and `rota upgrade` on the CLI's subparsers."""
+    for name, what in COMMANDS.items():
+        command = sub.add_parser(
+            name,
+            help=what,
+            description=f"{what[0].upper()}{what[1:]}. Prints the result; exit 0 when done, "
+            "2 for a bad configuration, 1 otherwise.",
+        )
+        command.add_argument(
+            "--pid-file", required=True, metavar="PATH", help="as given to `rota lb`"
+        )
 
 
 def send_command(command: str, pid_file: Path) -> int:
+    from rota.control import ask, control_path  # asyncio and friends: only when asked
+
     try:
         pid = read_pid(pid_file)
     except PidFileError as exc:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from rota.balancing import make_policy
 from rota.config.model import Config, ListenerSpec, Mode, PoolSpec, hostport
 from rota.handover import Held
-from rota.health.report import transition_lines
+from rota.health.report import advice, transition_lines
 from rota.observe.metrics import Stats
 from rota.outcome import Observer
 from rota.pool import Backend, CheckKey, Pool, State
@@ -35,7 +35,7 @@ from rota.proxy.listener import bind
 from rota.proxy.server import HttpListener
 from rota.proxy.tcp import TcpSettings
 from rota.proxy.tcp_server import TcpProxy, drain
-from rota.proxy.upstream import UpstreamPool
+from rota.proxy.upstream import UpstreamPool, idle_bound
 
 log = logging.getLogger("rota")
 
@@ -112,6 +112,9 @@ class Runtime:
         self.stats: Stats | None = None
         # Set by whoever runs the health checks: hears of passive failures.
         self.on_backend_error: BackendErrorHook | None = None
+        # Why each server DOWN went down (its health state; admin changes leave it), for
+        # the one line of advice when a whole pool fails its check the same way.
+        self.down_reasons: dict[Backend, str] = {}
         for spec in config.pools:
             self.pools[spec.name] = self._build_pool(spec)
 
@@ -131,23 +134,30 @@ class Runtime:
         return pool
 
     def _hang_idle(self, backend: Backend, spec: PoolSpec) -> None:
-        backend.idle = UpstreamPool(
-            backend, spec.limits.pool_size, spec.timeouts.pool_idle, self.batch
-        )
+        limit = idle_bound(spec.limits, backend.max_requests)
+        backend.idle = UpstreamPool(backend, limit, spec.timeouts.pool_idle, self.batch)
 
     def _log_change(self, backend: Backend, reason: str) -> None:
         pool = backend.pool
         name = backend.name if self.config.seed else f"{pool.name}/{backend.name}"
+        if backend.state is State.DOWN:
+            self.down_reasons.setdefault(backend, reason)
+        else:
+            self.down_reasons.pop(backend, None)
+        up = pool.up_count()
         if reason.endswith(ADMIN_REASON):
             # An operator's change (rota.admin): say what they set, not the health state.
             who = name if name == backend.address else f"{name} {backend.address}"
             what = backend.admin.value.upper()
-            log.info("backend %s %s (%s; %d/%d up)", who, what, reason, pool.up_count(), len(pool))
+            log.info("backend %s %s (%s; %d/%d up)", who, what, reason, up, len(pool))
             return
-        for line in transition_lines(
-            name, backend.address, backend.state, reason, pool.up_count(), len(pool)
-        ):
+        for line in transition_lines(name, backend.address, backend.state, reason, up, len(pool)):
             log.info(line)
+        if backend.state is State.DOWN and up == 0 and reason:
+            reasons = [self.down_reasons.get(b, "") for b in pool.backends]
+            hint = advice(pool.name, reasons, pool.health, self.config.seed)
+            if hint is not None:
+                log.warning(hint)
 
     def checks(self) -> dict[CheckKey, str]:
         """Every distinct health check of every pool, with a name for logs."""
@@ -373,7 +383,7 @@ class Runtime:
                 pool.set_weight(existing, server.weight)
                 idle = existing.idle
                 if idle is not None:
-                    idle.limit = spec.limits.pool_size
+                    idle.limit = idle_bound(spec.limits, existing.max_requests)
                     idle.max_idle_seconds = spec.timeouts.pool_idle
 
 

@@ -170,7 +170,7 @@ def test_failing_health_is_excluded_while_root_still_answers_and_recovers(fast: 
     assert fast.control(1, "fail")["mode"] == "fail"
     line, seen = fast.wait_line(f"backend {fast.addr(1)} DOWN", since, timeout=5)
     assert seen - asked <= DOWN_WITHIN
-    assert "(status 500; 2/3 up)" in line
+    assert "(GET /health -> 500; 2/3 up)" in line
     assert get(fast.backends[1][1]).status == 200  # "/" itself still works...
     assert set(fast.served_by(9)) == {"a", "c"}  # ...but rota routes around it
 
@@ -214,7 +214,7 @@ def test_no_backend_left_gives_503_at_once_and_says_so(tmp_path: Path) -> None:
         since = setup.mark()
         setup.control(0, "503")
         setup.wait_line("no backend available", since, timeout=3)
-        assert f"backend {setup.addr(0)} DOWN (status 503; 0/1 up)" in setup.lb.output()
+        assert f"backend {setup.addr(0)} DOWN (GET /health -> 503; 0/1 up)" in setup.lb.output()
         t0 = time.monotonic()
         r = get(setup.port)
         assert time.monotonic() - t0 < 0.5

@@ -104,7 +104,7 @@ def test_200_passes_and_the_request_is_what_the_issue_says(
     heads: list[bytes] = []
     server = serve(answer("200 OK", heads))
     result, _ = run(server.port, HealthSpec(path="/healthz", timeout=1.0))
-    assert result == ProbeResult(True, "status 200")
+    assert result == ProbeResult(True, "GET /healthz -> 200")
     lines = heads[0].decode().split("\r\n")
     assert lines[0] == "GET /healthz HTTP/1.1"
     assert f"Host: 127.0.0.1:{server.port}" in lines
@@ -114,14 +114,14 @@ def test_200_passes_and_the_request_is_what_the_issue_says(
 
 def test_status_outside_the_range_fails(serve: Callable[..., TinyServer]) -> None:
     server = serve(answer("500 Internal Server Error"))
-    assert run(server.port)[0] == ProbeResult(False, "status 500")
+    assert run(server.port)[0] == ProbeResult(False, "GET /health -> 500")
 
 
 def test_status_range_is_configurable(serve: Callable[..., TinyServer]) -> None:
     server = serve(answer("404 Not Found"))
-    assert run(server.port)[0] == ProbeResult(False, "status 404")
+    assert run(server.port)[0] == ProbeResult(False, "GET /health -> 404")
     only_404 = HealthSpec(interval=0.5, timeout=0.3, status_min=404, status_max=404)
-    assert run(server.port, only_404)[0] == ProbeResult(True, "status 404")
+    assert run(server.port, only_404)[0] == ProbeResult(True, "GET /health -> 404")
 
 
 def test_redirect_passes_by_default(serve: Callable[..., TinyServer]) -> None:
@@ -244,7 +244,7 @@ def test_ipv6_loopback(serve: Callable[..., TinyServer]) -> None:
     t = threading.Thread(target=one, daemon=True)
     t.start()
     try:
-        assert Probe("::1", port, SPEC)() == ProbeResult(True, "status 200")
+        assert Probe("::1", port, SPEC)() == ProbeResult(True, "GET /health -> 200")
         assert f"Host: [::1]:{port}" in heads[0].decode()
     finally:
         t.join(1.0)

@@ -36,7 +36,7 @@ def ws(tmp_path: Path) -> Iterator[tuple[WsBackend, int]]:
         tmp_path / "db.json",
         [backend.port],
         health_check={"type": "tcp", "interval": 30},
-        timeouts={"body": 1.5},
+        timeouts={"body": 0.5, "tunnel": 1.5},
     )
     lb, port = start_lb(config)
     yield backend, port
@@ -151,7 +151,7 @@ def test_client_reset_closes_the_backend_connection(ws: tuple[WsBackend, int]) -
     assert backend.echo_closed.wait(3)
 
 
-def test_silent_tunnel_is_closed_after_the_body_timeout(ws: tuple[WsBackend, int]) -> None:
+def test_silent_tunnel_closes_after_the_tunnel_timeout(ws: tuple[WsBackend, int]) -> None:
     backend, port = ws
     with Client(port) as c:
         c.send(HANDSHAKE.format(path="/echo").encode())

@@ -89,7 +89,15 @@ def test_every_default_is_written(tmp_path: Path) -> None:
     path.write_text(json.dumps({"server_list": [{"host": "127.0.0.1", "port": 5001}]}))
     text = to_toml(load_config(path))
     data = tomllib.loads(text)
-    assert set(data["timeouts"]) == {"connect", "header", "idle", "response", "body", "pool_idle"}
+    assert set(data["timeouts"]) == {
+        "connect",
+        "header",
+        "idle",
+        "response",
+        "body",
+        "pool_idle",
+        "tunnel",
+    }
     assert data["health_check"] == {
         "interval": 5.0,
         "timeout": 2.0,
@@ -99,9 +107,9 @@ def test_every_default_is_written(tmp_path: Path) -> None:
         "fall": 3,
         "type": "http",
     }
-    assert set(data["listeners"]["default"]["timeouts"]) == {"header", "idle", "body"}
+    assert set(data["listeners"]["default"]["timeouts"]) == {"header", "idle", "body", "tunnel"}
     assert set(data["pools"]["default"]["timeouts"]) == {"connect", "response", "pool_idle"}
-    assert data["pools"]["default"]["limits"] == {"pool_size": 128}
+    assert data["pools"]["default"]["limits"] == {}  # pool_size: auto, a comment
     assert "# max_body_bytes: none (no limit)" in text  # TOML has no null
 
 

@@ -335,8 +335,14 @@ def test_forwarded_head_basic() -> None:
         b"X-Forwarded-For: 10.0.0.9",
         b"X-Forwarded-Proto: http",
         b"X-Forwarded-Host: a",
-        b"Via: 1.1 rota",
     ]
+
+
+def test_forwarded_head_adds_via_only_when_the_listener_asks() -> None:
+    head = check([(b"Host", b"a")])
+    assert not any(line.startswith(b"Via") for line in lines(build_request_head(head, b"1.2.3.4")))
+    out = lines(build_request_head(head, b"1.2.3.4", add_via=True))
+    assert out[-1] == b"Via: 1.1 rota"
 
 
 def test_forwarded_head_strips_hop_by_hop() -> None:
@@ -361,7 +367,6 @@ def test_forwarded_head_strips_hop_by_hop() -> None:
         b"x-forwarded-for",
         b"x-forwarded-proto",
         b"x-forwarded-host",
-        b"via",
     }
     assert b"X-Forwarded-Proto: http" in out
     assert b"X-Forwarded-Host: a" in out
@@ -376,6 +381,8 @@ def test_forwarded_head_appends_xff_and_via() -> None:
     ]
     out = lines(forwarded(fields))
     assert b"X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9" in out
+    assert b"Via: 1.0 edge" in out  # the client's Via passes, as in HAProxy and nginx
+    out = lines(build_request_head(check(fields), b"10.0.0.9", add_via=True))
     assert b"Via: 1.0 edge, 1.1 rota" in out
 
 
@@ -389,7 +396,11 @@ def test_forwarded_head_framing() -> None:
 
 def test_forwarded_head_http10_and_websocket() -> None:
     head = check([(b"Expect", b"100-continue")], version=(1, 0))
-    out = lines(build_request_head(head, b"::1", b"https", default_host=b"backend:80", close=True))
+    out = lines(
+        build_request_head(
+            head, b"::1", b"https", default_host=b"backend:80", close=True, add_via=True
+        )
+    )
     assert out[0] == b"GET / HTTP/1.1"
     assert b"Host: backend:80" in out
     assert b"Connection: close" in out
@@ -516,7 +527,6 @@ def test_request_edits_set_replaces_every_spelling_and_remove_drops() -> None:
         b"X-Forwarded-For: 10.0.0.9",
         b"X-Forwarded-Proto: http",
         b"X-Forwarded-Host: a",
-        b"Via: 1.1 rota",
     ]
 
 

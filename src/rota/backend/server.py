@@ -7,7 +7,8 @@ HTTP/1.1 with keep-alive and pipelining, asyncio + httptools. Routes:
                         `?close=1`: no length, ends by closing), streamed with back-pressure
   POST /sha256          the SHA-256 and length of the request body, as "HEX LENGTH\n"
   GET  /request         the request line and header fields as received, one per line
-  anything else         200 "Hello from NAME\n" with `X-Served-By: NAME`
+  anything else         200 "Hello from NAME\n" with `X-Served-By: NAME` (after --delay, or a
+                        --service-time in one of --concurrency slots: service.py)
 The request body is read and discarded (or hashed, for /sha256).
 """
 
@@ -23,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httptools
 
+from rota.backend.service import Slots
 from rota.backend.sickness import CONTROL_PATH, ControlError, Sickness
 
 BLOCK = 64 * 1024
@@ -37,10 +39,18 @@ def pattern_block() -> bytes:
 class BackendState:
     """What every connection of one backend server shares."""
 
-    def __init__(self, name: str, sickness: Sickness | None = None, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        sickness: Sickness | None = None,
+        delay: float = 0.0,
+        slots: Slots | None = None,
+    ) -> None:
         self.name = name
         # Seconds every answer but /health waits: a slow server, for balancing benchmarks.
         self.delay = delay
+        # --service-time and --concurrency: drawn service times, limited slots, a FIFO queue.
+        self.slots = slots
         self.sickness = sickness if sickness is not None else Sickness()
         self.hello = f"Hello from {name}\n".encode()
         self.served_by = name.encode()
@@ -151,6 +161,12 @@ class BackendConnection(asyncio.Protocol):
             self._send(200, b"\n".join(lines) + b"\n", close=not keep, head_only=head_only)
         elif url.startswith(b"/bytes/"):
             self._start_stream(url, keep, head_only)
+        elif self.state.slots is not None:
+            self.state.slots.admit(
+                functools.partial(
+                    self._send, 200, self.state.hello, close=not keep, head_only=head_only
+                )
+            )
         elif self.state.delay > 0:
             asyncio.get_running_loop().call_later(
                 self.state.delay,
@@ -274,9 +290,10 @@ async def serve_backend(
     stop: asyncio.Event,
     sickness: Sickness | None = None,
     delay: float = 0.0,
+    slots: Slots | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
-    state = BackendState(name, sickness, delay)
+    state = BackendState(name, sickness, delay, slots)
     server = await loop.create_server(
         lambda: BackendConnection(state), host=host, port=port, reuse_address=True, backlog=1024
     )

@@ -4,7 +4,9 @@
 `hash` (consistent, bounded load) and `first`; backups and slow start are `tiers`.
 """
 
+import time
 from collections.abc import Callable
+from random import Random
 
 from rota.balancing.base import Policy
 from rota.balancing.custom import CustomPolicy
@@ -14,6 +16,7 @@ from rota.balancing.least_requests import LeastRequests
 from rota.balancing.p2c import P2C
 from rota.balancing.random import WeightedRandom
 from rota.balancing.round_robin import RoundRobin
+from rota.balancing.tiers import Tiered
 from rota.config.model import PoolSpec
 
 # The built-in policies by the name a pool's `algorithm` gives (the loader stores
@@ -29,11 +32,24 @@ POLICIES: dict[str, Callable[[PoolSpec], Policy]] = {
 }
 
 
-def make_policy(spec: PoolSpec) -> Policy:
-    """The policy a pool names (validated by the loader, so the name exists)."""
+def make_policy(
+    spec: PoolSpec,
+    clock: Callable[[], float] | None = None,
+    rng: Random | None = None,
+) -> Policy:
+    """The policy a pool names (validated by the loader, so the name exists).
+
+    `clock` and `rng` replace the policy's time source and random draws: `rota simulate`
+    runs the same classes on simulated time, seeded. The proxy passes neither."""
     if ":" in spec.algorithm:
-        return CustomPolicy(spec)
-    return POLICIES[spec.algorithm](spec)
+        return CustomPolicy(spec, clock if clock is not None else time.monotonic)
+    policy = POLICIES[spec.algorithm](spec)
+    # Before the pool's first `update`, so a backup tier's twin inherits both.
+    if clock is not None and isinstance(policy, Tiered):
+        policy.clock = clock
+    if rng is not None and isinstance(policy, P2C | WeightedRandom):
+        policy.rng = rng
+    return policy
 
 
 __all__ = [

@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from rota.balancing.base import Policy
@@ -202,6 +202,7 @@ class CustomPolicy(Policy):
 
     __slots__ = (
         "_backups",
+        "_clock",
         "_errors",
         "_flights",
         "_on_end",
@@ -213,8 +214,9 @@ class CustomPolicy(Policy):
         "user",
     )
 
-    def __init__(self, spec: PoolSpec) -> None:
+    def __init__(self, spec: PoolSpec, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = spec.algorithm
+        self._clock = clock  # the latency on_end hears: the loop's time, or simulated time
         self.user: Any = instantiate(load_class(spec.algorithm), spec.options)
         self._on_start = getattr(self.user, "on_start", None)
         self._on_end = getattr(self.user, "on_end", None)
@@ -271,7 +273,7 @@ class CustomPolicy(Policy):
         if server is None:
             return
         if self._on_end is not None:
-            self._flights.setdefault(backend, []).append(_Flight(request, time.monotonic()))
+            self._flights.setdefault(backend, []).append(_Flight(request, self._clock()))
         if self._on_start is not None:
             try:
                 self._on_start(server, request)
@@ -285,7 +287,7 @@ class CustomPolicy(Policy):
         if flight is None:
             return
         server = self._servers.get(backend) or Server(backend)  # it may have left the pool
-        latency = time.monotonic() - flight.started
+        latency = self._clock() - flight.started
         try:
             self._on_end(server, flight.request, outcome.status, latency)
         except Exception as exc:

@@ -48,6 +48,7 @@ LISTENER_KEYS = (
     "limits",
     "send_proxy",
     "accept_proxy",
+    "via",
 )
 POOL_KEYS = ("servers", *balancing.POOL_BALANCING_KEYS, "health_check", "timeouts", "limits")
 # The seed's keys have a place in this shape; an error says where.
@@ -161,6 +162,7 @@ def _listener(
         r.choice(f"{path}.protocol", section.get("protocol", "http"), tuple(m.value for m in Mode))
     )
     send_proxy, accept_proxy = sections.proxy_protocol(r, path, section, protocol, "protocol")
+    via = sections.via(r, path, section, protocol, "protocol")
     pool: str | None = None
     route_specs: tuple[RouteSpec, ...] = ()
     if protocol is Mode.TCP:
@@ -198,6 +200,7 @@ def _listener(
         ),
         send_proxy=send_proxy,
         accept_proxy=accept_proxy,
+        via=via,
     )
 
 

@@ -104,15 +104,16 @@ class HealthSpec:
 
 @dataclass(frozen=True, slots=True)
 class TimeoutSpec:
-    """Every timeout is finite by default; seconds. A listener reads `header`, `idle` and
-    `body`; a pool reads `connect`, `response` and `pool_idle`."""
+    """Every timeout is finite by default; seconds. A listener reads `header`, `idle`,
+    `body` and `tunnel`; a pool reads `connect`, `response` and `pool_idle`."""
 
     connect: float = 3.0  # TCP connect to a backend; then the next backend
     header: float = 10.0  # the whole request head from a client: 408
     idle: float = 60.0  # between keep-alive requests from a client: silent close
-    response: float = 30.0  # the backend's response head: 504
+    response: float = 60.0  # the backend's response head: 504 (nginx's proxy_read_timeout)
     body: float = 60.0  # silence in either direction mid-body: close both
     pool_idle: float = 15.0  # an idle pooled backend connection is closed after this
+    tunnel: float = 3600.0  # silence both ways in a WebSocket tunnel: close both
 
     def __reduce__(self) -> Reduced:
         return _reduce(self)
@@ -120,14 +121,17 @@ class TimeoutSpec:
 
 @dataclass(frozen=True, slots=True)
 class LimitSpec:
-    """A listener reads every limit but `pool_size`; a pool reads `pool_size`."""
+    """A listener reads every limit but `pool_size`; a pool reads `pool_size` (and, for the
+    bound of its idle connections, the top-level `max_connections`)."""
 
     max_request_line: int = 8 * 1024  # 414 over it
     max_header_bytes: int = 32 * 1024  # the whole head; 431 over it
     max_headers: int = 100  # 431 over it
     max_body_bytes: int | None = None  # 413 over it; None: unlimited
     max_connections: int = 10_000  # concurrent client connections per worker
-    pool_size: int = 128  # idle keep-alive connections kept per backend
+    # Idle keep-alive connections kept per backend. None: as many as can be busy at once,
+    # the server's max_requests, else max_connections (rota.proxy.upstream.idle_bound).
+    pool_size: int | None = None
 
     def __reduce__(self) -> Reduced:
         return _reduce(self)
@@ -214,6 +218,9 @@ class ListenerSpec:
     # docs/tcp-mode.md. accept_proxy: every client must open with a PROXY header.
     send_proxy: int | None = None
     accept_proxy: bool = False
+    # HTTP listeners only: add `Via: 1.1 rota` to forwarded requests (docs/configuration.md
+    # says why it is off by default: nginx does not compress responses to a request with Via).
+    via: bool = False
 
     @property
     def address(self) -> str:

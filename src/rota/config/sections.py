@@ -27,7 +27,7 @@ HEALTH_KEYS = ("interval", "timeout", "path", "status", "rise", "fall", "type")
 TIMEOUT_KEYS = tuple(f.name for f in fields(TimeoutSpec))
 LIMIT_KEYS = tuple(f.name for f in fields(LimitSpec))
 # Which keys a listener and a pool read (the rest of their spec is the top-level value).
-LISTENER_TIMEOUTS = ("header", "idle", "body")
+LISTENER_TIMEOUTS = ("header", "idle", "body", "tunnel")
 POOL_TIMEOUTS = ("connect", "response", "pool_idle")
 LISTENER_LIMITS = tuple(k for k in LIMIT_KEYS if k != "pool_size")
 POOL_LIMITS = ("pool_size",)
@@ -70,8 +70,10 @@ def limits(
     section = r.section(path, raw, allowed)
     values: dict[str, Any] = {}
     for key, value in section.items():
-        if key == "max_body_bytes" and value is None:
-            values[key] = None  # JSON's null: no limit (TOML has no null: leave it out)
+        if key in ("max_body_bytes", "pool_size") and value is None:
+            # JSON's null: no limit, or the pool's automatic bound (TOML has no null: leave
+            # the key out)
+            values[key] = None
             continue
         values[key] = r.integer(field_path(path, key), value, 1, 2**62)
     return replace(base, **values)
@@ -242,3 +244,14 @@ def proxy_protocol(
                 f'only supported with {word} "tcp" ({word} is "{protocol.value}")',
             )
     return send, accept
+
+
+def via(r: Reader, path: str, section: Mapping[str, Any], protocol: Mode, word: str) -> bool:
+    """`via`: true adds `Via: 1.1 rota` to every forwarded request (HTTP only)."""
+    on = r.boolean(field_path(path, "via"), section.get("via", False))
+    if on and protocol is not Mode.HTTP:
+        raise r.fail(
+            field_path(path, "via"),
+            f'only supported with {word} "http" ({word} is "{protocol.value}")',
+        )
+    return on

@@ -35,6 +35,7 @@ SEED_KEYS = (
     "drain_timeout",
     "send_proxy",
     "accept_proxy",
+    "via",
     "listen",
     "health_check",
     "timeouts",
@@ -58,6 +59,7 @@ def build_seed(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
     workers = sections.workers(r, data.get("workers", 1))
     drain_timeout = sections.drain_timeout(r, data)
     send_proxy, accept_proxy = sections.proxy_protocol(r, "", data, mode, "mode")
+    via = sections.via(r, "", data, mode, "mode")
     health = sections.health(r, "health_check", data.get("health_check", {}))
     timeouts = sections.timeouts(
         r, "timeouts", data.get("timeouts", {}), sections.TIMEOUT_KEYS, TimeoutSpec()
@@ -79,6 +81,7 @@ def build_seed(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
         limits=limits,
         send_proxy=send_proxy,
         accept_proxy=accept_proxy,
+        via=via,
     )
     pool = PoolSpec(
         name="default",

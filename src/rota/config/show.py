@@ -125,7 +125,12 @@ def _limits(spec: LimitSpec, keys: tuple[str, ...]) -> list[str]:
     lines = []
     for k in keys:
         v = getattr(spec, k)
-        lines.append(f"# {k}: none (no limit)" if v is None else f"{k} = {v}")
+        if v is not None:
+            lines.append(f"{k} = {v}")
+        elif k == "pool_size":
+            lines.append(f"# {k}: auto (each server's max_requests, else max_connections)")
+        else:
+            lines.append(f"# {k}: none (no limit)")
     return lines
 
 
@@ -140,6 +145,8 @@ def _listener(spec: ListenerSpec) -> list[str]:
         else:
             out.append(f'send_proxy = "v{spec.send_proxy}"')
         out.append(f"accept_proxy = {value(spec.accept_proxy)}")
+    else:
+        out.append(f"via = {value(spec.via)}")
     out += ["", f"[listeners.{name}.timeouts]", *_timeouts(spec.timeouts, LISTENER_TIMEOUTS)]
     out += ["", f"[listeners.{name}.limits]", *_limits(spec.limits, LISTENER_LIMITS)]
     for route in spec.routes:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from rota import __version__
 from rota.config.model import CheckKind, HealthSpec
+from rota.health.report import probe_answer
 
 USER_AGENT = f"rota-health/{__version__}"
 
@@ -42,8 +43,8 @@ _ERRNO_REASONS = {
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """A pass or a failure, and what was seen: "status 200", "connection refused",
-    "timeout", "status 500"."""
+    """A pass or a failure, and what was seen: "GET /health -> 200", "connection refused",
+    "timeout", "GET /health -> 404"."""
 
     ok: bool
     reason: str
@@ -135,7 +136,7 @@ class Probe:
                 return ProbeResult(False, "bad status line")
             self._drain(sock)
             ok = self._spec.status_min <= status <= self._spec.status_max
-            return ProbeResult(ok, f"status {status}")
+            return ProbeResult(ok, probe_answer(self._spec.path, status))
         finally:
             with self._lock:
                 self._sock = None

@@ -757,12 +757,15 @@ def build_request_head(
     close: bool = False,
     edits: FieldEdits | None = None,
     target: bytes | None = None,
+    add_via: bool = False,
 ) -> bytes:
     """The request head sent to a backend: the line with the target byte for byte and
     HTTP/1.1, end-to-end fields in received order, hop-by-hop fields removed (RFC 9110 7.6.1),
     fields whose name holds "_" removed (see decide_request), framing re-emitted from the
     decision, then X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host (replaced)
-    and Via (appended, RFC 9110 7.6.3).
+    and the client's Via, if any, in one line. `add_via` (a listener's `via = true`) appends
+    rota's own entry to it (RFC 9110 7.6.3); off by default, as in HAProxy and nginx,
+    because nginx does not compress a response to a request with Via (`gzip_proxied`).
 
     `default_host` is sent as Host for an HTTP/1.0 request without one (HTTP/1.1 upstream
     requires it). `close` asks the backend to close after this exchange. `edits` (a route's
@@ -827,7 +830,6 @@ def build_request_head(
     if xff:
         xff.append(client_ip)
         client_ip = b", ".join(xff)
-    via.append(b"1.1 rota" if head.version == (1, 1) else b"1.0 rota")
     parts += (
         b"X-Forwarded-For: ",
         client_ip,
@@ -835,8 +837,11 @@ def build_request_head(
         proto,
         b"\r\nX-Forwarded-Host: ",
         host,
-        b"\r\nVia: ",
-        b", ".join(via),
-        b"\r\n\r\n",
+        b"\r\n",
     )
+    if add_via:
+        via.append(b"1.1 rota" if head.version == (1, 1) else b"1.0 rota")
+    if via:
+        parts += (b"Via: ", b", ".join(via), b"\r\n")
+    append(b"\r\n")
     return b"".join(parts)

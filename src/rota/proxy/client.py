@@ -222,6 +222,10 @@ class ClientConnection(BatchedWriter):
         """Bytes moved mid-exchange: the body timeout starts again."""
         self.deadline = self.ctx.now + self.ctx.timeouts.body
 
+    def touch_tunnel(self) -> None:
+        """Bytes moved through a WebSocket tunnel: its silence timeout starts again."""
+        self.deadline = self.ctx.now + self.ctx.timeouts.tunnel
+
     def await_response(self, timeout: float) -> None:
         """The request is all sent: the backend has `timeout` (its pool's
         `timeouts.response`) to answer."""
@@ -307,7 +311,7 @@ class ClientConnection(BatchedWriter):
         held = self._release_held()
         if held:
             tunnel.upstream.write(held)
-        self.touch_body()
+        self.touch_tunnel()
         if self.eof_seen:
             # The client half-closed while waiting for the 101: pass it on, once the
             # response parser that called us has finished with the backend connection.

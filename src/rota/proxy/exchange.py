@@ -350,6 +350,7 @@ class Exchange(Outcome):
             False,
             edits,
             target,
+            client.ctx.listener.via,
         )
         if self.pending:
             data = b"".join([data, *self.pending])

@@ -6,7 +6,8 @@ reading the client. A 101 turns the exchange into a `Tunnel`: the held bytes go 
 backend first, then both connections relay raw. The exchange stays the client's front
 exchange with its backend connection attached, so the existing hooks keep working:
 back-pressure (`pause_writing` on one side pauses reading on the other), the deadline (each
-chunk moves it by `timeouts.body`, so a tunnel silent both ways for that long is closed), a
+chunk moves it by `timeouts.tunnel`, an hour by default as HAProxy's `timeout tunnel` is
+set, so a tunnel silent both ways for that long is closed), a
 reset or close of either side closing the other (`Exchange.cancel`, `on_upstream_lost`).
 
 What the tunnel adds is the half-close (RFC 9293 3.6, as a TCP relay does): an EOF from one
@@ -41,11 +42,11 @@ class Tunnel:
 
     def from_client(self, data: bytes) -> None:
         self.upstream.write(data)
-        self.client.touch_body()
+        self.client.touch_tunnel()
 
     def from_upstream(self, data: bytes) -> None:
         self.client.write(data)
-        self.client.touch_body()
+        self.client.touch_tunnel()
 
     def client_eof(self) -> bool:
         """The client half-closed; the return value is for `eof_received` (True: keep the
