@@ -4,6 +4,8 @@ rota lb [--host H] [--port P] [--config FILE] [flags]   the load balancer
 rota backend --host H --port P [--name NAME]             the simple HTTP backend
 rota example [--config FILE]                             three backends + the load balancer
 rota check-config FILE                                   validate, print the effective config
+rota reload --pid-file PATH                              reload a running rota's config file
+rota upgrade --pid-file PATH                             replace a running rota, dropping nothing
 rota simulate SCENARIO.toml [--json] [--plot DIR] [--real]  policies in a simulation
 """
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rota import __version__, native
+from rota.command import COMMANDS, command_parsers, send_command
 from rota.config import ConfigError, config_warnings, load_config
 
 DEFAULT_CONFIG = "server_db.json"
@@ -77,6 +80,14 @@ LB_FLAGS: tuple[Flag, ...] = (
         _workers,
         "worker processes, or 'auto' for one per CPU (default 1)",
         "N|auto",
+    ),
+    Flag(
+        "--drain-timeout",
+        "drain_timeout",
+        _seconds,
+        "on stop or upgrade, seconds that requests and tunnels in flight get to finish "
+        "(default 30)",
+        "SECONDS",
     ),
     # --host, --port, --mode and the PROXY flags set the seed's one listener; a file with
     # listeners sets them per listener instead, and refuses them (rota.config.load).
@@ -245,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help=f"backends and settings, JSON or TOML (default ./{DEFAULT_CONFIG})",
     )
+    lb.add_argument(
+        "--pid-file",
+        default=None,
+        metavar="PATH",
+        help="write the main process's pid here (kept current across an upgrade) and "
+        "listen for `rota reload`/`rota upgrade` on PATH.ctl",
+    )
     for f in LB_FLAGS:
         if f.action is not None:
             lb.add_argument(
@@ -313,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
         "2 with one line naming the file and field when not.",
     )
     check.add_argument("file", metavar="FILE", help="the configuration, JSON or TOML (.toml)")
+
+    command_parsers(sub)
     _simulate_parser(sub)
     return parser
 
@@ -394,13 +414,16 @@ class _Version(argparse.Action):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.command == "lb":
-        return _lb(args)
+        return _lb(args, argv)
     if args.command == "backend":
         return _backend(args)
     if args.command == "check-config":
         return _check_config(args)
+    if args.command in COMMANDS:
+        return send_command(args.command, Path(args.pid_file))
     if args.command == "simulate":
         return _simulate(args)
     return _example(args)
@@ -419,10 +442,12 @@ def lb_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str,
     return overrides, flags
 
 
-def _lb(args: argparse.Namespace) -> int:
+def _lb(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from rota import lb
     from rota.runtime import setup_logging
+    from rota.service import EarlySignals, ProcessOptions
 
+    early = EarlySignals().install()  # a SIGHUP while starting: reload once started
     setup_logging()
     overrides, flags = lb_overrides(args)
     path = args.config if args.config is not None else DEFAULT_CONFIG
@@ -433,7 +458,13 @@ def _lb(args: argparse.Namespace) -> int:
         return 2
     for warning in config_warnings(config):
         print(f"rota: warning: {warning}", file=sys.stderr)
-    return lb.run(config, reload=lambda: load_config(Path(path), overrides, flags))
+    pid_file = Path(args.pid_file).absolute() if args.pid_file is not None else None
+    return lb.run(
+        config,
+        reload=lambda: load_config(Path(path), overrides, flags),
+        options=ProcessOptions(pid_file, tuple(argv)),
+        early=early,
+    )
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -20,11 +20,12 @@ import errno
 import logging
 import socket
 import ssl
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from rota.balancing import make_policy
 from rota.config.model import Config, ListenerSpec, Mode, PoolSpec, hostport
+from rota.handover import Held
 from rota.health.report import advice, transition_lines
 from rota.observe.metrics import Stats
 from rota.outcome import Observer
@@ -32,7 +33,7 @@ from rota.pool import Backend, CheckKey, Pool, State
 from rota.proxy.batching import WriteBatch
 from rota.proxy.context import BackendErrorHook, ProxyContext
 from rota.proxy.listener import bind
-from rota.proxy.server import GRACE_SECONDS, HttpListener
+from rota.proxy.server import HttpListener
 from rota.proxy.tcp import TcpSettings
 from rota.proxy.tcp_server import TcpProxy, drain
 from rota.proxy.upstream import UpstreamPool, idle_bound
@@ -48,6 +49,11 @@ ADMIN_REASON = "by the admin API"  # the reason of every change an operator make
 
 class ListenError(Exception):
     """A listening socket could not be bound (exit code 1)."""
+
+
+# Where a listener's sockets come from: bound here (the default), handed over by the
+# process before an upgrade, or given by the supervisor to a worker. Raises OSError.
+SocketSource = Callable[[ListenerSpec], list[socket.socket]]
 
 
 @dataclass
@@ -93,8 +99,13 @@ class Runtime:
         reuse_port: bool = False,
         log_transitions: bool = True,
         listen: bool = True,
+        sockets: SocketSource | None = None,
     ) -> None:
         self.config = config
+        self.sockets_for = sockets or self._bind_new
+        # Set by a second stop signal: drains end at once.
+        self.cut = asyncio.Event()
+        self.draining: set[asyncio.Task[None]] = set()  # listeners removed by apply
         self.loop = loop
         self.reuse_port = reuse_port
         # False for the supervisor of workers: pools and health only, never a listener.
@@ -199,9 +210,12 @@ class Runtime:
             self.listeners.clear()
             raise
 
+    def _bind_new(self, spec: ListenerSpec) -> list[socket.socket]:
+        return bind(spec.host, spec.port, reuse_port=self.reuse_port)
+
     def _bind(self, spec: ListenerSpec) -> Running:
         try:
-            sockets = bind(spec.host, spec.port, reuse_port=self.reuse_port)
+            sockets = self.sockets_for(spec)
         except OSError as exc:
             what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             raise ListenError(f"cannot listen on {spec.address}: {what}") from None
@@ -262,9 +276,36 @@ class Runtime:
         """What `rota lb` prints once it serves: one line per listener."""
         return [ready_line(self.config, r.spec, r.bound()) for r in self.listeners.values()]
 
-    async def stop(self, grace: float = GRACE_SECONDS) -> None:
-        """Drain every listener (in parallel), then close idle backend connections."""
-        await asyncio.gather(*(self._drain(r, grace) for r in self.listeners.values()))
+    def held(self) -> list[Held]:
+        """Every listening socket this runtime serves, for a binary upgrade."""
+        return [
+            Held(r.spec.name, r.spec.host, r.port, 0, tuple(r.sockets))
+            for r in self.listeners.values()
+        ]
+
+    async def adopt(self, name: str, sockets: list[socket.socket]) -> None:
+        """Serve more sockets of a running listener (a worker slot whose worker stopped)."""
+        running = self.listeners.get(name)
+        if running is None:
+            for sock in sockets:
+                sock.close()
+        elif running.http is not None:
+            await running.http.start(sockets)
+        elif running.tcp is not None and running.tcp.listener is not None:
+            running.tcp.listener.add(sockets)
+
+    def hurry(self) -> None:
+        """A second stop signal: every drain ends now, cutting what is still open."""
+        self.cut.set()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain every listener (in parallel) for up to `grace` seconds (the config's
+        `drain_timeout`), then close idle backend connections."""
+        if grace is None:
+            grace = self.config.drain_timeout
+        await asyncio.gather(
+            *(self._drain(r, grace) for r in self.listeners.values()), *self.draining
+        )
         self.listeners.clear()
         for pool in self.pools.values():
             for backend in pool.backends:
@@ -276,9 +317,9 @@ class Runtime:
             if not running.http.serving:
                 for sock in running.http.sockets:
                     sock.close()
-            await running.http.drain(grace)
+            await running.http.drain(grace, self.cut)
         elif running.tcp is not None:
-            await drain(running.tcp, grace)
+            await drain(running.tcp, grace, self.cut)
 
     # reconfiguration
 
@@ -301,11 +342,13 @@ class Runtime:
             if name not in wanted or not running.serves(wanted[name])
         ]
         # Drains start now (each closes its listening sockets at once, so a replacement
-        # can bind the same address) and finish in the background of what follows.
-        drains = [
-            asyncio.ensure_future(self._drain(self.listeners.pop(name), GRACE_SECONDS))
-            for name in gone
-        ]
+        # can bind the same address) and finish in the background; `stop` waits for them.
+        for name in gone:
+            task = self.loop.create_task(
+                self._drain(self.listeners.pop(name), config.drain_timeout)
+            )
+            self.draining.add(task)
+            task.add_done_callback(self.draining.discard)
         await asyncio.sleep(0)
         for spec in config.listeners:
             running = self.listeners.get(spec.name)
@@ -331,10 +374,7 @@ class Runtime:
             await self.start()
         for name in [n for n in self.pools if n not in {p.name for p in config.pools}]:
             for backend in self.pools.pop(name).backends:
-                if backend.idle is not None:
-                    backend.idle.close_all()
-        if drains:
-            await asyncio.gather(*drains)
+                _retire_idle(backend)
 
     def _update_pool(
         self,
@@ -360,8 +400,7 @@ class Runtime:
             server = wanted.get(backend.id)
             if server is None or (server.host, server.port) != (backend.host, backend.port):
                 pool.remove(backend.id)
-                if backend.idle is not None:
-                    backend.idle.close_all()
+                _retire_idle(backend)
         for server in spec.servers:
             existing = pool.get(server.key)
             if existing is None:
@@ -405,6 +444,14 @@ def _set_tls(pool: Pool, spec: PoolSpec) -> None:
     """TLS to the pool's servers: a context built afresh (the CA file re-read) on reload."""
     pool.tls = client_context(spec.tls) if spec.tls is not None else None
     pool.tls_name = spec.tls.sni if spec.tls is not None else None
+
+
+def _retire_idle(backend: Backend) -> None:
+    """A server removed: close its idle connections now, and each busy one once its
+    exchange ends (a pool of no room closes what is released to it)."""
+    if backend.idle is not None:
+        backend.idle.close_all()
+        backend.idle.limit = 0
 
 
 def _policy_keys(spec: PoolSpec) -> tuple[object, ...]:

@@ -1,92 +1,66 @@
-"""`rota lb` in one process: a `Runtime` with its own health checks."""
+"""`rota lb` in one process: a `Runtime` with its own health checks, run as a `Service`
+(signals, pid file, control socket, reload, upgrade; `rota.service`)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import signal
+import socket
 import sys
-from collections.abc import Callable
 
-from rota.config.errors import ConfigError
-from rota.config.model import Config
+from rota.config.model import Config, ListenerSpec
 from rota.health.monitor import HealthMonitor
 from rota.instance import ListenError, Runtime
 from rota.pool import Backend
+from rota.proxy.listener import bind
+from rota.reloader import Reload, Reloader
 from rota.runtime import loop_factory, raise_fd_limit, tune_malloc
+from rota.service import EarlySignals, ProcessOptions, Service
+from rota.upgrade import Predecessor
 
-log = logging.getLogger("rota")
-
-
-# Reads and validates the configuration file again (SIGHUP); raises ConfigError.
-Reload = Callable[[], Config]
+__all__ = ["Reload", "run"]
 
 
-def run(config: Config, reload: Reload | None = None) -> int:
+def run(
+    config: Config,
+    reload: Reload | None = None,
+    options: ProcessOptions | None = None,
+    early: EarlySignals | None = None,
+) -> int:
+    options = options or ProcessOptions()
+    # The sockets of the process this one replaces (a binary upgrade), before any bind.
+    predecessor = Predecessor.from_env()
     if config.workers > 1 or config.admin is not None:
         # The admin listener is served by a supervisor, never by a process with traffic.
         from rota.workers import run_supervisor
 
-        return run_supervisor(config, reload)
+        return run_supervisor(config, reload, options, predecessor, early)
     raise_fd_limit()
     tune_malloc()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         try:
-            runner.run(_main(config, reload))
+            runner.run(_main(config, reload, options, predecessor, early))
         except ListenError as exc:
             print(f"rota: {exc}", file=sys.stderr)
+            predecessor.failed(str(exc))
             return 1
     return 0
 
 
-def stop_event(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-def on_reload(
-    loop: asyncio.AbstractEventLoop,
+async def _main(
+    config: Config,
     reload: Reload | None,
-    apply: Callable[[Config], object],
+    options: ProcessOptions,
+    predecessor: Predecessor,
+    early: EarlySignals | None,
 ) -> None:
-    """SIGHUP: read the file again and apply it; a bad file changes nothing (one log line
-    naming the file and the field). Reloads run one at a time, in signal order."""
-    if reload is None:
-        return
-    lock = asyncio.Lock()
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def reload_once() -> None:
-        async with lock:
-            try:
-                config = reload()
-            except ConfigError as exc:
-                log.error("reload failed, the running configuration stays: %s", exc)
-                return
-            try:
-                result = apply(config)
-                if asyncio.iscoroutine(result):
-                    await result
-            except ListenError as exc:
-                log.error("reload: %s; the other listeners run the new configuration", exc)
-                return
-            log.info("reloaded %s", config.source)
-
-    def hup() -> None:
-        task = loop.create_task(reload_once())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, hup)
-
-
-async def _main(config: Config, reload: Reload | None) -> None:
     loop = asyncio.get_running_loop()
-    stop = stop_event(loop)
-    runtime = Runtime(config, loop)
+    service = Service(loop, options, predecessor, early)
+    inherited = predecessor.inherited
+
+    def sockets(spec: ListenerSpec) -> list[socket.socket]:
+        return inherited.take_sockets(spec.name, spec.host, spec.port) or bind(spec.host, spec.port)
+
+    runtime = Runtime(config, loop, sockets=sockets)
     # Checker threads start with the listeners; their transitions come back on this loop.
     health = HealthMonitor(loop, runtime.set_health)
     health.sync(runtime.checks())
@@ -94,18 +68,29 @@ async def _main(config: Config, reload: Reload | None) -> None:
     def backend_failed(backend: Backend, reason: str) -> None:
         health.observe_failure(backend.check, reason)  # passive checks
 
-    async def apply(new: Config) -> None:
-        await runtime.apply(new)
-        health.sync(runtime.checks())
+    async def apply(new: Config) -> str | None:
+        try:
+            await runtime.apply(new)
+        except ListenError as exc:
+            return f"{exc}; the other listeners run the new configuration"
+        finally:
+            health.sync(runtime.checks())
+        return None
 
     runtime.on_backend_error = backend_failed
-    await runtime.start()
-    health.start()
-    on_reload(loop, reload, apply)
+    service.reloader = reloader = Reloader(reload, apply)
+    service.hold(runtime.held)
+    service.hurry.append(runtime.hurry)
     try:
-        for line in runtime.ready_lines():
-            print(line, flush=True)
-        await stop.wait()
+        async with reloader.lock:  # a reload asked for during start-up waits
+            await service.begin()
+            await runtime.start()
+            health.start()
+            for line in runtime.ready_lines():
+                print(line, flush=True)
+            service.ready()
+        await service.stop.wait()
     finally:
         health.stop()
         await runtime.stop()
+        await service.close()

@@ -1,25 +1,20 @@
 """Several cores: a supervisor and N worker processes (`rota lb --workers N`).
 
-Each worker runs the same `Runtime` as a single-process rota, bound to every listener's
-address with SO_REUSEPORT, so the kernel spreads new connections over the workers without a
-shared accept queue (no thundering herd, no one worker taking every connection). Balancing
-state (round robin order, in-flight counts) is therefore per worker, not across them.
+The supervisor binds every listener's sockets itself, one SO_REUSEPORT group per worker
+slot (`rota.slots`), holds them, and hands each worker its slot's sockets over the control
+channel (SCM_RIGHTS). The kernel spreads new connections over the slots by a hash, with no
+shared accept queue (no thundering herd, no one worker taking every connection); because
+the supervisor keeps every socket open, a worker that stops never takes its accept queue
+with it. Balancing state (round robin order, in-flight counts) is per worker.
 
 The supervisor runs the health checks once for everyone. It talks to each worker over a
-duplex pipe, the control channel:
-
-    supervisor -> worker   ("health", check, "UP"|"DOWN", reason)   a check's verdict
-                           ("apply", config, start_down)             a new configuration
-                           ("admin", pool, server id, state)         drain, enable, disable
-                           ("stats", seq)                            counters, please
-    worker -> supervisor   ("ready", pid) | ("error", text)          start-up
-                           ("failure", check, reason)                a passive failure
-                           ("stats", seq, snapshot)                  its counters now
-
-A worker whose connection to a backend fails marks that backend DOWN locally at once and
-reports it; the supervisor turns the report into a DOWN for all and an immediate probe. A
-worker that dies is restarted (and told which checks are DOWN) and logged. SIGINT/SIGTERM
-stop every worker gracefully, then the supervisor.
+duplex pipe, the control channel (messages in `rota.worker`). A worker whose connection to
+a backend fails marks that backend DOWN locally at once and reports it; the supervisor
+turns the report into a DOWN for all and an immediate probe. A worker that dies is
+restarted (and told which checks are DOWN) and logged. A reload is applied here, then sent
+to every worker, and done when every worker has applied it; a changed `workers` starts or
+stops workers (their slots go to the others first). SIGINT/SIGTERM: the supervisor closes
+its sockets, then drains every worker.
 
 With an `[admin]` section the supervisor also serves the admin listener (rota.admin): the
 workers count their traffic, and it sums their counters; a single-process rota with an
@@ -38,10 +33,8 @@ import dataclasses
 import errno
 import logging
 import multiprocessing
-import multiprocessing.connection
 import os
 import signal
-import socket
 import sys
 from collections.abc import Collection
 from multiprocessing.process import BaseProcess
@@ -50,66 +43,64 @@ from typing import Any
 from rota.admin.service import AdminService
 from rota.config.admin import read_token
 from rota.config.errors import ConfigError
-from rota.config.model import Config, ListenerSpec, hostport
+from rota.config.model import Config, hostport
 from rota.config.reader import Reader
+from rota.handover import Inherited
 from rota.health.monitor import HealthMonitor
-from rota.instance import ListenError, Runtime, ready_line
-from rota.lb import Reload, on_reload, stop_event
-from rota.observe.metrics import Snapshot, Stats
-from rota.pool import Admin, Backend, CheckKey, State
-from rota.proxy.server import GRACE_SECONDS
-from rota.runtime import loop_factory, raise_fd_limit, setup_logging, tune_malloc
+from rota.instance import Runtime, ready_line
+from rota.observe.metrics import Snapshot
+from rota.pool import Admin, CheckKey, State
+from rota.reloader import Reload, Reloader
+from rota.runtime import loop_factory
+from rota.service import EarlySignals, ProcessOptions, Service
+from rota.slots import SlotError, SocketTable, close
+from rota.upgrade import Predecessor
+from rota.worker import Pipe, send_sockets, worker_main
 
 log = logging.getLogger("rota")
 
 WATCH_SECONDS = 0.05  # how often the supervisor reads its pipes and worker exits
 READY_TIMEOUT = 30.0
+APPLY_TIMEOUT = 10.0  # for every worker to report a reload applied
 STATS_TIMEOUT = 2.0  # a worker that does not answer a scrape in this time is left out
 
-Pipe = multiprocessing.connection.Connection
 
-
-def check_bindable(listener: ListenerSpec) -> tuple[int, str | None]:
-    """Fail fast, before any worker starts, if the address cannot be bound. Returns the
-    port to use: with port 0 the kernel picks one here, and every worker takes that one."""
-    family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        # Without SO_REUSEPORT, so that any listener on the port, another rota's workers
-        # included, makes this fail instead of silently sharing the port with it.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((listener.host, listener.port))
-        except OSError as exc:
-            what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            return listener.port, f"cannot listen on {listener.address}: {what}"
-        return int(s.getsockname()[1]), None
-
-
-# ---------------------------------------------------------------------------- supervisor
-
-
-def run_supervisor(config: Config, reload: Reload | None = None) -> int:
-    listeners = []
-    for listener in config.listeners:
-        port, problem = check_bindable(listener)
-        if problem is not None:
-            print(f"rota: {problem}", file=sys.stderr)
-            return 1
-        listeners.append(dataclasses.replace(listener, port=port))
-    config = dataclasses.replace(config, listeners=tuple(listeners))
+def run_supervisor(
+    config: Config,
+    reload: Reload | None = None,
+    options: ProcessOptions | None = None,
+    predecessor: Predecessor | None = None,
+    early: EarlySignals | None = None,
+) -> int:
+    supervisor = Supervisor(config, reload, options or ProcessOptions(), predecessor, early)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(Supervisor(config, reload).run())
+        return runner.run(supervisor.run())
 
 
 class Supervisor:
-    def __init__(self, config: Config, reload: Reload | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        reload: Reload | None = None,
+        options: ProcessOptions | None = None,
+        predecessor: Predecessor | None = None,
+        early: EarlySignals | None = None,
+    ) -> None:
         self.config = config
         self.reload = reload
+        self.options = options or ProcessOptions()
+        self.predecessor = predecessor or Predecessor(None)
+        self.early = early
         self.mp = multiprocessing.get_context("spawn")
+        self.table = SocketTable()
         self.procs: list[BaseProcess | None] = [None] * config.workers
         self.pipes: list[Pipe | None] = [None] * config.workers
+        # Stopped by a smaller `workers`, draining; their pipes close once they exited.
+        self.retired: list[tuple[BaseProcess, Pipe | None]] = []
         self.down: dict[CheckKey, str] = {}  # checks that are DOWN now, with the reason
         self.stopping = False
+        self.generation = 0  # of the last configuration sent to workers
+        self.applied: dict[int, str | None] = {}  # worker -> its answer to `generation`
         self.admin: AdminService | None = None
         # Scrapes in flight: seq -> replies by worker; and each worker's last snapshot.
         self.asked: dict[int, tuple[dict[int, Snapshot], asyncio.Event]] = {}
@@ -131,6 +122,8 @@ class Supervisor:
         child.close()
         self.procs[index] = proc
         self.pipes[index] = parent
+        with contextlib.suppress(OSError, ValueError):
+            send_sockets(parent, ("sockets",), self.table.for_worker(index, len(self.procs)))
 
     def send(self, index: int, message: tuple[Any, ...]) -> None:
         pipe = self.pipes[index]
@@ -144,44 +137,59 @@ class Supervisor:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        stop = stop_event(loop)
+        self.service = service = Service(loop, self.options, self.predecessor, self.early)
         # The supervisor's own runtime holds the pools (never listeners): health states
         # and their log lines live here, once for every worker.
         self.runtime = runtime = Runtime(self.config, loop, listen=False)
         self.health = health = HealthMonitor(loop, self.on_change)
         health.sync(runtime.checks())
-        workers = self.config.workers
-        for i in range(workers):
-            self.start_worker(i)
+        service.reloader = reloader = Reloader(self.reload, self.apply)
+        service.hold(self.table.held)
+        service.hurry.append(self.hurry)
         try:
-            problem = await self.wait_ready(stop)
-            if problem is not None:
-                print(f"rota: {problem}", file=sys.stderr)
-                return 1
-            if stop.is_set():
-                return 0
-            health.start()
-            problem = await self.start_admin()
-            if problem is not None:
-                print(f"rota: {problem}", file=sys.stderr)
-                return 1
-            for listener in self.config.listeners:
-                print(ready_line(self.config, listener, listener.address, workers), flush=True)
-            if self.admin is not None and self.config.admin is not None:
-                where = hostport(self.config.admin.host, self.admin.port)
-                print(f"rota admin on http://{where}/ (metrics: /metrics)", flush=True)
-            on_reload(loop, self.reload, self.apply)
-            await self.watch(stop)
+            async with reloader.lock:  # a reload asked for during start-up waits
+                await service.begin()
+                problem = self.bind(self.config, self.predecessor.inherited)
+                if problem is None:
+                    for i in range(self.config.workers):
+                        self.start_worker(i)
+                    problem = await self.wait_ready(service.stop)
+                if problem is not None:
+                    print(f"rota: {problem}", file=sys.stderr)
+                    self.predecessor.failed(problem)
+                    return 1
+                if service.stop.is_set():
+                    return 0
+                health.start()
+                problem = await self.start_admin()
+                if problem is not None:
+                    print(f"rota: {problem}", file=sys.stderr)
+                    self.predecessor.failed(problem)
+                    return 1
+                workers = self.config.workers
+                for listener in self.config.listeners:
+                    print(ready_line(self.config, listener, listener.address, workers), flush=True)
+                if self.admin is not None and self.config.admin is not None:
+                    where = hostport(self.config.admin.host, self.admin.port)
+                    print(f"rota admin on http://{where}/ (metrics: /metrics)", flush=True)
+                service.ready()
+            await self.watch(service.stop)
             return 0
         finally:
             self.stopping = True
             health.stop()
             if self.admin is not None:
                 await self.admin.stop()
+            # Our copies first, so that once the workers close theirs (at once, as they
+            # start draining) a new connection is refused; after an upgrade the new
+            # process holds them and nothing is refused.
+            self.table.close_all()
             await self.stop_workers()
+            await service.close()
 
     async def start_admin(self) -> str | None:
-        """The admin listener, if configured; returns why it could not start."""
+        """The admin listener, if configured (on the socket of the process this one
+        replaces, if any); returns why it could not start."""
         spec = self.config.admin
         if spec is None:
             return None
@@ -201,12 +209,14 @@ class Supervisor:
             workers=self.worker_pids,
             token=token,
         )
+        inherited = self.predecessor.inherited.take_sockets("admin", spec.host, spec.port)
         try:
-            await self.admin.start(spec.host, spec.port)
+            await self.admin.start(spec.host, spec.port, inherited or None)
         except OSError as exc:
             self.admin = None
             what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             return f"cannot listen on {spec.address} (admin): {what}"
+        self.service.hold(self.admin.held)
         return None
 
     def worker_pids(self) -> list[int]:
@@ -258,7 +268,9 @@ class Supervisor:
                 if server.key == server_id and key not in known:
                     fresh.append((pool_name, server_id))
                     keys.append(key)
-        await self.apply(config, fresh)
+        problem = await self.apply(config, fresh)
+        if problem is not None:
+            log.error("admin change: %s", problem)
         for key in keys:
             self.health.observe_failure(key, "new server: waiting for its health check")
         for key, reason in self.down.items():
@@ -266,17 +278,23 @@ class Supervisor:
                 self.runtime.set_health(key, State.DOWN, reason)
 
     async def reload_now(self) -> str | None:
-        """Read the configuration file again and apply it (POST /api/v1/reload); returns
-        why not, when it cannot be."""
-        if self.reload is None:
-            return "rota was started without a configuration file to read again"
+        """Read the configuration file again and apply it (POST /api/v1/reload, SIGHUP,
+        `rota reload`: one coroutine, `Service.reload_now`); returns why not, when it
+        cannot be."""
+        return await self.service.reload_now()
+
+    def bind(self, config: Config, inherited: Inherited) -> str | None:
+        """Prepare the socket table for `config` (ports chosen with port 0 go into
+        self.config); the problem if an address cannot be bound."""
         try:
-            config = self.reload()
-        except ConfigError as exc:
-            log.error("reload failed, the running configuration stays: %s", exc)
+            gone = self.table.prepare(config.listeners, config.workers, inherited)
+        except SlotError as exc:
             return str(exc)
-        await self.apply(config)
-        log.info("reloaded %s", config.source)
+        listeners = tuple(
+            dataclasses.replace(spec, port=self.table.port(spec.name)) for spec in config.listeners
+        )
+        self.config = dataclasses.replace(config, listeners=listeners)
+        close(gone)  # workers hold their own descriptors while they drain those listeners
         return None
 
     def on_change(self, key: CheckKey, state: State, reason: str) -> None:
@@ -288,30 +306,75 @@ class Supervisor:
         self.runtime.set_health(key, state, reason)
         self.broadcast(("health", key, state.value, reason))
 
-    async def apply(self, config: Config, start_down: Collection[tuple[str, str]] = ()) -> None:
-        """A new configuration for every worker (the control channel's `apply`). Every
-        worker must bind a new listener's port 0 to the same port: it is chosen here, and
-        a listener that stays keeps the port it has."""
-        old = {listener.name: listener for listener in self.config.listeners}
-        listeners = []
-        for listener in config.listeners:
-            before = old.get(listener.name)
-            if listener.port == 0 and before is not None and before.host == listener.host:
-                listener = dataclasses.replace(listener, port=before.port)
-            elif before is None or (before.host, before.port) != (listener.host, listener.port):
-                port, problem = check_bindable(listener)
-                if problem is not None:
-                    log.error("reload failed, the running configuration stays: %s", problem)
-                    return
-                listener = dataclasses.replace(listener, port=port)
-            listeners.append(listener)
-        config = dataclasses.replace(config, listeners=tuple(listeners))
-        self.config = dataclasses.replace(
-            config, workers=self.config.workers, admin=self.config.admin
-        )
+    async def apply(
+        self, config: Config, start_down: Collection[tuple[str, str]] = ()
+    ) -> str | None:
+        """A new configuration: the socket table first (a new listener's port 0 is chosen
+        here, once for every worker), the supervisor's pools, then every worker; done when
+        each has applied it. A changed `workers` starts or stops workers; the admin
+        listener stays as it started."""
+        problem = self.bind(dataclasses.replace(config, admin=self.config.admin), Inherited())
+        if problem is not None:
+            return f"{problem}; the running configuration stays"
         await self.runtime.apply(self.config, start_down)
         self.health.sync(self.runtime.checks())
-        self.broadcast(("apply", self.config, tuple(start_down)))
+        before = len(self.procs)
+        after = self.config.workers
+        self.generation += 1
+        self.applied = {}
+        keep = min(before, after)
+        for i in range(keep):
+            message = ("apply", self.generation, self.config, tuple(start_down))
+            pipe = self.pipes[i]
+            if pipe is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    send_sockets(pipe, message, self.table.for_worker(i, after))
+        problems = await self.wait_applied(range(keep))
+        if after > before:
+            self.procs += [None] * (after - before)
+            self.pipes += [None] * (after - before)
+            for i in range(before, after):
+                self.start_worker(i)
+        elif after < before:
+            # The others already serve these workers' slots (adopted with the apply).
+            for i in range(after, before):
+                self.retire(i)
+            del self.procs[after:], self.pipes[after:]
+        if after != before:
+            log.info("workers: %d -> %d", before, after)
+        return "; ".join(problems) if problems else None
+
+    async def wait_applied(self, workers: range) -> list[str]:
+        """Wait (bounded) until every worker in `workers` reported the last apply."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + APPLY_TIMEOUT
+        while loop.time() < deadline:
+            self.poll()
+            if all(i in self.applied or not self.alive(i) for i in workers):
+                break
+            await asyncio.sleep(WATCH_SECONDS / 5)
+        else:
+            return ["not every worker applied the configuration in time"]
+        return [p for p in self.applied.values() if p is not None]
+
+    def alive(self, index: int) -> bool:
+        proc = self.procs[index]
+        return proc is not None and proc.is_alive()
+
+    def retire(self, index: int) -> None:
+        """Stop a worker no longer wanted: it drains (its pipe is closed once it exited)."""
+        proc, pipe = self.procs[index], self.pipes[index]
+        if proc is not None and proc.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            self.retired.append((proc, pipe))
+
+    def hurry(self) -> None:
+        """A second stop signal: every worker cuts what it still has open."""
+        for proc in [*self.procs, *(r[0] for r in self.retired)]:
+            if proc is not None and proc.pid is not None and proc.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
 
     async def wait_ready(self, stop: asyncio.Event) -> str | None:
         """Wait until every worker listens; a worker's start-up error ends the wait."""
@@ -345,7 +408,8 @@ class Supervisor:
         return messages
 
     def poll(self) -> None:
-        """Handle every message waiting on the workers' pipes."""
+        """Handle what every worker said: failure reports become passive checks; a
+        restarted worker is told what is DOWN; counters and apply reports are collected."""
         for i in range(len(self.pipes)):
             for kind, payload in self.read(i):
                 if kind == "failure":
@@ -362,9 +426,11 @@ class Supervisor:
                         for b in pool.backends:
                             if b.admin is not Admin.ENABLED:
                                 self.send(i, ("admin", pool.name, b.id, b.admin.value))
+                elif kind == "applied" and payload[0] == self.generation:
+                    self.applied[i] = payload[1]
 
     async def watch(self, stop: asyncio.Event) -> None:
-        """Turn workers' failure reports into passive checks; restart workers that die."""
+        """Read the workers' messages; restart workers that die; reap retired ones."""
         while not stop.is_set():
             self.poll()
             for i, proc in enumerate(self.procs):
@@ -376,97 +442,27 @@ class Supervisor:
                         proc.exitcode,
                     )
                     self.start_worker(i)
+            for proc, pipe in [r for r in self.retired if not r[0].is_alive()]:
+                proc.join(timeout=0)
+                if pipe is not None:
+                    pipe.close()
+                self.retired.remove((proc, pipe))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), WATCH_SECONDS)
 
     async def stop_workers(self) -> None:
-        for proc in self.procs:
-            if proc is not None and proc.is_alive() and proc.pid is not None:
+        procs = [p for p in [*self.procs, *(r[0] for r in self.retired)] if p is not None]
+        for proc in procs:
+            if proc.is_alive() and proc.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGTERM)
-        deadline = asyncio.get_running_loop().time() + GRACE_SECONDS + 2
-        while any(p is not None and p.is_alive() for p in self.procs):
+        deadline = asyncio.get_running_loop().time() + self.config.drain_timeout + 2
+        while any(p.is_alive() for p in procs):
             if asyncio.get_running_loop().time() > deadline:
-                for p in self.procs:
-                    if p is not None and p.is_alive():
+                for p in procs:
+                    if p.is_alive():
                         p.kill()
                 break
             await asyncio.sleep(0.05)
-        for p in self.procs:
-            if p is not None:
-                p.join(timeout=1)
-
-
-# ---------------------------------------------------------------------------- worker
-
-
-def worker_main(config: Config, index: int, pipe: Pipe) -> None:
-    """A worker process: one `Runtime`, listening with SO_REUSEPORT."""
-    setup_logging()
-    raise_fd_limit()
-    tune_malloc()
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        try:
-            runner.run(_worker(config, pipe))
-        except ListenError as exc:
-            with contextlib.suppress(OSError):
-                pipe.send(("error", str(exc)))
-            sys.exit(1)
-
-
-async def _worker(config: Config, pipe: Pipe) -> None:
-    loop = asyncio.get_running_loop()
-    stop = stop_event(loop)
-    runtime = Runtime(config, loop, reuse_port=True, log_transitions=False)
-    if config.admin is not None:
-        runtime.count(Stats())  # counters only where someone can read them
-    applying: set[asyncio.Task[None]] = set()
-
-    def backend_failed(backend: Backend, reason: str) -> None:
-        # At once, here; the supervisor follows for every worker.
-        runtime.set_health(backend.check, State.DOWN, reason)
-        with contextlib.suppress(OSError, ValueError):
-            pipe.send(("failure", backend.check, reason))
-
-    def on_message() -> None:
-        try:
-            while pipe.poll():
-                message = pipe.recv()
-                if message[0] == "health":
-                    _, key, state, reason = message
-                    runtime.set_health(key, State(state), reason)
-                elif message[0] == "apply":
-                    task = loop.create_task(_apply(runtime, message[1], message[2]))
-                    applying.add(task)
-                    task.add_done_callback(applying.discard)
-                elif message[0] == "admin":
-                    _, pool_name, server_id, state = message
-                    pool = runtime.pools.get(pool_name)
-                    backend = pool.get(server_id) if pool is not None else None
-                    if pool is not None and backend is not None:
-                        pool.set_admin(backend, Admin(state))
-                elif message[0] == "stats" and runtime.stats is not None:
-                    pipe.send(("stats", message[1], runtime.stats.snapshot(runtime)))
-        except (EOFError, OSError):
-            loop.remove_reader(pipe.fileno())
-            stop.set()  # the supervisor is gone: so are we
-
-    runtime.on_backend_error = backend_failed
-    await runtime.start()
-    loop.add_reader(pipe.fileno(), on_message)
-    pipe.send(("ready", os.getpid()))
-    try:
-        await stop.wait()
-    finally:
-        with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(pipe.fileno())
-        await runtime.stop()
-
-
-async def _apply(runtime: Runtime, config: Config, start_down: Collection[tuple[str, str]]) -> None:
-    try:
-        await runtime.apply(config, start_down)
-    except ListenError as exc:
-        log.error(
-            "worker pid %d: %s; its other listeners run the new configuration", os.getpid(), exc
-        )
+        for p in procs:
+            p.join(timeout=1)

@@ -12,8 +12,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from rota.proxy.listener import bind
 
 log = logging.getLogger("rota")
 
@@ -80,18 +83,24 @@ class BadRequest(Exception):
 class AdminServer:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
-        self.server: asyncio.Server | None = None
+        self.servers: list[asyncio.Server] = []
+        self.sockets: list[socket.socket] = []  # listening, for a binary upgrade (held)
         self.connections: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> int:
-        self.server = await asyncio.start_server(
-            self._connection, host, port, limit=MAX_HEAD, backlog=64
-        )
-        return int(self.server.sockets[0].getsockname()[1])
+    async def start(self, host: str, port: int, sockets: list[socket.socket] | None = None) -> int:
+        """Serve on `sockets` (handed over by the process this one replaces), else on
+        sockets bound here; returns the port."""
+        self.sockets = sockets or bind(host, port, backlog=64)
+        for sock in self.sockets:
+            self.servers.append(
+                await asyncio.start_server(self._connection, sock=sock, limit=MAX_HEAD)
+            )
+        return int(self.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        for server in self.servers:
+            server.close()
+        self.servers = []
         for task in list(self.connections):
             task.cancel()
         with contextlib.suppress(Exception):

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 
@@ -24,6 +25,7 @@ from rota.admin.exposition import Exposition, RotaCollector, server_state
 from rota.admin.http import AdminServer
 from rota.admin.views import Views
 from rota.config.model import BackendSpec, Config, PoolSpec
+from rota.handover import Held
 from rota.instance import ADMIN_REASON, Runtime
 from rota.observe.metrics import Snapshot
 from rota.pool import Admin, Backend, CheckKey
@@ -59,10 +61,16 @@ class AdminService:
         self._ticker: asyncio.Task[None] | None = None
         self._changes = asyncio.Lock()  # one configuration change at a time
         self.port = 0
+        self.host = ""
 
-    async def start(self, host: str, port: int) -> None:
-        self.port = await self.server.start(host, port)
+    async def start(self, host: str, port: int, sockets: list[socket.socket] | None = None) -> None:
+        self.host = host
+        self.port = await self.server.start(host, port, sockets)
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    def held(self) -> list[Held]:
+        """The admin listener's sockets, for the new process of a binary upgrade."""
+        return [Held("admin", self.host, self.port, 0, tuple(self.server.sockets))]
 
     async def stop(self) -> None:
         if self._ticker is not None:

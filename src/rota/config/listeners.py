@@ -31,7 +31,16 @@ from rota.config.model import (
 from rota.config.reader import Reader, show
 from rota.http.routing import shadowed
 
-TOP_KEYS = ("listeners", "pools", "workers", "admin", "health_check", "timeouts", "limits")
+TOP_KEYS = (
+    "listeners",
+    "pools",
+    "workers",
+    "drain_timeout",
+    "admin",
+    "health_check",
+    "timeouts",
+    "limits",
+)
 LISTENER_KEYS = (
     "bind",
     "protocol",
@@ -81,6 +90,7 @@ def build_site(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
     )
     limits = sections.limits(r, "limits", data.get("limits", {}), sections.LIMIT_KEYS, LimitSpec())
     workers = sections.workers(r, data.get("workers", 1))
+    drain_timeout = sections.drain_timeout(r, data)
 
     root = tls.base_dir(source)
     pool_tables = _named(r, "pools", data.get("pools"), "pool")
@@ -98,6 +108,7 @@ def build_site(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
         listeners=listeners,
         pools=pools,
         workers=workers,
+        drain_timeout=drain_timeout,
         health=health,
         timeouts=timeouts,
         limits=limits,

@@ -340,6 +340,9 @@ class Config:
     listeners: tuple[ListenerSpec, ...]
     pools: tuple[PoolSpec, ...]
     workers: int = 1
+    # Seconds a stopping or upgraded-away process gives what is in flight (requests,
+    # WebSocket and TCP tunnels) before it cuts them (`drain_timeout`, `--drain-timeout`).
+    drain_timeout: float = 30.0
     health: HealthSpec = field(default_factory=HealthSpec)
     timeouts: TimeoutSpec = field(default_factory=TimeoutSpec)
     limits: LimitSpec = field(default_factory=LimitSpec)

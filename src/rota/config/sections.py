@@ -220,6 +220,11 @@ def workers(r: Reader, value: object) -> int:
     return r.integer("workers", value, 1, 256)
 
 
+def drain_timeout(r: Reader, data: Mapping[str, Any]) -> float:
+    """Seconds a stopping process waits for what is in flight (0: cut at once)."""
+    return r.seconds("drain_timeout", data.get("drain_timeout", 30.0), zero_ok=True)
+
+
 def proxy_protocol(
     r: Reader, path: str, section: Mapping[str, Any], protocol: Mode, word: str
 ) -> tuple[int | None, bool]:

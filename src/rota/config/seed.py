@@ -32,6 +32,7 @@ SEED_KEYS = (
     "mode",
     "algorithm",
     "workers",
+    "drain_timeout",
     "send_proxy",
     "accept_proxy",
     "via",
@@ -56,6 +57,7 @@ def build_seed(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
     mode = Mode(r.choice("mode", data.get("mode", "http"), tuple(m.value for m in Mode)))
     algorithm = balancing.seed_algorithm(r, data.get("algorithm", "round_robin"))
     workers = sections.workers(r, data.get("workers", 1))
+    drain_timeout = sections.drain_timeout(r, data)
     send_proxy, accept_proxy = sections.proxy_protocol(r, "", data, mode, "mode")
     via = sections.via(r, "", data, mode, "mode")
     health = sections.health(r, "health_check", data.get("health_check", {}))
@@ -93,6 +95,7 @@ def build_seed(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
         listeners=(listener,),
         pools=(pool,),
         workers=workers,
+        drain_timeout=drain_timeout,
         health=health,
         timeouts=timeouts,
         limits=limits,

@@ -44,6 +44,7 @@ def to_toml(config: Config) -> str:
         f"# The effective configuration of {config.source}, every default filled in",
         "# (rota check-config; docs/configuration.md).",
         f"workers = {config.workers}",
+        f"drain_timeout = {value(config.drain_timeout)}",
         "",
         "[health_check]",
         *_health(config.health),

@@ -51,6 +51,7 @@ class ClientConnection(BatchedWriter):
         "ctx",
         "deadline",
         "eof_seen",
+        "last_request",
         "linger_left",
         "parser",
         "parsing",
@@ -83,6 +84,8 @@ class ClientConnection(BatchedWriter):
         # While a WebSocket handshake awaits the backend's answer (rota.proxy.websocket).
         self._paused_upgrade = False
         self.eof_seen = False
+        # Set by a drain: the next request is the last, answered with `Connection: close`.
+        self.last_request = False
         self.tunnel: Tunnel | None = None
         self.linger_left = 0
 

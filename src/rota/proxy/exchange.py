@@ -442,8 +442,14 @@ class Exchange(Outcome):
                 # (RFC 9112 6.1), so a body with another coding (rare) reaches it unlabelled.
                 self.keep_client = False
         self.response_body = body
-        if not self.request_done or client.closing or (client.eof_seen and len(client.queue) < 2):
-            # Also the last answer to a client that half-closed: nothing can follow it.
+        if (
+            not self.request_done
+            or client.closing
+            or (client.eof_seen and len(client.queue) < 2)
+            or client.last_request
+        ):
+            # Also the last answer to a client that half-closed (nothing can follow it) or
+            # on a connection being drained.
             self.keep_client = False
         if not self.keep_client:
             parts.append(b"Connection: close\r\n\r\n")
@@ -638,14 +644,16 @@ class Exchange(Outcome):
             return
         self.drop_upstream(abort=True)
         client = self.client
-        keep = self.keep_client and self.request_done and not client.closing
+        keep = (
+            self.keep_client and self.request_done and not (client.closing or client.last_request)
+        )
         self._finish(End.LOCAL, status)
         client.send_error(self, status, keep)
 
     def _answer_locally(self) -> None:
         """No route (404), or a route that answers itself (redirect, respond)."""
         client = self.client
-        keep = self.keep_client and not client.closing
+        keep = self.keep_client and not (client.closing or client.last_request)
         route = self.route
         answer = route.answer(keep, self.head.method == b"HEAD") if route is not None else None
         if route is None or answer is None:

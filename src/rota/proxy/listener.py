@@ -118,6 +118,14 @@ class Listener:
                 self._loop.remove_reader(sock.fileno())
             self._watching = False
 
+    def add(self, sockets: list[socket.socket]) -> None:
+        """Accept on more listening sockets too (a worker slot taken over)."""
+        watching = self._watching
+        self.pause()
+        self.sockets = self.sockets + sockets
+        if watching:
+            self.start()
+
     def close(self) -> None:
         self.pause()
         if self._retry is not None:

@@ -131,13 +131,13 @@ class TcpProxy:
         self._sweeper = self.loop.call_later(self._period, self._sweep)
 
 
-async def drain(proxy: TcpProxy, grace: float) -> None:
-    """Stop accepting; let open connections finish for up to `grace` seconds, then cut
-    them."""
+async def drain(proxy: TcpProxy, grace: float, now: asyncio.Event | None = None) -> None:
+    """Stop accepting; let open connections finish for up to `grace` seconds (or until
+    `now` is set: a second stop signal), then cut them."""
     if proxy.listener is not None:
         proxy.listener.close()
     loop = proxy.loop
     deadline = loop.time() + grace
-    while proxy.tunnels and loop.time() < deadline:
+    while proxy.tunnels and loop.time() < deadline and not (now and now.is_set()):
         await asyncio.sleep(0.05)
     proxy.close()
