@@ -153,11 +153,11 @@ class UpstreamConnection(BatchedWriter):
 
     def pause_writing(self) -> None:
         if self.exchange is not None:
-            self.exchange.client.pause_reading()
+            self.exchange.downstream.pause_reading()
 
     def resume_writing(self) -> None:
         if self.exchange is not None:
-            self.exchange.client.resume_reading()
+            self.exchange.downstream.resume_reading()
 
     # llhttp callbacks. There is no on_message_begin: one callback fewer per response, and
     # the head's fields are handed over and reset in on_headers_complete instead.
