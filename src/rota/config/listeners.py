@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rota.config import balancing, routes, sections
+from rota.config.access_log import access_log
 from rota.config.model import (
     Config,
     LimitSpec,
@@ -29,7 +30,15 @@ from rota.config.model import (
 from rota.config.reader import Reader, show
 from rota.http.routing import shadowed
 
-TOP_KEYS = ("listeners", "pools", "workers", "health_check", "timeouts", "limits")
+TOP_KEYS = (
+    "listeners",
+    "pools",
+    "workers",
+    "health_check",
+    "timeouts",
+    "limits",
+    "access_log",
+)
 LISTENER_KEYS = (
     "bind",
     "protocol",
@@ -89,6 +98,7 @@ def build_site(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
         timeouts=timeouts,
         limits=limits,
         source=source,
+        access_log=access_log(r, data),
     )
 
 

@@ -250,6 +250,21 @@ class PoolSpec:
         return _reduce(self)
 
 
+ACCESS_LOG_FORMATS: Final[tuple[str, ...]] = ("json", "combined")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogSpec:
+    """`[access_log]`: one line per request (per connection for TCP listeners), written
+    off the event loop (rota.observe.access_log). `path` None: off; "-": stdout."""
+
+    path: str | None = None
+    format: str = "json"  # one of ACCESS_LOG_FORMATS
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. `health`, `timeouts` and `limits` are the top-level
@@ -264,6 +279,7 @@ class Config:
     source: str = "<defaults>"
     # Read from the seed's shape (server_list, listen, mode): one listener, one pool.
     seed: bool = False
+    access_log: AccessLogSpec = field(default_factory=AccessLogSpec)
 
     def pool(self, name: str) -> PoolSpec:
         for spec in self.pools:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from rota.config.model import (
+    AccessLogSpec,
     Config,
     HeaderEdits,
     HealthSpec,
@@ -51,6 +52,9 @@ def to_toml(config: Config) -> str:
         "",
         "[limits]",
         *_limits(config.limits, LIMIT_KEYS),
+        "",
+        "[access_log]",
+        *_access_log(config.access_log),
     ]
     for listener in config.listeners:
         out += _listener(listener)
@@ -122,6 +126,11 @@ def _limits(spec: LimitSpec, keys: tuple[str, ...]) -> list[str]:
         v = getattr(spec, k)
         lines.append(f"# {k}: none (no limit)" if v is None else f"{k} = {v}")
     return lines
+
+
+def _access_log(spec: AccessLogSpec) -> list[str]:
+    path = "# path: none (no access log)" if spec.path is None else f"path = {value(spec.path)}"
+    return [path, f"format = {value(spec.format)}"]
 
 
 def _listener(spec: ListenerSpec) -> list[str]:
