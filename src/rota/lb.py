@@ -12,6 +12,7 @@ from rota.config.errors import ConfigError
 from rota.config.model import Config
 from rota.health.monitor import HealthMonitor
 from rota.instance import ListenError, Runtime
+from rota.observe.access_log import AccessLog, start_access_log
 from rota.pool import Backend
 from rota.runtime import loop_factory, raise_fd_limit
 
@@ -34,6 +35,9 @@ def run(config: Config, reload: Reload | None = None) -> int:
         except ListenError as exc:
             print(f"rota: {exc}", file=sys.stderr)
             return 1
+        except ConfigError as exc:  # the access log's file cannot be opened
+            print(f"rota: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -43,6 +47,21 @@ def stop_event(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+def observe_access(runtime: Runtime, config: Config) -> AccessLog | None:
+    """The access log, when configured, as an observer of every listener; SIGUSR1 reopens
+    its file (logrotate), and is harmless with the log off. A reload keeps the access log
+    as it started: a new `[access_log]` takes a restart."""
+    access = start_access_log(config, runtime.loop)
+    if access is not None:
+        runtime.observers.append(access.observe)
+    runtime.loop.add_signal_handler(signal.SIGUSR1, access.reopen if access else _ignore)
+    return access
+
+
+def _ignore() -> None:
+    pass
 
 
 def on_reload(
@@ -85,6 +104,7 @@ async def _main(config: Config, reload: Reload | None) -> None:
     loop = asyncio.get_running_loop()
     stop = stop_event(loop)
     runtime = Runtime(config, loop)
+    access = observe_access(runtime, config)
     # Checker threads start with the listeners; their transitions come back on this loop.
     health = HealthMonitor(loop, runtime.set_health)
     health.sync(runtime.checks())
@@ -107,3 +127,5 @@ async def _main(config: Config, reload: Reload | None) -> None:
     finally:
         health.stop()
         await runtime.stop()
+        if access is not None:
+            access.close()  # every line of the drained exchanges written

@@ -38,10 +38,12 @@ import sys
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from rota.config.errors import ConfigError
 from rota.config.model import Config, ListenerSpec
 from rota.health.monitor import HealthMonitor
 from rota.instance import ListenError, Runtime, ready_line
-from rota.lb import Reload, on_reload, stop_event
+from rota.lb import Reload, observe_access, on_reload, stop_event
+from rota.observe.access_log import check_access_log
 from rota.pool import Backend, CheckKey, State
 from rota.proxy.server import GRACE_SECONDS
 from rota.runtime import loop_factory, raise_fd_limit, setup_logging
@@ -74,6 +76,11 @@ def check_bindable(listener: ListenerSpec) -> tuple[int, str | None]:
 
 
 def run_supervisor(config: Config, reload: Reload | None = None) -> int:
+    try:
+        check_access_log(config)  # each worker opens it; a bad path fails here, once
+    except ConfigError as exc:
+        print(f"rota: {exc}", file=sys.stderr)
+        return 2
     listeners = []
     for listener in config.listeners:
         port, problem = check_bindable(listener)
@@ -115,6 +122,12 @@ class Supervisor:
             with contextlib.suppress(OSError, ValueError):
                 pipe.send(message)
 
+    def broadcast_signal(self, sig: int) -> None:
+        for proc in self.procs:
+            if proc is not None and proc.is_alive() and proc.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, sig)
+
     def broadcast(self, message: tuple[Any, ...]) -> None:
         for i in range(len(self.pipes)):
             self.send(i, message)
@@ -141,6 +154,8 @@ class Supervisor:
             for listener in self.config.listeners:
                 print(ready_line(self.config, listener, listener.address, workers), flush=True)
             on_reload(loop, self.reload, self.apply)
+            # logrotate signals the supervisor: each worker reopens its own access log.
+            loop.add_signal_handler(signal.SIGUSR1, self.broadcast_signal, signal.SIGUSR1)
             await self.watch(stop)
             return 0
         finally:
@@ -263,7 +278,7 @@ def worker_main(config: Config, index: int, pipe: Pipe) -> None:
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         try:
             runner.run(_worker(config, pipe))
-        except ListenError as exc:
+        except (ListenError, ConfigError) as exc:
             with contextlib.suppress(OSError):
                 pipe.send(("error", str(exc)))
             sys.exit(1)
@@ -273,6 +288,7 @@ async def _worker(config: Config, pipe: Pipe) -> None:
     loop = asyncio.get_running_loop()
     stop = stop_event(loop)
     runtime = Runtime(config, loop, reuse_port=True, log_transitions=False)
+    access = observe_access(runtime, config)
     applying: set[asyncio.Task[None]] = set()
 
     def backend_failed(backend: Backend, reason: str) -> None:
@@ -306,6 +322,8 @@ async def _worker(config: Config, pipe: Pipe) -> None:
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(pipe.fileno())
         await runtime.stop()
+        if access is not None:
+            access.close()
 
 
 async def _apply(runtime: Runtime, config: Config) -> None:
