@@ -48,48 +48,56 @@ _STATUS_WHEN_NONE: Final = {
 }
 
 
-class _SecondCache:
-    """The formatted whole second of the last line: lines come many per second."""
+class _TimeCache:
+    """The last time formatted, per unit (a millisecond, a second): lines come many at
+    a time."""
 
-    __slots__ = ("second", "text")
+    __slots__ = ("text", "unit")
 
     def __init__(self) -> None:
-        self.second = -1
+        self.unit = -1
         self.text = ""
 
 
-_RFC3339: Final = _SecondCache()
-_CLF: Final = _SecondCache()
+_RFC3339: Final = _TimeCache()
+_CLF: Final = _TimeCache()
 
 
 def rfc3339(now: float) -> str:
     """`2026-11-30T19:20:01.123Z`: UTC, milliseconds."""
-    second = int(now)
-    if second != _RFC3339.second:
-        _RFC3339.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _RFC3339.second = second
-    millis = min(int((now - second) * 1000), 999)
-    return f"{_RFC3339.text}.{millis:03d}Z"
+    millis = int(now * 1000)
+    if millis != _RFC3339.unit:
+        second, ms = divmod(millis, 1000)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _RFC3339.text = f"{stamp}.{ms:03d}Z"
+        _RFC3339.unit = millis
+    return _RFC3339.text
 
 
 def clf_time(now: float) -> str:
     """`30/Nov/2026:19:20:01 +0000`: the common log format's time, in UTC."""
     second = int(now)
-    if second != _CLF.second:
+    if second != _CLF.unit:
         t = time.gmtime(second)
         _CLF.text = (
             f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
         )
-        _CLF.second = second
+        _CLF.unit = second
     return _CLF.text
 
 
-def _seconds(value: float) -> str:
-    """Seconds with microsecond resolution; -1 (none) as -1."""
-    if value < 0:
-        return "-1"
-    return repr(round(value, 6))
+# Names, methods, protocols and reasons repeat: each is JSON-quoted once. Bounded, for
+# servers added at run time; past the bound, quoted every time.
+_QUOTED: Final[dict[str, str]] = {}
+_QUOTED_MAX: Final = 4096
+
+
+def _quote(text: str) -> str:
+    quoted = _json_str(text)
+    if len(_QUOTED) < _QUOTED_MAX:
+        _QUOTED[text] = quoted
+    return quoted
 
 
 def json_line(outcome: Outcome, now: float) -> str:
@@ -97,18 +105,35 @@ def json_line(outcome: Outcome, now: float) -> str:
     pool = outcome.pool
     backend = outcome.backend
     status = outcome.status
+    connect = outcome.connect_time
+    response = outcome.response_time
+    duration = max(0.0, outcome.finished - outcome.started)
+    connect_text = f"{connect:.6f}" if connect >= 0 else "-1"
+    response_text = f"{response:.6f}" if response >= 0 else "-1"
+    quoted = _QUOTED.get
+    listener, method, protocol, reason = (
+        outcome.listener,
+        outcome.method,
+        outcome.protocol,
+        outcome.reason,
+    )
+    pool_name = "null"
+    if pool is not None:
+        pool_name = quoted(pool.name) or _quote(pool.name)
+    server = "null"
+    if backend is not None:
+        server = quoted(backend.name) or _quote(backend.name)
     return (
         f'{{"time":"{rfc3339(now)}","client":{_json_str(outcome.client)},'
-        f'"listener":{_json_str(outcome.listener)},"method":{_json_str(outcome.method)},'
-        f'"target":{_json_str(outcome.target)},"protocol":{_json_str(outcome.protocol)},'
+        f'"listener":{quoted(listener) or _quote(listener)},'
+        f'"method":{quoted(method) or _quote(method)},'
+        f'"target":{_json_str(outcome.target)},'
+        f'"protocol":{quoted(protocol) or _quote(protocol)},'
         f'"status":{status if status else "null"},'
         f'"bytes_in":{outcome.bytes_in},"bytes_out":{outcome.bytes_out},'
-        f'"duration":{_seconds(max(0.0, outcome.finished - outcome.started))},'
-        f'"pool":{_json_str(pool.name) if pool is not None else "null"},'
-        f'"server":{_json_str(backend.name) if backend is not None else "null"},'
-        f'"connect_time":{_seconds(outcome.connect_time)},'
-        f'"response_time":{_seconds(outcome.response_time)},'
-        f'"retries":{outcome.retries},"end":{_json_str(outcome.reason)}}}\n'
+        f'"duration":{duration:.6f},"pool":{pool_name},"server":{server},'
+        f'"connect_time":{connect_text},"response_time":{response_text},'
+        f'"retries":{outcome.retries},"end":{quoted(reason) or _quote(reason)}}}\n'
     )
 
 
