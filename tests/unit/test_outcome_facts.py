@@ -57,6 +57,20 @@ def test_a_proxied_request_says_who_asked_what_and_the_backends_times() -> None:
     assert (second.target, second.protocol, second.client) == ("/next", "HTTP/1.0", CLIENT)
 
 
+def test_a_streamed_response_is_timed_to_its_head_not_its_end() -> None:
+    h = Harness(backends=1)
+    h.use_loop_clock()
+    h.client().send(get())
+    h.advance(0.25)
+    conn = h.backend_conn(0)
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc")
+    h.advance(1.0)
+    assert h.ended == []
+    conn.send(b"def")
+    o = only(h)
+    assert (o.response_time, o.finished - o.started, o.bytes_out) == (0.25, 1.25, 6)
+
+
 def test_a_pipelined_request_is_timed_from_when_it_went_to_the_backend() -> None:
     h = Harness(backends=1)
     h.use_loop_clock()

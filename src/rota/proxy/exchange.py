@@ -37,7 +37,7 @@ from rota.outcome import TIMEOUT, End, Outcome, protocol_name, reason_for
 from rota.pool import Backend, Pool
 from rota.proxy.batching import as_protocol
 from rota.proxy.responses import CANNED, CANNED_KEEP_ALIVE
-from rota.proxy.upstream import UpstreamConnection
+from rota.proxy.upstream import HEAD_PENDING, UpstreamConnection
 from rota.proxy.websocket import Tunnel
 
 if TYPE_CHECKING:
@@ -404,7 +404,9 @@ class Exchange(Outcome):
                     build_response_head(status, reason, headers, drop=HOP_BY_HOP, framing=b"")
                 )
             return False
-        self.response_time = client.ctx.clock() - self.sent
+        # Stamped when the read that brought the head is done with (stamp_head), or by
+        # _finish if the response ends in that read: one clock read serves both.
+        self.response_time = HEAD_PENDING
         route = self.route
         edits = route.response_edits if route is not None else None
         parts, length, codings = response_head_parts(status, reason, headers, edits)
@@ -456,6 +458,11 @@ class Exchange(Outcome):
         self.step = Step.STREAMING
         client.touch_body()
         return no_body
+
+    def stamp_head(self) -> None:
+        """The read that brought the response head is over and the response goes on:
+        its time is now (`UpstreamConnection.data_received`)."""
+        self.response_time = self.downstream.ctx.clock() - self.sent
 
     def on_interim_end(self) -> bool:
         """The upstream parser finished a message: True if it was a 1xx (the final
@@ -677,7 +684,9 @@ class Exchange(Outcome):
         if status:
             self.status = status
         ctx = self.downstream.ctx
-        self.finished = ctx.clock()
+        self.finished = finished = ctx.clock()
+        if self.response_time == HEAD_PENDING:
+            self.response_time = finished - self.sent  # the head came in this very read
         self._release_attempt()
         observers = ctx.observers
         if observers:
