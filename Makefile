@@ -47,6 +47,7 @@ test: lint typecheck
 bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.slow
+	$(BIN)/python -m bench.observe
 
 bench-quick: install
 	$(BIN)/python -m bench.run --quick

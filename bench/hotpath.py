@@ -34,6 +34,7 @@ from rota.config.load import build_config
 from rota.config.model import AccessLogSpec
 from rota.instance import Runtime
 from rota.observe.access_log import AccessLog
+from rota.observe.metrics import Stats
 from rota.proxy.client import ClientConnection
 from rota.proxy.context import ProxyContext
 from rota.proxy.upstream import UpstreamConnection
@@ -184,6 +185,9 @@ def main() -> None:
     p.add_argument(
         "--algorithm", choices=sorted(POLICIES), help="the pool's policy (default: round_robin)"
     )
+    p.add_argument(
+        "--metrics", action="store_true", help="count traffic as the admin listener does"
+    )
     p.add_argument("--access-log", metavar="FILE", help="an access log appended to FILE")
     p.add_argument("--access-log-format", choices=("json", "combined"), default="json")
     args = p.parse_args()
@@ -191,6 +195,10 @@ def main() -> None:
     access: AccessLog | None = None
     try:
         ctx, upstreams = setup(loop, args.routes, args.algorithm)
+        if args.metrics:
+            stats = Stats()
+            ctx.stats = stats
+            ctx.observers.append(stats.observe)
         if args.access_log:
             access = AccessLog(AccessLogSpec(args.access_log, args.access_log_format), loop)
             ctx.observers.append(access.observe)
@@ -213,6 +221,8 @@ def main() -> None:
         mode = f"keep-alive, {args.routes} routes"
     if args.algorithm:
         mode = f"{mode}, {args.algorithm}"
+    if args.metrics:
+        mode = f"{mode}, metrics on"
     if args.access_log:
         mode = f"{mode}, {args.access_log_format} access log"
     print(

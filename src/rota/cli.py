@@ -57,6 +57,20 @@ def _workers(text: str) -> int | str:
 
 LB_FLAGS: tuple[Flag, ...] = (
     Flag(
+        "--admin",
+        "admin.bind",
+        str,
+        "serve metrics, the admin API and the dashboard on this address (default: off)",
+        "HOST:PORT",
+    ),
+    Flag(
+        "--admin-token-file",
+        "admin.token_file",
+        str,
+        "admin requests need 'Authorization: Bearer <the token in this file>'",
+        "FILE",
+    ),
+    Flag(
         "--workers",
         "workers",
         _workers,

@@ -12,6 +12,8 @@ from types import FrameType
 
 from rota.config import ConfigError, Mode, load_config
 
+ADMIN = "127.0.0.1:9901"  # the dashboard and metrics of `make run`
+
 
 def run_example(config_path: Path) -> int:
     try:
@@ -37,13 +39,16 @@ def run_example(config_path: Path) -> int:
                 subprocess.Popen([*rota, "backend", "--host", b.host, "--port", str(b.port)])
             )
         time.sleep(0.5)
-        children.append(subprocess.Popen([*rota, "lb", "--config", str(config_path)]))
+        admin = ["--admin", ADMIN] if config.admin is None else []
+        children.append(subprocess.Popen([*rota, "lb", "--config", str(config_path), *admin]))
         time.sleep(0.5)
         http = [spec for spec in config.listeners if spec.protocol is Mode.HTTP]
         url = f"http://{(http or config.listeners)[0].address}/"
+        dashboard = config.admin.address if config.admin is not None else ADMIN
         print(
             f"\nrota is up: try\n    curl {url}\n(several times: round robin over "
-            f"{len(servers)} backends). Ctrl-C stops everything.\n",
+            f"{len(servers)} backends), and watch it live at http://{dashboard}/ "
+            "(metrics: /metrics). Ctrl-C stops everything.\n",
             flush=True,
         )
         while not stopping:

@@ -19,11 +19,13 @@ import asyncio
 import errno
 import logging
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from rota.balancing import make_policy
 from rota.config.model import Config, ListenerSpec, Mode, PoolSpec, hostport
 from rota.health.report import transition_lines
+from rota.observe.metrics import Stats
 from rota.outcome import Observer
 from rota.pool import Backend, CheckKey, Pool, State
 from rota.proxy.batching import WriteBatch
@@ -35,6 +37,8 @@ from rota.proxy.tcp_server import TcpProxy, drain
 from rota.proxy.upstream import UpstreamPool
 
 log = logging.getLogger("rota")
+
+ADMIN_REASON = "by the admin API"  # the reason of every change an operator makes there
 
 
 class ListenError(Exception):
@@ -93,6 +97,8 @@ class Runtime:
         self.pools: dict[str, Pool] = {}
         self.listeners: dict[str, Running] = {}
         self.observers: list[Observer] = []
+        # Counters for /metrics and the admin API (rota.observe.metrics); None: off.
+        self.stats: Stats | None = None
         # Set by whoever runs the health checks: hears of passive failures.
         self.on_backend_error: BackendErrorHook | None = None
         for spec in config.pools:
@@ -121,6 +127,12 @@ class Runtime:
     def _log_change(self, backend: Backend, reason: str) -> None:
         pool = backend.pool
         name = backend.name if self.config.seed else f"{pool.name}/{backend.name}"
+        if reason.endswith(ADMIN_REASON):
+            # An operator's change (rota.admin): say what they set, not the health state.
+            who = name if name == backend.address else f"{name} {backend.address}"
+            what = backend.admin.value.upper()
+            log.info("backend %s %s (%s; %d/%d up)", who, what, reason, pool.up_count(), len(pool))
+            return
         for line in transition_lines(
             name, backend.address, backend.state, reason, pool.up_count(), len(pool)
         ):
@@ -141,7 +153,14 @@ class Runtime:
                 if backend.check == key:
                     pool.set_state(backend, state, reason)
 
+    def count(self, stats: Stats) -> None:
+        """Count traffic from now on (before `start`): every end, refusal and failure."""
+        self.stats = stats
+        self.observers.append(stats.observe)
+
     def backend_failed(self, backend: Backend, reason: str) -> None:
+        if self.stats is not None:
+            self.stats.connect_failed(backend)
         hook = self.on_backend_error
         if hook is not None:
             hook(backend, reason)
@@ -175,6 +194,7 @@ class Runtime:
         else:
             ctx = ProxyContext(spec, self.pools, self.loop, self.batch)
             ctx.observers = self.observers
+            ctx.stats = self.stats
             ctx.on_backend_error = self.backend_failed
             running.http = HttpListener(ctx)
             running.http.sockets = sockets
@@ -223,8 +243,10 @@ class Runtime:
 
     # reconfiguration
 
-    async def apply(self, config: Config) -> None:
-        """Move to `config` (validated), keeping every connection that can be kept."""
+    async def apply(self, config: Config, start_down: Collection[tuple[str, str]] = ()) -> None:
+        """Move to `config` (validated), keeping every connection that can be kept.
+        Servers added whose (pool, id) is in `start_down` begin DOWN: they take traffic
+        once their health check passes (servers added by the admin API)."""
         before = {spec.name: spec for spec in self.config.pools}
         self.config = config
         for pool_spec in config.pools:
@@ -232,7 +254,7 @@ class Runtime:
             if pool is None:
                 self.pools[pool_spec.name] = self._build_pool(pool_spec)
             else:
-                self._update_pool(pool, pool_spec, before.get(pool_spec.name))
+                self._update_pool(pool, pool_spec, before.get(pool_spec.name), start_down)
         wanted = {spec.name: spec for spec in config.listeners}
         gone = [
             name
@@ -270,7 +292,13 @@ class Runtime:
         if drains:
             await asyncio.gather(*drains)
 
-    def _update_pool(self, pool: Pool, spec: PoolSpec, before: PoolSpec | None) -> None:
+    def _update_pool(
+        self,
+        pool: Pool,
+        spec: PoolSpec,
+        before: PoolSpec | None,
+        start_down: Collection[tuple[str, str]] = (),
+    ) -> None:
         if before is None or _policy_keys(before) != _policy_keys(spec):
             # A new policy (its state starts afresh); an unchanged one keeps its state.
             pool.policy = make_policy(spec)
@@ -292,7 +320,10 @@ class Runtime:
         for server in spec.servers:
             existing = pool.get(server.key)
             if existing is None:
-                self._hang_idle(pool.add(server), spec)
+                added = pool.add(server)
+                self._hang_idle(added, spec)
+                if (pool.name, added.id) in start_down:
+                    pool.set_state(added, State.DOWN, "new: waiting for its health check")
             else:
                 existing.name = server.name
                 existing.max_requests = server.max_requests or 0

@@ -24,7 +24,8 @@ Reload = Callable[[], Config]
 
 
 def run(config: Config, reload: Reload | None = None) -> int:
-    if config.workers > 1:
+    if config.workers > 1 or config.admin is not None:
+        # The admin listener is served by a supervisor, never by a process with traffic.
         from rota.workers import run_supervisor
 
         return run_supervisor(config, reload)

@@ -50,6 +50,7 @@ COMPILED = (
     "rota.http.request",
     "rota.http.routing",
     "rota.http.rules",
+    "rota.observe.metrics",
     "rota.outcome",
     "rota.pool",
     "rota.proxy.batching",

@@ -18,12 +18,13 @@ has observers: with none, they keep the defaults below and nothing is formatted.
 - CANCELLED (the client went away first): `client_closed`.
 - CUT_SHORT (a begun response was cut): `server_closed` (the backend died or broke its
   framing); `timeout` when the body stalled past `timeouts.body`.
-- LOCAL 408, 504: `timeout`.
-- LOCAL 502: `server_closed` (the backend closed without an answer, or answered garbage).
-- LOCAL 503: `refused` (no server up, every one refused, the connection cap); `timeout`
-  when the request waited in the pool's queue past `queue_timeout`.
-- LOCAL, any other status (404, a redirect or respond route, 400, 413, 414, 431...):
-  `completed`, rota's own answer went out whole.
+- LOCAL and REFUSED (rota's own answer; REFUSED: without an exchange), by status:
+  - 408, 504: `timeout`.
+  - 502: `server_closed` (the backend closed without an answer, or answered garbage).
+  - 503: `refused` (no server up, every one refused, the connection cap); `timeout`
+    when the request waited in the pool's queue past `queue_timeout`.
+  - any other status (404, a redirect or respond route, 400, 413, 414, 431...):
+    `completed`, rota's own answer went out whole.
 
 A TCP connection: `completed` once it ran and both sides closed; `client_closed` when the
 client reset it or left before a backend was joined; `server_closed` when the backend
@@ -48,6 +49,11 @@ class End(Enum):
     CUT_SHORT = "cut_short"  # a response already begun was cut: the client saw it truncated
     CANCELLED = "cancelled"  # the client went away first
     TUNNEL = "tunnel"  # a WebSocket tunnel that ran and closed
+    # rota answered before any exchange began: an error in a request head (400, 414,
+    # 431...), a head that never completed (408), a connection over the cap (503). Such an
+    # outcome is not an Exchange; counters that already count refusals
+    # (`ProxyContext.count_error`) skip it.
+    REFUSED = "refused"
 
 
 # The values of `Outcome.reason` (an access log's `end`).
@@ -69,6 +75,7 @@ def reason_for(end: End, status: int) -> str:
         return CLIENT_CLOSED
     if end is End.CUT_SHORT:
         return SERVER_CLOSED
+    # LOCAL or REFUSED: rota's own answer.
     if status == 408 or status == 504:
         return TIMEOUT
     if status == 502:

@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 from rota.config.load import build_config
 from rota.instance import Runtime
+from rota.observe.metrics import Stats
 from rota.outcome import Outcome
 from rota.pool import State
 from rota.proxy.client import ClientConnection
@@ -395,6 +396,15 @@ class Harness:
         self._modes = ["accept"] * backends
         self._conns: list[list[BackendEnd]] = [[] for _ in range(backends)]
         self._clients = 0
+
+    def count(self) -> Stats:
+        """Count this data plane's traffic as the admin listener's metrics do."""
+        stats = Stats()
+        self.runtime.stats = stats
+        self._ctx.stats = stats
+        self._ctx.observers.append(stats.observe)
+        self._ctx.on_backend_error = self.runtime.backend_failed
+        return stats
 
     # The client side.
 

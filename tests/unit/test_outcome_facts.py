@@ -162,7 +162,7 @@ def test_a_malformed_head_is_one_400_with_what_had_arrived() -> None:
     o = only(h)
     assert (o.status, o.end, o.reason, o.backend, o.client) == (
         400,
-        End.LOCAL,
+        End.REFUSED,
         "completed",
         None,
         CLIENT,

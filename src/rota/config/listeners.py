@@ -34,6 +34,7 @@ TOP_KEYS = (
     "listeners",
     "pools",
     "workers",
+    "admin",
     "health_check",
     "timeouts",
     "limits",

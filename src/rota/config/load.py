@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rota.config.admin import admin
 from rota.config.errors import ConfigError
 from rota.config.listeners import build_site
 from rota.config.model import Config
-from rota.config.reader import show
+from rota.config.reader import Reader, show
 from rota.config.seed import build_seed
 
 # Overrides that name one listener's setting, and where that setting lives instead.
@@ -87,9 +89,11 @@ def has_listeners(data: Mapping[str, Any]) -> bool:
 
 def build_config(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -> Config:
     """Validate parsed data (either shape) into a Config; `source` names it in errors."""
-    if has_listeners(data):
-        return build_site(data, source, flags)
-    return build_seed(data, source, flags)
+    config = (
+        build_site(data, source, flags) if has_listeners(data) else build_seed(data, source, flags)
+    )
+    spec = admin(Reader(source, flags), data.get("admin"), config.listeners)
+    return replace(config, admin=spec) if spec is not None else config
 
 
 def _merge(data: Mapping[str, Any], overrides: Mapping[str, object]) -> dict[str, Any]:

@@ -266,6 +266,22 @@ class AccessLogSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminSpec:
+    """The admin listener: metrics, the JSON API and the dashboard (rota.admin)."""
+
+    host: str
+    port: int
+    token_file: str | None = None  # None: no token, and a loopback address only
+
+    @property
+    def address(self) -> str:
+        return hostport(self.host, self.port)
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. `health`, `timeouts` and `limits` are the top-level
     defaults, already folded into every listener and pool."""
@@ -279,6 +295,7 @@ class Config:
     source: str = "<defaults>"
     # Read from the seed's shape (server_list, listen, mode): one listener, one pool.
     seed: bool = False
+    admin: AdminSpec | None = None
     access_log: AccessLogSpec = field(default_factory=AccessLogSpec)
 
     def pool(self, name: str) -> PoolSpec:

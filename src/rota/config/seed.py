@@ -27,6 +27,7 @@ from rota.config.model import (
 from rota.config.reader import Reader
 
 SEED_KEYS = (
+    "admin",
     "server_list",
     "backends",
     "mode",

@@ -56,6 +56,10 @@ def to_toml(config: Config) -> str:
         "[access_log]",
         *_access_log(config.access_log),
     ]
+    if config.admin is not None:
+        out += ["", "[admin]", f"bind = {value(config.admin.address)}"]
+        if config.admin.token_file is not None:
+            out.append(f"token_file = {value(config.admin.token_file)}")
     for listener in config.listeners:
         out += _listener(listener)
     for pool in config.pools:

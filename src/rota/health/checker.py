@@ -41,7 +41,9 @@ class Checker:
         "_stop",
         "_thread",
         "_wake",
+        "failed",
         "name",
+        "passed",
     )
 
     def __init__(
@@ -55,6 +57,9 @@ class Checker:
         rand: Callable[[], float] | None = None,
     ) -> None:
         self.name = name
+        # Probes that passed and failed, ever (written by the checker thread alone).
+        self.passed = 0
+        self.failed = 0
         self._probe = probe
         self._on_transition = on_transition
         self._clock = clock
@@ -127,6 +132,10 @@ class Checker:
                 result = ProbeResult(False, f"probe error: {type(exc).__name__}")
             if self._stop.is_set():
                 return
+            if result.ok:
+                self.passed += 1
+            else:
+                self.failed += 1
             self._emit(self._machine.record(result.ok, result.reason))
 
     def _take_requests(self) -> None:

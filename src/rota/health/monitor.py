@@ -70,6 +70,10 @@ class HealthMonitor:
                 if self._started:
                     checker.start()
 
+    def results(self) -> dict[CheckKey, tuple[int, int]]:
+        """Probes passed and failed so far, per check (for rota_health_checks_total)."""
+        return {key: (c.passed, c.failed) for key, c in self._checkers.items()}
+
     def start(self) -> None:
         """Start every checker (each probes at once). Loop thread."""
         if self._started:

@@ -117,6 +117,7 @@ class ClientConnection(BatchedWriter):
             transport.close()
             return
         ctx.clients.add(self)
+        ctx.accepted += 1
         self.deadline = ctx.now + ctx.timeouts.idle
 
     def data_received(self, data: bytes) -> None:
@@ -321,7 +322,6 @@ class ClientConnection(BatchedWriter):
             self.ctx.loop.call_soon(tunnel.client_eof)
 
     def send_error(self, exchange: Exchange, status: int, keep_alive: bool) -> None:
-        self.ctx.count_error(status)
         self.write(CANNED_KEEP_ALIVE[status] if keep_alive else CANNED[status])
         self.exchange_done(exchange, keep_alive, linger=True)
 
@@ -349,9 +349,10 @@ class ClientConnection(BatchedWriter):
     def _refuse(self, status: int) -> None:
         """Answer with rota's own error and close (lingering)."""
         ctx = self.ctx
-        ctx.count_error(status)
-        if ctx.observers and not self.rejected_ended:
-            self._report(status)
+        if not self.rejected_ended:  # else its exchange ended with this status
+            ctx.count_error(status)
+            if ctx.observers:
+                self._report(status)
         self.write(CANNED[status])
         self.linger_close()
 
@@ -379,13 +380,13 @@ class ClientConnection(BatchedWriter):
         outcome = Outcome(ctx.name, min(began, now))
         outcome.finished = now
         outcome.status = status
-        outcome.end = End.LOCAL
+        outcome.end = End.REFUSED
         outcome.client = self.address()
         method, target, version = self.parser.request_line()
         outcome.method = method.decode("ascii", "replace")
         outcome.target = target.decode("utf-8", "backslashreplace")
         outcome.protocol = protocol_name(version) if version is not None else ""
-        outcome.reason = reason_for(End.LOCAL, status)
+        outcome.reason = reason_for(End.REFUSED, status)
         for observer in ctx.observers:
             observer(outcome)
 

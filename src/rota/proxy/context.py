@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from rota.pool import Backend, Pool
 from rota.proxy.batching import WriteBatch
 
 if TYPE_CHECKING:
+    from rota.observe.metrics import Stats
     from rota.proxy.client import ClientConnection
 
 log = logging.getLogger("rota")
@@ -51,8 +51,10 @@ class ProxyContext:
         # by the sweep, so they gain nothing from a finer clock.
         self.now = loop.time()
         self.clients: set[ClientConnection] = set()
-        self.errors: Counter[int] = Counter()
+        self.accepted = 0  # client connections ever accepted
         self.observers: list[Observer] = []
+        # Counts what rota refuses before a request is whole (metrics on: rota.observe).
+        self.stats: Stats | None = None
         self.on_backend_error: BackendErrorHook | None = None
         self.routes = RouteTable(())
         self.only: Route | None = None
@@ -85,7 +87,11 @@ class ProxyContext:
             hook(backend, reason)
 
     def count_error(self, status: int) -> None:
-        self.errors[status] += 1
+        """rota refused a client before any exchange began (400, 408, 414, 431, or 503
+        over the connection cap); errors of an exchange reach the observers instead."""
+        stats = self.stats
+        if stats is not None:
+            stats.refused(self.name, status)
 
     def sweep_interval(self) -> float:
         """How often deadlines are checked: fine enough for the smallest timeout."""
