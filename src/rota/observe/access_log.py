@@ -209,9 +209,10 @@ class AccessLog:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    """All of `data`, however many writes it takes (a regular file takes one)."""
+    done = os.write(fd, data)
+    while done < len(data):
+        done += os.write(fd, data[done:])
 
 
 def _pieces(data: bytes, size: int) -> list[bytes]:
