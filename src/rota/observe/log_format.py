@@ -78,6 +78,8 @@ def seconds(value: float) -> str:
     several times cheaper than a float's."""
     if value < 0:
         return "-1"
+    if value == 0.0:
+        return "0.000000"  # a pooled connection's connect_time
     micros = int(value * 1_000_000 + 0.5)
     return f"{micros // 1_000_000}.{str(1_000_000 + micros % 1_000_000)[1:]}"
 
@@ -116,7 +118,6 @@ def json_line(outcome: Outcome, now: float) -> str:
     connect = outcome.connect_time
     response = outcome.response_time
     duration = seconds(max(0.0, outcome.finished - outcome.started))
-    quoted = _QUOTED.get
     listener, method, protocol, reason = (
         outcome.listener,
         outcome.method,
@@ -125,21 +126,21 @@ def json_line(outcome: Outcome, now: float) -> str:
     )
     pool_name = "null"
     if pool is not None:
-        pool_name = quoted(pool.name) or _quote(pool.name)
+        pool_name = _QUOTED.get(pool.name) or _quote(pool.name)
     server = "null"
     if backend is not None:
-        server = quoted(backend.name) or _quote(backend.name)
+        server = _QUOTED.get(backend.name) or _quote(backend.name)
     return (
         f'{{"time":"{rfc3339(now)}","client":{_json_str(outcome.client)},'
-        f'"listener":{quoted(listener) or _quote(listener)},'
-        f'"method":{quoted(method) or _quote(method)},'
+        f'"listener":{_QUOTED.get(listener) or _quote(listener)},'
+        f'"method":{_QUOTED.get(method) or _quote(method)},'
         f'"target":{_json_str(outcome.target)},'
-        f'"protocol":{quoted(protocol) or _quote(protocol)},'
+        f'"protocol":{_QUOTED.get(protocol) or _quote(protocol)},'
         f'"status":{status if status else "null"},'
         f'"bytes_in":{outcome.bytes_in},"bytes_out":{outcome.bytes_out},'
         f'"duration":{duration},"pool":{pool_name},"server":{server},'
         f'"connect_time":{seconds(connect)},"response_time":{seconds(response)},'
-        f'"retries":{outcome.retries},"end":{quoted(reason) or _quote(reason)}}}\n'
+        f'"retries":{outcome.retries},"end":{_QUOTED.get(reason) or _quote(reason)}}}\n'
     )
 
 
