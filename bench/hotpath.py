@@ -15,6 +15,9 @@ must still be confirmed with `make bench`, where syscalls are most of the cost.
     python -m bench.hotpath --algorithm p2c   the pool balanced by another built-in policy
                                           (`hash` keys on the client's address); the
                                           default is the config's, round_robin
+    python -m bench.hotpath --access-log FILE  with the access log on (JSON, or
+                                          --access-log-format combined), its writer
+                                          thread appending to FILE
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from typing import Any
 
 from rota.balancing import POLICIES
 from rota.config.load import build_config
+from rota.config.model import AccessLogSpec
 from rota.instance import Runtime
+from rota.observe.access_log import AccessLog
 from rota.observe.metrics import Stats
 from rota.proxy.client import ClientConnection
 from rota.proxy.context import ProxyContext
@@ -183,14 +188,20 @@ def main() -> None:
     p.add_argument(
         "--metrics", action="store_true", help="count traffic as the admin listener does"
     )
+    p.add_argument("--access-log", metavar="FILE", help="an access log appended to FILE")
+    p.add_argument("--access-log-format", choices=("json", "combined"), default="json")
     args = p.parse_args()
     loop = asyncio.new_event_loop()
+    access: AccessLog | None = None
     try:
         ctx, upstreams = setup(loop, args.routes, args.algorithm)
         if args.metrics:
             stats = Stats()
             ctx.stats = stats
             ctx.observers.append(stats.observe)
+        if args.access_log:
+            access = AccessLog(AccessLogSpec(args.access_log, args.access_log_format), loop)
+            ctx.observers.append(access.observe)
         if args.routes:
             request = ROUTED % (max(1, args.routes // 2) - 1)
             run_keep_alive(ctx, upstreams, 2_000, request)  # warm up
@@ -202,6 +213,8 @@ def main() -> None:
             run(ctx, upstreams, 2_000)  # warm up
             times = [run(ctx, upstreams, args.n) * 1e6 for _ in range(args.rounds)]
     finally:
+        if access is not None:
+            access.close()
         loop.close()
     mode = "close per request" if args.close else "keep-alive"
     if args.routes:
@@ -210,6 +223,8 @@ def main() -> None:
         mode = f"{mode}, {args.algorithm}"
     if args.metrics:
         mode = f"{mode}, metrics on"
+    if args.access_log:
+        mode = f"{mode}, {args.access_log_format} access log"
     print(
         f"{mode}: median {statistics.median(times):.2f} us/request of rota Python "
         f"(min {min(times):.2f}, max {max(times):.2f}, {args.rounds} rounds of {args.n})"

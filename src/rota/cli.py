@@ -241,6 +241,22 @@ LB_FLAGS: tuple[Flag, ...] = (
         "tcp mode: expect a PROXY protocol header (v1 or v2) on every client connection",
         action="store_true",
     ),
+    # The access log (docs/configuration.md, `[access_log]`).
+    Flag(
+        "--access-log",
+        "access_log.path",
+        str,
+        "one line per request (tcp: per connection) appended to PATH, '-' for stdout "
+        "(default: no access log)",
+        "PATH",
+    ),
+    Flag(
+        "--access-log-format",
+        "access_log.format",
+        str,
+        "json (default) or combined (the nginx/Apache line)",
+        choices=("json", "combined"),
+    ),
 )
 
 

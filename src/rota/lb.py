@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import sys
 
+from rota.config.errors import ConfigError
 from rota.config.model import Config, ListenerSpec
 from rota.health.monitor import HealthMonitor
 from rota.instance import ListenError, Runtime
+from rota.observe.access_log import AccessLog, start_access_log
 from rota.pool import Backend
 from rota.proxy.listener import bind
 from rota.reloader import Reload, Reloader
@@ -43,7 +46,25 @@ def run(
             print(f"rota: {exc}", file=sys.stderr)
             predecessor.failed(str(exc))
             return 1
+        except ConfigError as exc:  # the access log's file cannot be opened
+            print(f"rota: {exc}", file=sys.stderr)
+            return 2
     return 0
+
+
+def observe_access(runtime: Runtime, config: Config) -> AccessLog | None:
+    """The access log, when configured, as an observer of every listener; SIGUSR1 reopens
+    its file (logrotate), and is harmless with the log off. A reload keeps the access log
+    as it started: a new `[access_log]` takes a restart."""
+    access = start_access_log(config, runtime.loop)
+    if access is not None:
+        runtime.observers.append(access.observe)
+    runtime.loop.add_signal_handler(signal.SIGUSR1, access.reopen if access else _ignore)
+    return access
+
+
+def _ignore() -> None:
+    pass
 
 
 async def _main(
@@ -61,6 +82,7 @@ async def _main(
         return inherited.take_sockets(spec.name, spec.host, spec.port) or bind(spec.host, spec.port)
 
     runtime = Runtime(config, loop, sockets=sockets)
+    access = observe_access(runtime, config)
     # Checker threads start with the listeners; their transitions come back on this loop.
     health = HealthMonitor(loop, runtime.set_health)
     health.sync(runtime.checks())
@@ -93,4 +115,6 @@ async def _main(
     finally:
         health.stop()
         await runtime.stop()
+        if access is not None:
+            access.close()  # every line of the drained exchanges written
         await service.close()

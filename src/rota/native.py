@@ -50,6 +50,8 @@ COMPILED = (
     "rota.http.request",
     "rota.http.routing",
     "rota.http.rules",
+    "rota.observe.access_log",
+    "rota.observe.log_format",
     "rota.observe.metrics",
     "rota.outcome",
     "rota.pool",

@@ -31,9 +31,11 @@ import socket
 import sys
 from collections.abc import Collection
 
+from rota.config.errors import ConfigError
 from rota.config.model import Config, ListenerSpec
 from rota.handover import Held, Inherited, recv_held, send_held
 from rota.instance import ListenError, Runtime
+from rota.lb import observe_access
 from rota.observe.metrics import Stats
 from rota.pool import Admin, Backend, State
 from rota.runtime import loop_factory, raise_fd_limit, setup_logging, tune_malloc
@@ -115,7 +117,7 @@ def worker_main(config: Config, index: int, pipe: Pipe) -> None:
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         try:
             runner.run(_worker(config, pipe, slots))
-        except ListenError as exc:
+        except (ListenError, ConfigError) as exc:
             with contextlib.suppress(OSError):
                 pipe.send(("error", str(exc)))
             sys.exit(1)
@@ -127,6 +129,7 @@ async def _worker(config: Config, pipe: Pipe, slots: Slots) -> None:
     runtime = Runtime(config, loop, log_transitions=False, sockets=slots.source)
     if config.admin is not None:
         runtime.count(Stats())  # counters only where someone can read them
+    access = observe_access(runtime, config)
     applying: set[asyncio.Task[None]] = set()
 
     terms = [0]  # SIGTERMs: the first drains, a second cuts (a lost pipe is no signal)
@@ -183,6 +186,8 @@ async def _worker(config: Config, pipe: Pipe, slots: Slots) -> None:
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(pipe.fileno())
         await runtime.stop()
+        if access is not None:
+            access.close()  # every line of the drained exchanges written
 
 
 Applying = tuple[int, Config, Collection[tuple[str, str]]]  # generation, config, start_down

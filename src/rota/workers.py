@@ -48,6 +48,7 @@ from rota.config.reader import Reader
 from rota.handover import Inherited
 from rota.health.monitor import HealthMonitor
 from rota.instance import Runtime, ready_line
+from rota.observe.access_log import check_access_log
 from rota.observe.metrics import Snapshot
 from rota.pool import Admin, CheckKey, State
 from rota.reloader import Reload, Reloader
@@ -72,6 +73,11 @@ def run_supervisor(
     predecessor: Predecessor | None = None,
     early: EarlySignals | None = None,
 ) -> int:
+    try:
+        check_access_log(config)  # each worker opens it; a bad path fails here, once
+    except ConfigError as exc:
+        print(f"rota: {exc}", file=sys.stderr)
+        return 2
     supervisor = Supervisor(config, reload, options or ProcessOptions(), predecessor, early)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(supervisor.run())
@@ -131,6 +137,12 @@ class Supervisor:
             with contextlib.suppress(OSError, ValueError):
                 pipe.send(message)
 
+    def broadcast_signal(self, sig: int) -> None:
+        for proc in self.procs:
+            if proc is not None and proc.is_alive() and proc.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, sig)
+
     def broadcast(self, message: tuple[Any, ...]) -> None:
         for i in range(len(self.pipes)):
             self.send(i, message)
@@ -172,6 +184,8 @@ class Supervisor:
                 if self.admin is not None and self.config.admin is not None:
                     where = hostport(self.config.admin.host, self.admin.port)
                     print(f"rota admin on http://{where}/ (metrics: /metrics)", flush=True)
+                # logrotate signals the supervisor: each worker reopens its own access log.
+                loop.add_signal_handler(signal.SIGUSR1, self.broadcast_signal, signal.SIGUSR1)
                 service.ready()
             await self.watch(service.stop)
             return 0

@@ -382,11 +382,6 @@ def test_the_dashboard_shows_traffic_and_drain_stops_it(
     assert fetched and all(url.startswith(site.url) for url in fetched), fetched
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rota does not measure the backend's response time yet (Outcome.response_time is "
-    "never set), so the API's server p50/p99 stay null",
-)
 def test_server_latency_shows_under_traffic(site: Site, page: Any) -> None:
     page.goto(site.url)
     wait_js(page, STATE, [row("site", "a"), "up"])

@@ -26,6 +26,7 @@ proxy objects change, this file is the only one to follow:
     h.refuse(1); h.hang(2); h.accept(1)   # how backend i answers new connections
     h.set_down(0); h.set_up(0)            # its health state
     h.advance(31.0)           # move the clock (deadline sweeps and timers run on the way)
+    h.use_loop_clock()        # exchanges' times from that clock too (h.ended: the outcomes)
     h.run()                   # run whatever the loop has ready (every call above does)
 
 Every call that feeds bytes or moves time runs the loop until nothing is ready, so a test
@@ -457,6 +458,12 @@ class Harness:
         self.run()
 
     # Time.
+
+    def use_loop_clock(self) -> None:
+        """Exchanges read the harness's clock for their start, end, connect and response
+        times (rota reads the real monotonic clock, as the event loop's): a test can then
+        state those times exactly."""
+        self._ctx.clock = self._loop.time
 
     def run(self) -> None:
         """Run the loop until nothing is ready."""

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from rota.config import balancing, routes, sections, tls
+from rota.config.access_log import access_log
 from rota.config.model import (
     Config,
     LimitSpec,
@@ -40,6 +41,7 @@ TOP_KEYS = (
     "health_check",
     "timeouts",
     "limits",
+    "access_log",
 )
 LISTENER_KEYS = (
     "bind",
@@ -113,6 +115,7 @@ def build_site(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
         timeouts=timeouts,
         limits=limits,
         source=source,
+        access_log=access_log(r, data),
     )
 
 

@@ -316,6 +316,21 @@ class PoolSpec:
         return _reduce(self)
 
 
+ACCESS_LOG_FORMATS: Final[tuple[str, ...]] = ("json", "combined")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogSpec:
+    """`[access_log]`: one line per request (per connection for TCP listeners), written
+    off the event loop (rota.observe.access_log). `path` None: off; "-": stdout."""
+
+    path: str | None = None
+    format: str = "json"  # one of ACCESS_LOG_FORMATS
+
+    def __reduce__(self) -> Reduced:
+        return _reduce(self)
+
+
 @dataclass(frozen=True, slots=True)
 class AdminSpec:
     """The admin listener: metrics, the JSON API and the dashboard (rota.admin)."""
@@ -350,6 +365,7 @@ class Config:
     # Read from the seed's shape (server_list, listen, mode): one listener, one pool.
     seed: bool = False
     admin: AdminSpec | None = None
+    access_log: AccessLogSpec = field(default_factory=AccessLogSpec)
 
     def pool(self, name: str) -> PoolSpec:
         for spec in self.pools:

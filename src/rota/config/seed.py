@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rota.config import balancing, sections
+from rota.config.access_log import access_log
 from rota.config.model import (
     Config,
     LimitSpec,
@@ -40,6 +41,7 @@ SEED_KEYS = (
     "health_check",
     "timeouts",
     "limits",
+    "access_log",
 )
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5432
@@ -101,4 +103,5 @@ def build_seed(data: Mapping[str, Any], source: str, flags: Mapping[str, str]) -
         limits=limits,
         source=source,
         seed=True,
+        access_log=access_log(r, data),
     )

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from rota.config.model import (
+    AccessLogSpec,
     BackendTlsSpec,
     Config,
     HeaderEdits,
@@ -54,6 +55,9 @@ def to_toml(config: Config) -> str:
         "",
         "[limits]",
         *_limits(config.limits, LIMIT_KEYS),
+        "",
+        "[access_log]",
+        *_access_log(config.access_log),
     ]
     if config.admin is not None:
         out += ["", "[admin]", f"bind = {value(config.admin.address)}"]
@@ -134,6 +138,11 @@ def _limits(spec: LimitSpec, keys: tuple[str, ...]) -> list[str]:
         else:
             lines.append(f"# {k}: none (no limit)")
     return lines
+
+
+def _access_log(spec: AccessLogSpec) -> list[str]:
+    path = "# path: none (no access log)" if spec.path is None else f"path = {value(spec.path)}"
+    return [path, f"format = {value(spec.format)}"]
 
 
 def _listener(spec: ListenerSpec) -> list[str]:

@@ -258,8 +258,8 @@ class RequestParser:
         if self._muted:
             self._muted = False
             return
-        self.in_head = False
         head = self._frame()
+        self.in_head = False  # after: a head refused here is still the one arriving
         # llhttp flags an upgrade only for CONNECT (refused by the rules) or an Upgrade
         # field, which the rules mark as websocket or upgrade_stripped.
         if (head.websocket or head.upgrade_stripped) and self._parser.should_upgrade():
@@ -341,6 +341,19 @@ class RequestParser:
         # llhttp (strict) has refused non-token methods and names and controls in values:
         # what is left to check is rota's own rules.
         return decide_request(self._get_method(), self._url, version, self._headers, self._limits)
+
+    def request_line(self) -> tuple[bytes, bytes, tuple[int, int] | None]:
+        """What had arrived of the request line of a head being refused (for access logs):
+        method and target once the target began, the version once llhttp had read one;
+        empty when nothing had."""
+        if not self.in_head or not self._url:
+            return b"", b"", None
+        try:
+            method = self._get_method()
+            version = _VERSIONS.get(self._get_version())
+        except Exception:  # llhttp had not got that far
+            return b"", self._url, None
+        return method, self._url, version
 
     def close(self) -> None:
         """The connection is gone. llhttp holds this wrapper's bound callbacks and the sink

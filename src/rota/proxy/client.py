@@ -12,8 +12,10 @@ import asyncio
 import enum
 from typing import TYPE_CHECKING, Final
 
+from rota.config.model import hostport
 from rota.http.errors import ProtocolError
 from rota.http.request import RequestHead, RequestParser
+from rota.outcome import End, Outcome, protocol_name, reason_for
 from rota.proxy.batching import BatchedWriter
 from rota.proxy.exchange import Exchange
 from rota.proxy.responses import CANNED, CANNED_KEEP_ALIVE
@@ -44,6 +46,7 @@ PIPELINE_DEPTH: Final = 8
 
 class ClientConnection(BatchedWriter):
     __slots__ = (
+        "_address",
         "_paused_pipeline",
         "_paused_upgrade",
         "_paused_upstream",
@@ -55,11 +58,13 @@ class ClientConnection(BatchedWriter):
         "linger_left",
         "parser",
         "parsing",
+        "peer",
         "peer_ip",
         "phase",
         "queue",
         "reading_paused",
         "rejected",
+        "rejected_ended",
         "tunnel",
         "writing_paused",
     )
@@ -69,6 +74,8 @@ class ClientConnection(BatchedWriter):
         self.init_writer(ctx.batch)
         self.parser = RequestParser(self, ctx.limits)
         self.peer_ip = b"unknown"
+        self.peer: object = None  # the socket's peername, formatted only when asked for
+        self._address = ""
         # Exchanges in request order, the one being answered first. At most PIPELINE_DEPTH:
         # a list, whose methods compile to direct calls (a deque's are looked up by name).
         self.queue: list[Exchange] = []
@@ -77,6 +84,7 @@ class ClientConnection(BatchedWriter):
         self.deadline = 0.0
         self.closing = False
         self.rejected: ProtocolError | None = None
+        self.rejected_ended = False  # the rejected request's exchange told the observers
         self.reading_paused = False
         self.writing_paused = False
         self._paused_pipeline = False
@@ -99,6 +107,7 @@ class ClientConnection(BatchedWriter):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer_ip = str(peer[0]).encode()
+            self.peer = peer
         ctx = self.ctx
         if len(ctx.clients) >= ctx.limits.max_connections and not ctx.make_room():
             # Over the cap, every connection busy: answer at once rather than hold a
@@ -106,6 +115,8 @@ class ClientConnection(BatchedWriter):
             # pauses accepting instead.
             self.closing = True
             ctx.count_error(503)
+            if ctx.observers:
+                self._report(503)
             self._send(CANNED[503])
             transport.close()
             return
@@ -279,7 +290,7 @@ class ClientConnection(BatchedWriter):
             if self._paused_pipeline and len(queue) < PIPELINE_DEPTH:
                 self._paused_pipeline = False
                 self._update_reading()
-            queue[0].start()
+            queue[0].start(True)
             return
         if self.rejected is not None:
             self._refuse(self.rejected.status)
@@ -341,19 +352,59 @@ class ClientConnection(BatchedWriter):
             # The error is inside this request's body: it can never complete.
             front = queue[0] is broken
             queue.remove(broken)
-            broken.cancel()
             if front and broken.response_started:
+                broken.cancel()
                 self.close()  # its response is half sent: only closing is left
                 return
+            broken.refuse(exc.status)  # it ends with the status its answer will have
+            self.rejected_ended = True
         if not queue:
             self._refuse(exc.status)
         # otherwise exchange_done sends it when the queue drains
 
     def _refuse(self, status: int) -> None:
         """Answer with rota's own error and close (lingering)."""
-        self.ctx.count_error(status)
+        ctx = self.ctx
+        if not self.rejected_ended:  # else its exchange ended with this status
+            ctx.count_error(status)
+            if ctx.observers:
+                self._report(status)
         self.write(CANNED[status])
         self.linger_close()
+
+    def address(self) -> str:
+        """The client's "address:port", formatted once per connection (for observers)."""
+        address = self._address
+        if not address:
+            peer = self.peer
+            if isinstance(peer, tuple) and len(peer) >= 2:
+                address = hostport(str(peer[0]), int(peer[1]))
+            else:
+                address = self.peer_ip.decode("ascii", "replace")
+            self._address = address
+        return address
+
+    def _report(self, status: int) -> None:
+        """Tell the observers of an answer rota made without an exchange: an error in a
+        request head (400, 414, 431...), a head that never completed (408), a connection
+        over the cap (503). Method, target and protocol are what had arrived of them."""
+        ctx = self.ctx
+        now = ctx.clock()
+        # A head that spanned reads began about when its header deadline was set (at the
+        # sweep clock's resolution); one refused in the read that began it, now.
+        began = self.deadline - ctx.timeouts.header if self.phase is Phase.HEAD else now
+        outcome = Outcome(ctx.name, min(began, now))
+        outcome.finished = now
+        outcome.status = status
+        outcome.end = End.REFUSED
+        outcome.client = self.address()
+        method, target, version = self.parser.request_line()
+        outcome.method = method.decode("ascii", "replace")
+        outcome.target = target.decode("utf-8", "backslashreplace")
+        outcome.protocol = protocol_name(version) if version is not None else ""
+        outcome.reason = reason_for(End.REFUSED, status)
+        for observer in ctx.observers:
+            observer(outcome)
 
     def linger_close(self) -> None:
         """Close after an error answer without an RST destroying it (LINGER_SECONDS)."""

@@ -34,11 +34,11 @@ from rota.http.headers import (
 from rota.http.request import IDEMPOTENT, Body, RequestHead
 from rota.http.routing import Route, rewrite_target
 from rota.http.rules import build_request_head, response_trailer_section
-from rota.outcome import End, Outcome
+from rota.outcome import TIMEOUT, End, Outcome, protocol_name, reason_for
 from rota.pool import Backend, Pool
 from rota.proxy.batching import as_protocol
 from rota.proxy.responses import CANNED, CANNED_KEEP_ALIVE
-from rota.proxy.upstream import UpstreamConnection
+from rota.proxy.upstream import HEAD_PENDING, UpstreamConnection
 from rota.proxy.websocket import Tunnel
 from rota.tls.client import describe as tls_reason
 
@@ -86,7 +86,7 @@ def describe(exc: BaseException) -> str:
 class Exchange(Outcome):
     __slots__ = (
         "attempt",
-        "client",
+        "downstream",
         "head",
         "interim",
         "keep_client",
@@ -99,6 +99,7 @@ class Exchange(Outcome):
         "retried",
         "reused",
         "route",
+        "sent",
         "set_cookie",
         "step",
         "trailers",
@@ -113,17 +114,20 @@ class Exchange(Outcome):
         # Outcome's fields, set here rather than through its __init__: one call fewer on
         # every request.
         self.listener = ctx.name
-        self.started = ctx.clock()
+        self.started = started = ctx.clock()
         self.finished = 0.0
         self.end = End.OPEN
         self.backend = None
         self.status = 0
         self.bytes_in = 0
         self.bytes_out = 0
-        self.protocol = "HTTP/1.1"
+        self.connect_time = -1.0
         self.response_time = -1.0
         self.retries = 0
-        self.client = client
+        # Filled in by _describe at the end, when the listener has observers.
+        self.client = self.method = self.target = self.protocol = self.reason = ""
+        self.fields = ()
+        self.downstream = client
         self.head = head
         self.route = route
         self.pool = pool  # None: rota answers itself (no route, redirect, respond)
@@ -145,6 +149,9 @@ class Exchange(Outcome):
         # The status when no backend is left to try: 503, or 502 once a backend took the
         # request and closed without an answer (a bad gateway, not an unavailable one).
         self.none_left = 503
+        # When the request head went to the backend (for response_time): the start, until
+        # a connection is attached later than that (see _attach).
+        self.sent = started
 
     def __repr__(self) -> str:
         where = self.backend.name if self.backend else "-"
@@ -157,15 +164,18 @@ class Exchange(Outcome):
 
     # Request side: called by the client connection.
 
-    def start(self) -> None:
-        """This exchange is at the front of its connection: answer it or send it on."""
+    def start(self, late: bool = False) -> None:
+        """This exchange is at the front of its connection: answer it or send it on.
+        `late`: it waited behind others (pipelined), so its start is not now."""
+        if late:
+            self.sent = self.downstream.ctx.clock()
         if self.step is Step.QUEUED:
             if self.pool is None:
                 self.step = Step.LOCAL
                 if self.request_done:
                     self._answer_locally()
                 else:
-                    self.client.touch_body()  # the body is read and dropped
+                    self.downstream.touch_body()  # the body is read and dropped
                 return
             self.step = Step.WAITING
         self._pick()
@@ -176,7 +186,7 @@ class Exchange(Outcome):
         if pool is None:
             return
         if pool.plain:
-            backend = pool.policy.pick(self.tried, self.head, self.client.peer_ip)
+            backend = pool.policy.pick(self.tried, self.head, self.downstream.peer_ip)
         else:
             backend = self._pick_shaped(pool)
         if backend is None:
@@ -184,7 +194,7 @@ class Exchange(Outcome):
                 # HAProxy's maxconn + queue: wait for a server to finish one, for a while.
                 self.step = Step.HELD
                 pool.waiting.append(self)
-                self.client.await_response(pool.queue_timeout)
+                self.downstream.await_response(pool.queue_timeout)
                 return
             head = self.head
             if not self.request_done and head.body is Body.NONE and not head.websocket:
@@ -195,6 +205,8 @@ class Exchange(Outcome):
                 return
             self.fail(self.none_left)
             return
+        if self.backend is not None:
+            self.retries += 1
         self.backend = self.attempt = backend
         backend.active += 1
         pool.policy.started(backend)
@@ -202,9 +214,10 @@ class Exchange(Outcome):
         conn = idle.acquire() if idle is not None else None
         if conn is not None:
             self.reused = True
-            self._attach(conn)
+            self.connect_time = 0.0
+            self._attach(conn, self.sent)
         else:
-            self.client.ctx.loop.create_task(self._connect(backend))
+            self.downstream.ctx.loop.create_task(self._connect(backend))
 
     def _pick_shaped(self, pool: Pool) -> Backend | None:
         """The pick of a pool with sticky sessions or per-server limits."""
@@ -212,7 +225,7 @@ class Exchange(Outcome):
         if pool.sticky is not None:
             backend = self._sticky(pool)
         if backend is None:
-            backend = pool.pick(self.tried, self.head, self.client.peer_ip)
+            backend = pool.pick(self.tried, self.head, self.downstream.peer_ip)
             if pool.sticky is not None and backend is not None:
                 self.set_cookie = backend.sticky_line
         return backend
@@ -231,6 +244,7 @@ class Exchange(Outcome):
         """A server of the pool has room again (`Pool.wake`): try once more."""
         if self.step is Step.HELD:
             self.step = Step.WAITING
+            self.sent = self.downstream.ctx.clock()
             self._pick()
 
     def _leave_queue(self) -> None:
@@ -244,7 +258,7 @@ class Exchange(Outcome):
             return
         self.bytes_in += len(data)
         if step is Step.LOCAL or (step is Step.QUEUED and self.pool is None):
-            self.client.touch_body()
+            self.downstream.touch_body()
             return
         if self.head.body is Body.CHUNKED:
             # llhttp hands us the de-chunked data; re-frame it for the backend.
@@ -252,12 +266,12 @@ class Exchange(Outcome):
         upstream = self.upstream
         if upstream is not None:
             upstream.write(data)
-            self.client.touch_body()
+            self.downstream.touch_body()
         else:
             self.pending.append(data)
             self.pending_size += len(data)
             if self.pending_size > PENDING_LIMIT:
-                self.client.pause_reading()
+                self.downstream.pause_reading()
 
     def on_request_end(self) -> None:
         step = self.step
@@ -281,7 +295,7 @@ class Exchange(Outcome):
             else:
                 self.pending.append(last)
         if self.upstream is not None and step is Step.WAITING:
-            self.client.await_response(self.pool.timeouts.response)
+            self.downstream.await_response(self.pool.timeouts.response)
 
     def cancel(self) -> None:
         """The client went away: drop the backend connection at once, never pool it."""
@@ -295,12 +309,13 @@ class Exchange(Outcome):
     # Connecting.
 
     async def _connect(self, backend: Backend) -> None:
-        ctx = self.client.ctx
+        ctx = self.downstream.ctx
         idle = backend.idle
         pool = self.pool
         if idle is None or pool is None:
             return
         tls = pool.tls
+        begun = ctx.clock()
         try:
             # The connect timeout covers the TLS handshake too.
             async with asyncio.timeout(pool.timeouts.connect):
@@ -328,16 +343,20 @@ class Exchange(Outcome):
                 self.none_left = 502
             ctx.backend_failed(backend, describe(exc))
             self._attempt_failed(backend)
+            self.sent = ctx.clock()  # a pooled connection of the next one goes out now
             self._pick()  # nothing was sent: always safe to try the next backend
             return
         if self.step is Step.DONE:
             conn.close()
             return
-        self._attach(conn)
+        now = ctx.clock()
+        self.connect_time = now - begun
+        self._attach(conn, now)
 
     def _attempt_failed(self, backend: Backend) -> None:
         """This backend did not take the request; another may (`tried` keeps it out)."""
         self.tried += (backend,)
+        self.connect_time = -1.0  # until a connection to another one is used
         self._release_attempt()
 
     def _release_attempt(self) -> None:
@@ -350,8 +369,12 @@ class Exchange(Outcome):
             if backend.max_requests and pool.waiting:
                 pool.wake()
 
-    def _attach(self, conn: UpstreamConnection) -> None:
-        client = self.client
+    def _attach(self, conn: UpstreamConnection, sent: float) -> None:
+        """Send the request head (and any body bytes held) on `conn`, at `sent`: the time
+        just taken after a connect, or the exchange's own start when a pooled connection
+        is attached as it arrives (no clock read per request for that)."""
+        self.sent = sent
+        client = self.downstream
         head = self.head
         backend = conn.backend
         self.upstream = conn
@@ -393,9 +416,10 @@ class Exchange(Outcome):
 
     def on_response_head(self, status: int, reason: bytes, headers: Headers) -> bool:
         """Send the response head on; returns True when the response has no body."""
-        client = self.client
+        client = self.downstream
         if 100 <= status < 200:
             if status == 101:
+                self.response_time = client.ctx.clock() - self.sent
                 self._switch_protocols(reason, headers)
                 return False
             self.interim = True
@@ -405,6 +429,9 @@ class Exchange(Outcome):
                     build_response_head(status, reason, headers, drop=HOP_BY_HOP, framing=b"")
                 )
             return False
+        # Stamped when the read that brought the head is done with (stamp_head), or by
+        # _finish if the response ends in that read: one clock read serves both.
+        self.response_time = HEAD_PENDING
         route = self.route
         edits = route.response_edits if route is not None else None
         parts, length, codings = response_head_parts(status, reason, headers, edits)
@@ -463,6 +490,11 @@ class Exchange(Outcome):
         client.touch_body()
         return no_body
 
+    def stamp_head(self) -> None:
+        """The read that brought the response head is over and the response goes on:
+        its time is now (`UpstreamConnection.data_received`)."""
+        self.response_time = self.downstream.ctx.clock() - self.sent
+
     def on_interim_end(self) -> bool:
         """The upstream parser finished a message: True if it was a 1xx (the final
         response follows), False if it was the final one."""
@@ -501,7 +533,7 @@ class Exchange(Outcome):
         conn.reusable = False  # never HTTP again
         self.status = 101
         self.step = Step.TUNNEL
-        client = self.client
+        client = self.downstream
         client.write(
             build_response_head(
                 101,
@@ -518,7 +550,7 @@ class Exchange(Outcome):
     def on_response_body(self, data: bytes) -> None:
         if not data:
             return  # an empty chunk would end a re-chunked body
-        client = self.client
+        client = self.downstream
         self.bytes_out += len(data)
         if self.rechunk:
             client.write(b"%x\r\n" % len(data))
@@ -534,16 +566,16 @@ class Exchange(Outcome):
         chunked framing to carry them)."""
         if self.step is not Step.STREAMING or not self.rechunk:
             return
-        section = response_trailer_section(fields, self.client.ctx.limits)
+        section = response_trailer_section(fields, self.downstream.ctx.limits)
         if section:
             self.rechunk = False  # the last chunk goes now, not in on_response_end
-            self.client.write(b"0\r\n%b\r\n" % section)
+            self.downstream.write(b"0\r\n%b\r\n" % section)
 
     def on_response_end(self) -> None:
         if self.step is Step.DONE:
             return
         if self.rechunk:
-            self.client.write(b"0\r\n\r\n")
+            self.downstream.write(b"0\r\n\r\n")
         conn = self.upstream
         self.upstream = None
         if conn is not None:
@@ -557,9 +589,9 @@ class Exchange(Outcome):
                 # answer, the new protocol) after this response, and a pooled connection
                 # would hand those bytes to the next request. Never pooled.
                 conn.reusable = False
-            conn.pool.release(conn, self.client.ctx.now)
+            conn.pool.release(conn, self.downstream.ctx.now)
         self._finish(End.COMPLETE)
-        self.client.exchange_done(self, self.keep_client)
+        self.downstream.exchange_done(self, self.keep_client)
 
     def tunnel_closed(self) -> None:
         """Both sides of the WebSocket tunnel ended (rota.proxy.websocket)."""
@@ -570,7 +602,7 @@ class Exchange(Outcome):
             conn.tunnel = None
         self.drop_upstream(abort=False)
         self._finish(End.TUNNEL)
-        self.client.exchange_done(self, False)
+        self.downstream.exchange_done(self, False)
 
     def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
         if self.step is Step.DONE or conn is not self.upstream:
@@ -583,21 +615,23 @@ class Exchange(Outcome):
                 # came back, the request is idempotent; one retry on a fresh connection.
                 self.retried = True
                 self.reused = False
+                self.retries += 1
                 self._detach(abort=True)
-                self.client.ctx.loop.create_task(self._connect(conn.backend))
+                self.downstream.ctx.loop.create_task(self._connect(conn.backend))
                 return
             if not self.reused:
                 # A fresh connection reset or closed before any answer: the backend is in
                 # trouble (passive check; it died with our request, say). A reused one
                 # may just have hit its keep-alive timer, and was retried above.
                 reason = "connection reset" if exc is not None else "closed without answer"
-                self.client.ctx.backend_failed(conn.backend, reason)
+                self.downstream.ctx.backend_failed(conn.backend, reason)
                 if safe:
                     # Idempotent and nothing came back: the next backend may answer it.
                     self.none_left = 502
                     self._detach(abort=True)
                     self._attempt_failed(conn.backend)
                     self.retried = False
+                    self.sent = self.downstream.ctx.clock()
                     self._pick()
                     return
             self.fail(502)
@@ -623,36 +657,47 @@ class Exchange(Outcome):
             return
         if step is Step.HELD:
             self._leave_queue()
-            self.fail(503)  # no server had room within the pool's queue_timeout
+            self.fail(503, TIMEOUT)  # no server had room within the pool's queue_timeout
         elif step is Step.WAITING and self.request_done:
             self.fail(504)
         elif step is Step.LOCAL:
             self.fail(408)  # the body of a request rota answers itself stopped coming
         else:
-            self._cut_short(abort=True)
+            self._cut_short(abort=True, why=TIMEOUT)
 
-    def _cut_short(self, *, abort: bool) -> None:
+    def _cut_short(self, *, abort: bool, why: str = "") -> None:
         """A response already begun cannot become an error: close the client short of
         its framing, so it sees a truncated response, never a fake complete one."""
         self.drop_upstream(abort=abort)
-        self._finish(End.CUT_SHORT)
-        self.client.close()
+        self._finish(End.CUT_SHORT, 0, why)
+        self.downstream.close()
 
-    def fail(self, status: int) -> None:
-        """Answer with rota's own error response and drop the backend connection."""
+    def fail(self, status: int, why: str = "") -> None:
+        """Answer with rota's own error response and drop the backend connection. `why`
+        names the end where the status does not (`rota.outcome.reason_for`)."""
         if self.step is Step.DONE:
             return
         self.drop_upstream(abort=True)
-        client = self.client
+        client = self.downstream
         keep = (
             self.keep_client and self.request_done and not (client.closing or client.last_request)
         )
-        self._finish(End.LOCAL, status)
+        self._finish(End.LOCAL, status, why)
         client.send_error(self, status, keep)
+
+    def refuse(self, status: int) -> None:
+        """The request turned out malformed mid-body (a 400, 413...): it ends here, with
+        that status; the client connection sends the answer once earlier ones are out."""
+        step = self.step
+        if step is not Step.DONE:
+            if step is Step.HELD:
+                self._leave_queue()
+            self.drop_upstream(abort=True)
+            self._finish(End.LOCAL, status)
 
     def _answer_locally(self) -> None:
         """No route (404), or a route that answers itself (redirect, respond)."""
-        client = self.client
+        client = self.downstream
         keep = self.keep_client and not (client.closing or client.last_request)
         route = self.route
         answer = route.answer(keep, self.head.method == b"HEAD") if route is not None else None
@@ -680,17 +725,30 @@ class Exchange(Outcome):
         else:
             conn.close()
 
-    def _finish(self, end: End, status: int = 0) -> None:
+    def _finish(self, end: End, status: int = 0, why: str = "") -> None:
         """Every exchange ends here, once: the attempt is released, the end is stamped and
         the listener's observers hear of it."""
         self.step = Step.DONE
         self.end = end
         if status:
             self.status = status
-        ctx = self.client.ctx
-        self.finished = ctx.clock()
+        ctx = self.downstream.ctx
+        self.finished = finished = ctx.clock()
+        if self.response_time == HEAD_PENDING:
+            self.response_time = finished - self.sent  # the head came in this very read
         self._release_attempt()
         observers = ctx.observers
         if observers:
+            self._describe(why)
             for observer in observers:
                 observer(self)
+
+    def _describe(self, why: str) -> None:
+        """The facts only observers read, formatted once they are there to read them."""
+        head = self.head
+        self.client = self.downstream.address()
+        self.method = head.method.decode("ascii", "replace")  # llhttp: a token
+        self.target = head.target.decode("utf-8", "backslashreplace")
+        self.protocol = protocol_name(head.version)
+        self.fields = head.fields
+        self.reason = why or reason_for(self.end, self.status)

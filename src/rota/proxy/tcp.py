@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from rota import proxy_protocol
-from rota.config.model import Config, ListenerSpec
-from rota.outcome import End, Outcome
+from rota.config.model import Config, ListenerSpec, hostport
+from rota.outcome import CLIENT_CLOSED, COMPLETED, REFUSED, SERVER_CLOSED, TIMEOUT, End, Outcome
 from rota.pool import Backend, Pool
 from rota.proxy.listener import DEFAULT_BACKLOG
 from rota.tls import clienthello
@@ -155,6 +155,10 @@ class _Side(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
+        tunnel = self.tunnel
+        if exc is not None and not tunnel.why:
+            # The first side to die with an error is why the connection ended.
+            tunnel.why = CLIENT_CLOSED if self is tunnel.client else SERVER_CLOSED
         peer = self.peer
         if peer is not None and peer.open:
             if exc is None:
@@ -241,7 +245,7 @@ class Tunnel:
     ends once, when the client's side is gone (`rota.outcome`): the unit of TCP mode's
     feedback to the policy is the connection."""
 
-    __slots__ = ("attempt", "client", "idle_sweeps", "outcome", "pool", "proxy", "upstream")
+    __slots__ = ("attempt", "client", "idle_sweeps", "outcome", "pool", "proxy", "upstream", "why")
 
     def __init__(self, proxy: TcpProxy) -> None:
         self.proxy = proxy
@@ -253,21 +257,36 @@ class Tunnel:
         self.idle_sweeps = 0
         self.outcome = Outcome(proxy.name, proxy.loop.time())
         self.outcome.pool = proxy.pool
+        self.why = ""  # the outcome's reason, once something other than a clean end
 
     @property
     def backend(self) -> Backend | None:
         return self.outcome.backend
 
     def side_lost(self, side: _Side) -> None:
-        if side is self.client:
-            self._release()
-            outcome = self.outcome
-            if outcome.end is End.OPEN:
-                outcome.end = End.COMPLETE if outcome.backend is not None else End.LOCAL
-                outcome.finished = self.proxy.loop.time()
-                self.proxy.finished(self)
-            return
         self._release()
+        if side is self.client:
+            self._end()
+
+    def _end(self) -> None:
+        """The connection's one end: its outcome goes to the listener's observers."""
+        outcome = self.outcome
+        if outcome.end is End.OPEN:
+            outcome.end = End.COMPLETE if outcome.backend is not None else End.LOCAL
+            outcome.finished = self.proxy.loop.time()
+            if self.proxy.observers:
+                self.describe()
+            self.proxy.finished(self)
+
+    def describe(self) -> None:
+        """The facts only observers read (`rota.outcome`): the client's address (the PROXY
+        header's source when one was accepted) and why the connection ended."""
+        outcome = self.outcome
+        source: proxy_protocol.Address | None = None
+        if getattr(self.client, "transport", None) is not None:
+            source = self._endpoints()[0]
+        outcome.client = hostport(source[0], source[1]) if source is not None else ""
+        outcome.reason = self.why or (COMPLETED if self.upstream is not None else CLIENT_CLOSED)
 
     def _release(self) -> None:
         backend = self.attempt
@@ -307,9 +326,11 @@ class Tunnel:
         except OSError as exc:  # a TLS handshake that failed (SSLError...): counted
             if tls is None:
                 sock.close()
+                self.why = CLIENT_CLOSED
             else:
                 tls.failures.failed(exc)
-            proxy.finished(self)
+                self.why = REFUSED
+            self._end()
             return
         if not client.open:
             # Gone already (connection_lost has run); mark the waiter's error as seen.
@@ -330,6 +351,14 @@ class Tunnel:
                     proxy.sni_failures.failed(exc)
                 else:
                     log.debug("client %s: no valid PROXY header: %s", peer_name(client), exc)
+                if not self.why:
+                    self.why = (
+                        TIMEOUT
+                        if isinstance(exc, TimeoutError)
+                        else CLIENT_CLOSED
+                        if isinstance(exc, ConnectionError)
+                        else REFUSED
+                    )
                 client.transport.abort()
                 return
         if proxy.sni is not None:
@@ -363,16 +392,20 @@ class Tunnel:
                     continue
                 # Nothing (left) to try: the client learns at once, rather than hanging.
                 log.debug("client %s: no backend available", peer_name(client))
+                self.why = self.why or REFUSED
                 client.transport.close()
                 return
             tried.append(backend)
-            self.outcome.backend = self.attempt = backend
+            outcome = self.outcome
+            outcome.retries = len(tried) - 1
+            outcome.backend = self.attempt = backend
             backend.active += 1
             pool.policy.started(backend)
             # Joined to the client before connecting: whatever the backend sends first
             # (a greeting, an EOF) finds its way to the client.
             upstream = _Side(self)
             upstream.peer, upstream.out = client, client.transport
+            begun = proxy.loop.time()
             try:
                 async with asyncio.timeout(timeout):
                     if pool.tls is None:
@@ -387,6 +420,7 @@ class Tunnel:
                             ssl=pool.tls,
                             server_hostname=pool.tls_name or backend.host,
                         )
+                outcome.connect_time = proxy.loop.time() - begun
             except TimeoutError:
                 self._release()
                 proxy.backend_error(backend, "connect timeout")

@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from rota.outcome import Observer
+from rota.outcome import TIMEOUT, Observer
 from rota.pool import Backend, Pool
 from rota.proxy.listener import Listener, bind
 from rota.proxy.tcp import TcpSettings, Tunnel, peer_name
@@ -127,6 +127,7 @@ class TcpProxy:
             tunnel.idle_sweeps += 1
             if tunnel.idle_sweeps >= limit:
                 log.debug("client %s: idle timeout", peer_name(client))
+                tunnel.why = tunnel.why or TIMEOUT
                 tunnel.abort()
         self._sweeper = self.loop.call_later(self._period, self._sweep)
 

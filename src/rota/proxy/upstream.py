@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from rota.proxy.exchange import Exchange
     from rota.proxy.websocket import Tunnel
 
+# An exchange's `response_time` while the read that brought its response head is handled:
+# stamped at the end of that read, or as the exchange ends in it (one clock read for both).
+HEAD_PENDING: Final = -2.0
+
 
 # The parser of a closed connection: its protocol has no callbacks.
 _DETACHED_PARSER: Final = httptools.HttpResponseParser(object())
@@ -140,6 +144,8 @@ class UpstreamConnection(BatchedWriter):
             if self._done:
                 self._done = False
                 exchange.on_response_end()
+            elif exchange.response_time == HEAD_PENDING:
+                exchange.stamp_head()  # the head came in this read; the body follows
         finally:
             batch.flush()
 
@@ -162,11 +168,11 @@ class UpstreamConnection(BatchedWriter):
     def pause_writing(self) -> None:
         self.widen()
         if self.exchange is not None:
-            self.exchange.client.pause_reading()
+            self.exchange.downstream.pause_reading()
 
     def resume_writing(self) -> None:
         if self.exchange is not None:
-            self.exchange.client.resume_reading()
+            self.exchange.downstream.resume_reading()
 
     # llhttp callbacks. There is no on_message_begin: one callback fewer per response, and
     # the head's fields are handed over and reset in on_headers_complete instead.
