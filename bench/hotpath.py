@@ -202,6 +202,7 @@ def main() -> None:
         if args.access_log:
             access = AccessLog(AccessLogSpec(args.access_log, args.access_log_format), loop)
             ctx.observers.append(access.observe)
+            ctx.describe = True
         if args.routes:
             request = ROUTED % (max(1, args.routes // 2) - 1)
             run_keep_alive(ctx, upstreams, 2_000, request)  # warm up

@@ -100,6 +100,10 @@ def main() -> None:
     variants = [
         Variant("off", []),
         Variant("metrics", ["--admin", "ADMIN"], scrape=True),
+        # The admin listener runs rota as a supervisor and workers: these two compare the
+        # counting alone, both in that shape.
+        Variant("off, 2 workers", ["--workers", "2"]),
+        Variant("metrics, 2 workers", ["--workers", "2", "--admin", "ADMIN"], scrape=True),
     ]
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)

@@ -115,6 +115,8 @@ class Runtime:
         self.pools: dict[str, Pool] = {}
         self.listeners: dict[str, Running] = {}
         self.observers: list[Observer] = []
+        # Whether an observer reads each request's facts (the access log does).
+        self.describe = False
         # Counters for /metrics and the admin API (rota.observe.metrics); None: off.
         self.stats: Stats | None = None
         # Set by whoever runs the health checks: hears of passive failures.
@@ -236,6 +238,7 @@ class Runtime:
             ctx = ProxyContext(spec, self.pools, self.loop, self.batch)
             ctx.observers = self.observers
             ctx.stats = self.stats
+            ctx.describe = self.describe
             ctx.on_backend_error = self.backend_failed
             running.http = HttpListener(ctx, tls)
             running.http.sockets = sockets

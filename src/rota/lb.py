@@ -59,6 +59,7 @@ def observe_access(runtime: Runtime, config: Config) -> AccessLog | None:
     access = start_access_log(config, runtime.loop)
     if access is not None:
         runtime.observers.append(access.observe)
+        runtime.describe = True
     runtime.loop.add_signal_handler(signal.SIGUSR1, access.reopen if access else _ignore)
     return access
 

@@ -396,6 +396,7 @@ class Harness:
         # Every exchange's end, as the listener's observers hear of it.
         self.ended: list[Outcome] = []
         self._ctx.observers.append(self.ended.append)
+        self._ctx.describe = True  # the tests read every fact of an outcome
         self._index = {(b.host, b.port): i for i, b in enumerate(self._pool.backends)}
         self._modes = ["accept"] * backends
         self._conns: list[list[BackendEnd]] = [[] for _ in range(backends)]

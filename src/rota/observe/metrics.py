@@ -15,6 +15,7 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from rota.outcome import End, Outcome
+from rota.proxy.exchange import Exchange
 
 if TYPE_CHECKING:
     from rota.instance import Runtime
@@ -107,7 +108,7 @@ class Stats:
         local = o.end is End.LOCAL
         server = backend.name if backend is not None and not local else ""
         status = o.status
-        if status or o.protocol:
+        if status or isinstance(o, Exchange):
             codes = cell.codes.get(server)
             if codes is None:
                 codes = cell.codes[server] = {}

@@ -57,6 +57,9 @@ class ProxyContext:
         self.clients: dict[ClientConnection, None] = {}
         self.accepted = 0  # client connections ever accepted
         self.observers: list[Observer] = []
+        # Whether an observer reads the request's facts (the access log: client address,
+        # method, target...): formatted only then; the metrics' counters need none.
+        self.describe = False
         # Counts what rota refuses before a request is whole (metrics on: rota.observe).
         self.stats: Stats | None = None
         self.on_backend_error: BackendErrorHook | None = None

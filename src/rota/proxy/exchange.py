@@ -739,7 +739,8 @@ class Exchange(Outcome):
         self._release_attempt()
         observers = ctx.observers
         if observers:
-            self._describe(why)
+            if ctx.describe:
+                self._describe(why)
             for observer in observers:
                 observer(self)
 
