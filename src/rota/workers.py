@@ -222,6 +222,7 @@ class Supervisor:
             health=self.health.results,
             workers=self.worker_pids,
             token=token,
+            lock=self.service.reloader.lock if self.service.reloader is not None else None,
         )
         inherited = self.predecessor.inherited.take_sockets("admin", spec.host, spec.port)
         try:

@@ -47,6 +47,7 @@ class AdminService:
         health: Callable[[], dict[CheckKey, tuple[int, int]]],
         workers: Callable[[], Sequence[int]],
         token: str | None,
+        lock: asyncio.Lock | None = None,
     ) -> None:
         self.runtime = runtime
         self._ask = ask
@@ -59,7 +60,9 @@ class AdminService:
         self.retired: Snapshot = empty_snapshot()
         self.server = AdminServer(Api(self, token).handle)
         self._ticker: asyncio.Task[None] | None = None
-        self._changes = asyncio.Lock()  # one configuration change at a time
+        # One configuration change at a time: the reloader's lock, so that an operator's
+        # change and a reload (SIGHUP, `rota reload`) never interleave.
+        self._changes = lock if lock is not None else asyncio.Lock()
         self.port = 0
         self.host = ""
 
@@ -167,8 +170,7 @@ class AdminService:
             await self._apply(_with_pool(config, dataclasses.replace(pool, servers=servers)), [])
 
     async def reload(self) -> str | None:
-        async with self._changes:
-            return await self._reload()
+        return await self._reload()  # the reloader takes the lock itself
 
 
 def _with_pool(config: Config, pool: PoolSpec) -> Config:
