@@ -27,6 +27,7 @@ from rota.config.model import BackendSpec, HealthSpec, TimeoutSpec
 if TYPE_CHECKING:
     from rota.balancing.base import Policy
     from rota.http.rules import RequestHead
+    from rota.outcome import Outcome
     from rota.proxy.upstream import UpstreamPool
 
 
@@ -265,6 +266,14 @@ class Pool:
             b.up and b.max_requests and b.active >= b.max_requests and b not in tried
             for b in self.backends
         )
+
+    def ended(self, backend: Backend, outcome: Outcome) -> None:
+        """An exchange (or TCP connection) on `backend` is over: its in-flight count goes
+        down, the policy hears of it, and a request waiting for room tries again."""
+        backend.active -= 1
+        self.policy.ended(backend, outcome)
+        if backend.max_requests and self.waiting:
+            self.wake()
 
     def wake(self) -> None:
         """A server's in-flight count went down: the first waiting request tries again."""

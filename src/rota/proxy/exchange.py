@@ -299,12 +299,17 @@ class Exchange(Outcome):
 
     def cancel(self) -> None:
         """The client went away: drop the backend connection at once, never pool it."""
+        self._abandon(End.CANCELLED)
+
+    def _abandon(self, end: End, status: int = 0) -> None:
+        """End here, whatever step it is in: out of the queue, the backend connection
+        dropped (never pooled)."""
         step = self.step
         if step is not Step.DONE:
             if step is Step.HELD:
                 self._leave_queue()
             self.drop_upstream(abort=True)
-            self._finish(End.CANCELLED)
+            self._finish(end, status)
 
     # Connecting.
 
@@ -319,20 +324,13 @@ class Exchange(Outcome):
         try:
             # The connect timeout covers the TLS handshake too.
             async with asyncio.timeout(pool.timeouts.connect):
-                if tls is None:
-                    _, protocol = await ctx.loop.create_connection(
-                        lambda: as_protocol(UpstreamConnection(backend, idle)),
-                        backend.host,
-                        backend.port,
-                    )
-                else:
-                    _, protocol = await ctx.loop.create_connection(
-                        lambda: as_protocol(UpstreamConnection(backend, idle)),
-                        backend.host,
-                        backend.port,
-                        ssl=tls,
-                        server_hostname=pool.tls_name or backend.host,
-                    )
+                _, protocol = await ctx.loop.create_connection(
+                    lambda: as_protocol(UpstreamConnection(backend, idle)),
+                    backend.host,
+                    backend.port,
+                    ssl=tls,
+                    server_hostname=(pool.tls_name or backend.host) if tls is not None else None,
+                )
             conn = cast(UpstreamConnection, protocol)
         except (OSError, TimeoutError) as exc:
             if self.step is Step.DONE:
@@ -363,11 +361,7 @@ class Exchange(Outcome):
         backend = self.attempt
         if backend is not None:
             self.attempt = None
-            backend.active -= 1
-            pool = backend.pool
-            pool.policy.ended(backend, self)
-            if backend.max_requests and pool.waiting:
-                pool.wake()
+            backend.pool.ended(backend, self)
 
     def _attach(self, conn: UpstreamConnection, sent: float) -> None:
         """Send the request head (and any body bytes held) on `conn`, at `sent`: the time
@@ -688,12 +682,7 @@ class Exchange(Outcome):
     def refuse(self, status: int) -> None:
         """The request turned out malformed mid-body (a 400, 413...): it ends here, with
         that status; the client connection sends the answer once earlier ones are out."""
-        step = self.step
-        if step is not Step.DONE:
-            if step is Step.HELD:
-                self._leave_queue()
-            self.drop_upstream(abort=True)
-            self._finish(End.LOCAL, status)
+        self._abandon(End.LOCAL, status)
 
     def _answer_locally(self) -> None:
         """No route (404), or a route that answers itself (redirect, respond)."""

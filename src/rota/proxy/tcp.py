@@ -292,11 +292,7 @@ class Tunnel:
         backend = self.attempt
         if backend is not None:
             self.attempt = None
-            backend.active -= 1
-            pool = backend.pool
-            pool.policy.ended(backend, self.outcome)
-            if backend.max_requests and pool.waiting:
-                pool.wake()
+            backend.pool.ended(backend, self.outcome)
 
     def abort(self) -> None:
         for side in (self.client, self.upstream):
@@ -408,18 +404,13 @@ class Tunnel:
             begun = proxy.loop.time()
             try:
                 async with asyncio.timeout(timeout):
-                    if pool.tls is None:
-                        await proxy.loop.create_connection(
-                            _const(upstream), backend.host, backend.port
-                        )
-                    else:
-                        await proxy.loop.create_connection(
-                            _const(upstream),
-                            backend.host,
-                            backend.port,
-                            ssl=pool.tls,
-                            server_hostname=pool.tls_name or backend.host,
-                        )
+                    await proxy.loop.create_connection(
+                        _const(upstream),
+                        backend.host,
+                        backend.port,
+                        ssl=pool.tls,
+                        server_hostname=(pool.tls_name or backend.host) if pool.tls else None,
+                    )
                 outcome.connect_time = proxy.loop.time() - begun
             except TimeoutError:
                 self._release()

@@ -6,8 +6,8 @@ the simulation's, and is called as the proxy calls it (`rota.proxy.exchange`):
 - on arrival, `policy.pick(tried, head, client_ip)` (through `Pool.pick` when servers have
   `max_requests`), then `backend.active += 1` and `policy.started(backend)`;
 - when the answer is complete, the request's `Outcome` fields are stamped (end, status,
-  finished) and then `backend.active -= 1`, `policy.ended(backend, outcome)`, and a waiting
-  request is woken (`Pool.wake`) if the server has a limit;
+  finished), then `Pool.ended(backend, outcome)`, as the proxy calls it: `backend.active
+  -= 1`, the policy's `ended`, and a waiting request woken if the server has a limit;
 - a refused connection (a server that is down) costs the client nothing: `ended` hears an
   attempt that never ended (`End.OPEN`, the penalty p2c counts), the server joins `tried`
   and the next pick follows at the same instant; a request lost with its server is sent to
@@ -290,12 +290,8 @@ class Simulation:
         outcome.end = End.COMPLETE
         outcome.status = 200
         outcome.finished = now
-        # _release, inlined: this runs once per request.
         req.attempt = None
-        backend.active -= 1
-        self.policy.ended(backend, outcome)
-        if backend.max_requests and self.pool.waiting:
-            self.pool.wake()
+        self.pool.ended(backend, outcome)
         result = self.result
         result.latencies.append(now - req.started)
         result.served[server.index] += 1
@@ -310,17 +306,13 @@ class Simulation:
         backend = req.attempt
         if backend is not None:
             req.attempt = None
-            backend.active -= 1
             outcome = self.outcome
             outcome.backend = backend
             outcome.started = req.started
             outcome.end = end
             outcome.status = status
             outcome.finished = 0.0 if end is End.OPEN else self.clock.now
-            self.policy.ended(backend, outcome)
-            pool = self.pool
-            if backend.max_requests and pool.waiting:
-                pool.wake()
+            self.pool.ended(backend, outcome)
 
     def _ended(self, req: SimRequest) -> None:
         self.open -= 1
