@@ -197,7 +197,6 @@ def main() -> None:
         ctx, upstreams = setup(loop, args.routes, args.algorithm)
         if args.metrics:
             stats = Stats()
-            ctx.stats = stats
             ctx.observers.append(stats.observe)
         if args.access_log:
             access = AccessLog(AccessLogSpec(args.access_log, args.access_log_format), loop)

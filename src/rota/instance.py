@@ -237,7 +237,6 @@ class Runtime:
         else:
             ctx = ProxyContext(spec, self.pools, self.loop, self.batch)
             ctx.observers = self.observers
-            ctx.stats = self.stats
             ctx.describe = self.describe
             ctx.on_backend_error = self.backend_failed
             running.http = HttpListener(ctx, tls)

@@ -51,8 +51,7 @@ class End(Enum):
     TUNNEL = "tunnel"  # a WebSocket tunnel that ran and closed
     # rota answered before any exchange began: an error in a request head (400, 414,
     # 431...), a head that never completed (408), a connection over the cap (503). Such an
-    # outcome is not an Exchange; counters that already count refusals
-    # (`ProxyContext.count_error`) skip it.
+    # outcome is not an Exchange.
     REFUSED = "refused"
 
 

@@ -406,7 +406,6 @@ class Harness:
         """Count this data plane's traffic as the admin listener's metrics do."""
         stats = Stats()
         self.runtime.stats = stats
-        self._ctx.stats = stats
         self._ctx.observers.append(stats.observe)
         self._ctx.on_backend_error = self.runtime.backend_failed
         return stats

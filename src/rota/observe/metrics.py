@@ -100,7 +100,8 @@ class Stats:
 
     def observe(self, o: Outcome) -> None:
         if o.end is End.REFUSED:
-            return  # counted by refused(), through ProxyContext.count_error
+            self.refused(o.listener, o.status)
+            return
         pool = o.pool
         pool_name = pool.name if pool is not None else ""
         cell = self.cell(o.listener, pool_name)

@@ -114,7 +114,6 @@ class ClientConnection(BatchedWriter):
             # connection we will not serve (nginx's limit_conn does the same). TCP mode
             # pauses accepting instead.
             self.closing = True
-            ctx.count_error(503)
             if ctx.observers:
                 self._report(503)
             self._send(CANNED[503])
@@ -365,10 +364,8 @@ class ClientConnection(BatchedWriter):
     def _refuse(self, status: int) -> None:
         """Answer with rota's own error and close (lingering)."""
         ctx = self.ctx
-        if not self.rejected_ended:  # else its exchange ended with this status
-            ctx.count_error(status)
-            if ctx.observers:
-                self._report(status)
+        if not self.rejected_ended and ctx.observers:  # else its exchange ended with it
+            self._report(status)
         self.write(CANNED[status])
         self.linger_close()
 

@@ -18,7 +18,6 @@ from rota.pool import Backend, Pool
 from rota.proxy.batching import WriteBatch
 
 if TYPE_CHECKING:
-    from rota.observe.metrics import Stats
     from rota.proxy.client import ClientConnection
 
 log = logging.getLogger("rota")
@@ -60,8 +59,6 @@ class ProxyContext:
         # Whether an observer reads the request's facts (the access log: client address,
         # method, target...): formatted only then; the metrics' counters need none.
         self.describe = False
-        # Counts what rota refuses before a request is whole (metrics on: rota.observe).
-        self.stats: Stats | None = None
         self.on_backend_error: BackendErrorHook | None = None
         self.routes = RouteTable(())
         self.only: Route | None = None
@@ -97,13 +94,6 @@ class ProxyContext:
         hook = self.on_backend_error
         if hook is not None:
             hook(backend, reason)
-
-    def count_error(self, status: int) -> None:
-        """rota refused a client before any exchange began (400, 408, 414, 431, or 503
-        over the connection cap); errors of an exchange reach the observers instead."""
-        stats = self.stats
-        if stats is not None:
-            stats.refused(self.name, status)
 
     def make_room(self) -> bool:
         """At the connection cap: close the oldest connection that costs most and delivers
