@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rota.config.errors import ConfigError
+from rota.config.load import build_config
 from rota.config.model import BackendSpec, HealthSpec
-from rota.observe.log_format import clf_time, combined_line, json_line, rfc3339
+from rota.observe.log_format import clf_time, combined_line, json_line, rfc3339, seconds
 from rota.outcome import REASONS, End, Outcome
 from rota.pool import Pool
 
@@ -126,7 +129,63 @@ def test_combined_shows_nginx_statuses_where_rota_sent_none() -> None:
 def test_times() -> None:
     assert rfc3339(0.0) == "1970-01-01T00:00:00.000Z"
     assert rfc3339(NOW + 0.7489) == "2025-11-30T19:20:01.998Z"
+    assert rfc3339(NOW + 0.7489) == "2025-11-30T19:20:01.998Z"  # the millisecond's cache
+    assert rfc3339(NOW + 0.7501) == "2025-11-30T19:20:02.000Z"
     assert clf_time(NOW) == "30/Nov/2025:19:20:01 +0000"
+
+
+def test_seconds_are_microseconds_in_decimal() -> None:
+    assert [seconds(v) for v in (-1.0, 0.0, 0.000_000_4, 0.000_001, 0.000_412, 0.5)] == [
+        "-1",
+        "0.000000",
+        "0.000000",
+        "0.000001",
+        "0.000412",
+        "0.500000",
+    ]
+    assert [seconds(v) for v in (0.999_999_6, 1.0, 12.345_678_9)] == [
+        "1.000000",
+        "1.000000",
+        "12.345679",
+    ]
+
+
+@given(st.floats(min_value=0.0, max_value=100_000.0))
+def test_seconds_read_back_within_half_a_microsecond(value: float) -> None:
+    text = seconds(value)
+    whole, _, fraction = text.partition(".")
+    assert whole.isdigit() and len(fraction) == 6 and fraction.isdigit()
+    assert abs(float(text) - value) <= 0.000_000_5 + value * 1e-15
+
+
+@settings(deadline=None)
+@given(st.text(min_size=1, max_size=80), st.text(min_size=1, max_size=80))
+def test_any_server_name_or_client_gives_json(name: str, client: str) -> None:
+    """Server names are free text in the config, and a client is whatever the PROXY
+    header said: both are escaped."""
+    o = outcome()
+    o.backend = Pool((BackendSpec(name, "127.0.0.1", 7001),), "api", HealthSpec()).backends[0]
+    o.client = client
+    entry = json.loads(json_line(o, NOW))
+    assert entry["server"] == name and entry["client"] == client
+
+
+def test_names_written_unescaped_cannot_need_escaping() -> None:
+    """json_line writes listener and pool names as they are: the config refuses any name
+    that would need a JSON escape."""
+    for bad in ('we"b', "we\\b", "w\u00e9b", "we b"):
+        site = {
+            "listeners": {bad: {"bind": "127.0.0.1:8080", "routes": [{"pool": "p"}]}},
+            "pools": {"p": {"servers": [{"host": "127.0.0.1", "port": 7001}]}},
+        }
+        with pytest.raises(ConfigError):
+            build_config(site, "site.toml", {})
+        site = {
+            "listeners": {"web": {"bind": "127.0.0.1:8080", "routes": [{"pool": bad}]}},
+            "pools": {bad: {"servers": [{"host": "127.0.0.1", "port": 7001}]}},
+        }
+        with pytest.raises(ConfigError):
+            build_config(site, "site.toml", {})
 
 
 # What a client controls: the target (as decoded from its bytes), the user agent, the

@@ -51,36 +51,49 @@ _STATUS_WHEN_NONE: Final = {
 class _TimeCache:
     """The whole second last formatted: lines come many a second."""
 
-    __slots__ = ("text", "unit")
+    __slots__ = ("full", "millis", "text", "unit")
 
     def __init__(self) -> None:
         self.unit = -1
         self.text = ""
+        self.millis = -1  # rfc3339's whole answer, for this millisecond
+        self.full = ""
 
 
 _RFC3339: Final = _TimeCache()
 _CLF: Final = _TimeCache()
 
+# "000" to "999": the digits of a fraction, three at a time, never converted per line.
+_DIGITS: Final = tuple(str(1000 + n)[1:] for n in range(1000))
+
 
 def rfc3339(now: float) -> str:
-    """`2026-11-30T19:20:01.123Z`: UTC, milliseconds."""
-    second = int(now)
+    """`2026-11-30T19:20:01.123Z`: UTC, milliseconds. Cached per millisecond: at the
+    rates where the log's cost matters, many lines share one."""
+    millis = int(now * 1000)
+    if millis == _RFC3339.millis:
+        return _RFC3339.full
+    second = millis // 1000
     if second != _RFC3339.unit:
         _RFC3339.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _RFC3339.unit = second
-    millis = int((now - second) * 1000)
     # No format spec: compiled, a spec goes through str.format's parser on every call.
-    return f"{_RFC3339.text}.{str(1000 + millis)[1:]}Z"
+    _RFC3339.full = f"{_RFC3339.text}.{_DIGITS[millis % 1000]}Z"
+    _RFC3339.millis = millis
+    return _RFC3339.full
 
 
 def seconds(value: float) -> str:
-    """Seconds with microsecond resolution ("0.001230"), -1 for none: integer formatting,
-    several times cheaper than a float's."""
+    """Seconds with microsecond resolution ("0.001230"), -1 for none. Under a second
+    (nearly every line), two look-ups in a table of three digits: a float's formatting, or
+    even an int's, costs several times more."""
     if value < 0:
         return "-1"
     if value == 0.0:
         return "0.000000"  # a pooled connection's connect_time
     micros = int(value * 1_000_000 + 0.5)
+    if micros < 1_000_000:
+        return f"0.{_DIGITS[micros // 1000]}{_DIGITS[micros % 1000]}"
     return f"{micros // 1_000_000}.{str(1_000_000 + micros % 1_000_000)[1:]}"
 
 
@@ -97,50 +110,50 @@ def clf_time(now: float) -> str:
     return _CLF.text
 
 
-# Names, methods, protocols and reasons repeat: each is JSON-quoted once. Bounded, for
-# servers added at run time; past the bound, quoted every time.
+# Quoted as JSON strings once each: servers' names (free text in the config) and clients'
+# addresses (a keep-alive connection's lines share one). Bounded: past the bound the
+# cache is emptied (servers removed at run time, connections long closed go with it).
 _QUOTED: Final[dict[str, str]] = {}
 _QUOTED_MAX: Final = 4096
 
 
 def _quote(text: str) -> str:
-    quoted = _json_str(text)
-    if len(_QUOTED) < _QUOTED_MAX:
-        _QUOTED[text] = quoted
+    if len(_QUOTED) >= _QUOTED_MAX:
+        _QUOTED.clear()
+    quoted = _QUOTED[text] = _json_str(text)
     return quoted
 
 
 def json_line(outcome: Outcome, now: float) -> str:
-    """One JSON object and a newline."""
+    """One JSON object and a newline.
+
+    Only the client's address, the target and the server's name are escaped: listener
+    and pool names are `[A-Za-z0-9_-]` (rota.config.listeners.NAME), a method is one
+    llhttp knows by name (or empty), the protocol and the end are rota's own words, so
+    none of them ever needs a JSON escape; not looking them up keeps the line cheap
+    (docs/access-log.md, "Cost")."""
     pool = outcome.pool
     backend = outcome.backend
     status = outcome.status
-    connect = outcome.connect_time
-    response = outcome.response_time
-    duration = seconds(max(0.0, outcome.finished - outcome.started))
-    listener, method, protocol, reason = (
-        outcome.listener,
-        outcome.method,
-        outcome.protocol,
-        outcome.reason,
-    )
+    client = outcome.client
     pool_name = "null"
     if pool is not None:
-        pool_name = _QUOTED.get(pool.name) or _quote(pool.name)
+        pool_name = f'"{pool.name}"'
     server = "null"
     if backend is not None:
-        server = _QUOTED.get(backend.name) or _quote(backend.name)
+        name = backend.name
+        server = _QUOTED.get(name) or _quote(name)
     return (
-        f'{{"time":"{rfc3339(now)}","client":{_json_str(outcome.client)},'
-        f'"listener":{_QUOTED.get(listener) or _quote(listener)},'
-        f'"method":{_QUOTED.get(method) or _quote(method)},'
-        f'"target":{_json_str(outcome.target)},'
-        f'"protocol":{_QUOTED.get(protocol) or _quote(protocol)},'
-        f'"status":{status if status else "null"},'
+        f'{{"time":"{rfc3339(now)}","client":{_QUOTED.get(client) or _quote(client)},'
+        f'"listener":"{outcome.listener}","method":"{outcome.method}",'
+        f'"target":{_json_str(outcome.target)},"protocol":"{outcome.protocol}",'
+        f'"status":{str(status) if status else "null"},'
         f'"bytes_in":{outcome.bytes_in},"bytes_out":{outcome.bytes_out},'
-        f'"duration":{duration},"pool":{pool_name},"server":{server},'
-        f'"connect_time":{seconds(connect)},"response_time":{seconds(response)},'
-        f'"retries":{outcome.retries},"end":{_QUOTED.get(reason) or _quote(reason)}}}\n'
+        f'"duration":{seconds(max(0.0, outcome.finished - outcome.started))},'
+        f'"pool":{pool_name},"server":{server},'
+        f'"connect_time":{seconds(outcome.connect_time)},'
+        f'"response_time":{seconds(outcome.response_time)},'
+        f'"retries":{outcome.retries},"end":"{outcome.reason}"}}\n'
     )
 
 

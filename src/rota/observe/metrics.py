@@ -11,8 +11,7 @@ A request rota answered itself has the server "" (and the pool "" when no route 
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from rota.outcome import End, Outcome
 from rota.proxy.exchange import Exchange
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 
 # Histogram bounds in seconds (Prometheus `le`): fine at the bottom, where a load balancer's
 # answers are, and up to the longest response timeout anyone keeps.
-BUCKETS: tuple[float, ...] = (
+BUCKETS: Final[tuple[float, ...]] = (
     0.0005,
     0.001,
     0.0025,
@@ -53,7 +52,16 @@ class Histogram:
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        self.counts[bisect_left(BUCKETS, value)] += 1
+        # A scan from the bottom, not bisect: compiled, it compares native floats and
+        # stops within a few bounds for the sub-second values a proxy sees, where
+        # bisect_left compares boxed floats through the object protocol (about 4x the
+        # instructions, measured with bench.icount --metrics).
+        i = 0
+        for bound in BUCKETS:
+            if value <= bound:
+                break
+            i += 1
+        self.counts[i] += 1
         self.sum += value
 
 
