@@ -39,6 +39,7 @@ from rota.proxy.tcp_server import TcpProxy, drain
 from rota.proxy.upstream import UpstreamPool, idle_bound
 from rota.tls.certs import CertProblem
 from rota.tls.client import client_context
+from rota.tls.failures import HandshakeFailures
 from rota.tls.passthrough import SniTable
 from rota.tls.server import ServerTls, warn_expired
 
@@ -75,6 +76,19 @@ class Running:
         """The port as bound: with port 0 the kernel chose it."""
         sockets = self.sockets
         return int(sockets[0].getsockname()[1]) if sockets else self.spec.port
+
+    def tls_failures(self) -> list[HandshakeFailures]:
+        """The counts of failed TLS handshakes (and, for SNI passthrough, of ClientHellos
+        that could not be routed), for /metrics."""
+        found = []
+        if self.http is not None and self.http.tls is not None:
+            found.append(self.http.tls.failures)
+        if self.tcp is not None:
+            if self.tcp.tls is not None:
+                found.append(self.tcp.tls.failures)
+            if self.tcp.sni is not None:
+                found.append(self.tcp.sni_failures)
+        return found
 
     def serves(self, spec: ListenerSpec) -> bool:
         """Whether this running listener can take `spec` as it is: same protocol, same

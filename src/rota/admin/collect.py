@@ -20,7 +20,10 @@ from rota.observe.metrics import BUCKETS, Snapshot
 
 # Keys of a snapshot that are counters (summed over workers and kept after a worker dies),
 # and gauges (summed over the workers alive now).
-COUNTERS = ("requests", "tcp", "local", "bytes", "connect_failures", "retries", "accepted")
+COUNTERS = (
+    *("requests", "tcp", "local", "bytes", "connect_failures", "retries", "accepted"),
+    "tls_failures",
+)
 HISTOGRAMS = ("duration", "upstream")
 GAUGES = ("connections", "active")
 WINDOW_SECONDS = 60

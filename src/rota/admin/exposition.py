@@ -101,6 +101,14 @@ class RotaCollector(Collector):
         for pool, n in sorted(snap.get("retries", {}).items()):
             retries.add_metric([pool], n)
         yield retries
+        tls = CounterMetricFamily(
+            "rota_tls_handshake_failures",
+            "TLS handshakes (passthrough: ClientHellos) that failed, by reason",
+            labels=["listener", "reason"],
+        )
+        for (listener, why), n in sorted(snap.get("tls_failures", {}).items()):
+            tls.add_metric([listener, why], n)
+        yield tls
         yield from self._listeners(snap)
         yield from self._workers()
 

@@ -158,7 +158,11 @@ class Stats:
         """Every counter, plus what is open now (connections, requests in flight)."""
         open_now: dict[str, int] = {}
         accepted: dict[str, int] = {}
+        tls_failures: dict[tuple[str, str], int] = {}
         for name, running in runtime.listeners.items():
+            for failures in running.tls_failures():
+                for why, n in failures.counts.items():
+                    tls_failures[(name, why)] = tls_failures.get((name, why), 0) + n
             if running.http is not None:
                 ctx = running.http.ctx
                 open_now[name] = len(ctx.clients)
@@ -204,6 +208,7 @@ class Stats:
             "bytes": byte_counts,
             "connect_failures": dict(self.connect_failures),
             "retries": dict(self.retries),
+            "tls_failures": tls_failures,
             "connections": open_now,
             "accepted": accepted,
             "active": active,
