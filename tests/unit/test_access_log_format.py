@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from rota.config.errors import ConfigError
 from rota.config.load import build_config
 from rota.config.model import BackendSpec, HealthSpec
-from rota.observe.log_format import clf_time, combined_line, json_line, rfc3339, seconds
+from rota.observe.log_format import (
+    clf_time,
+    combined_line,
+    json_line,
+    number,
+    rfc3339,
+    seconds,
+)
 from rota.outcome import REASONS, End, Outcome
 from rota.pool import Pool
 
@@ -148,6 +155,11 @@ def test_seconds_are_microseconds_in_decimal() -> None:
         "1.000000",
         "12.345679",
     ]
+
+
+@given(st.integers(min_value=-(10**12), max_value=10**12))
+def test_numbers_read_back(n: int) -> None:
+    assert number(n) == str(n)
 
 
 @given(st.floats(min_value=0.0, max_value=100_000.0))

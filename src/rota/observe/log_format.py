@@ -65,6 +65,13 @@ _CLF: Final = _TimeCache()
 
 # "000" to "999": the digits of a fraction, three at a time, never converted per line.
 _DIGITS: Final = tuple(str(1000 + n)[1:] for n in range(1000))
+# "0" to "999": statuses, retries, and most small bodies' byte counts.
+_NUMBERS: Final = tuple(str(n) for n in range(1000))
+
+
+def number(n: int) -> str:
+    """`str(n)`, from a table below 1000 (a look-up instead of a conversion)."""
+    return _NUMBERS[n] if 0 <= n < 1000 else str(n)
 
 
 def rfc3339(now: float) -> str:
@@ -147,13 +154,13 @@ def json_line(outcome: Outcome, now: float) -> str:
         f'{{"time":"{rfc3339(now)}","client":{_QUOTED.get(client) or _quote(client)},'
         f'"listener":"{outcome.listener}","method":"{outcome.method}",'
         f'"target":{_json_str(outcome.target)},"protocol":"{outcome.protocol}",'
-        f'"status":{str(status) if status else "null"},'
-        f'"bytes_in":{outcome.bytes_in},"bytes_out":{outcome.bytes_out},'
+        f'"status":{number(status) if status else "null"},'
+        f'"bytes_in":{number(outcome.bytes_in)},"bytes_out":{number(outcome.bytes_out)},'
         f'"duration":{seconds(max(0.0, outcome.finished - outcome.started))},'
         f'"pool":{pool_name},"server":{server},'
         f'"connect_time":{seconds(outcome.connect_time)},'
         f'"response_time":{seconds(outcome.response_time)},'
-        f'"retries":{outcome.retries},"end":"{outcome.reason}"}}\n'
+        f'"retries":{number(outcome.retries)},"end":"{outcome.reason}"}}\n'
     )
 
 
