@@ -14,7 +14,7 @@ import pytest
 
 from rota.config.model import LimitSpec
 from rota.http.errors import ProtocolError
-from rota.http.request import Body, RequestHead, RequestParser
+from rota.http.request import BYPASS_MIN, Body, RequestHead, RequestParser
 from rota.http.rules import MAX_CHUNK_LINE
 from tests.support.corpus import CASES, MARKER, SMUGGLED, Case
 from tests.support.parse import read_cut, read_stream
@@ -120,6 +120,9 @@ class _Sink:
 
     def on_request_body(self, data: bytes) -> None:
         self.events.append(("body", data))
+
+    def on_request_framed(self, data: bytes, body: int) -> None:
+        self.events.append(("framed", data))
 
     def on_request_trailers(self, section: bytes) -> None:
         self.events.append(("trailers", section))
@@ -264,3 +267,94 @@ def test_chunk_lines_follow_llhttp_whatever_the_reads(raw: bytes) -> None:
             bytes(p.body) for p in expected.requests
         ]
         assert all(p.complete for p in result.requests)
+
+
+_PASSED_CHUNKS = b'3;a=b\r\nabc\r\n00A\r\n0123456789\r\n1;q="x y"\r\nz\r\n'
+
+
+def test_passthrough_hands_on_the_clients_chunks_byte_for_byte() -> None:
+    """However the reads cut it, a chunked body is handed on as the client framed it (size
+    lines, extensions, data), without its last chunk, which the sink writes with the
+    trailer section rota forwards."""
+    raw = _CHUNKED_HEAD + _PASSED_CHUNKS + b"0;end\r\nX-T: 1\r\n\r\n"
+    rng = random.Random(1)
+    cuts = [[i] for i in range(1, len(raw))]
+    cuts += [sorted(rng.sample(range(1, len(raw)), 3)) for _ in range(300)]
+    for cut in cuts:
+        result = read_cut(raw, cut)
+        assert result.error is None, (cut, result.error)
+        [parsed] = result.requests
+        assert bytes(parsed.framed) == _PASSED_CHUNKS, cut
+        assert parsed.framed_data == len(parsed.body) == 14
+        assert parsed.complete and parsed.trailers == b"X-T: 1\r\n"
+
+
+def test_a_chunked_request_behind_another_in_its_read_is_reframed_not_passed() -> None:
+    """Where a head ends in a read that ended another message is a search that a crafted
+    earlier body could mislead (rules.body_start): such a body is handed on de-chunked."""
+    first = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n\r\n\r\n3\r\nab"
+    raw = first + _CHUNKED_HEAD + _PASSED_CHUNKS + b"0\r\n\r\n"
+    result = read_stream(raw)
+    assert result.error is None
+    assert [bytes(p.framed) for p in result.requests] == [b"", b""]
+    assert bytes(result.requests[1].body) == b"abc0123456789z"
+    # The same request in a read of its own passes through.
+    result = read_cut(raw, [len(first)])
+    assert bytes(result.requests[1].framed) == _PASSED_CHUNKS
+
+
+def test_a_large_content_length_body_read_past_llhttp_ends_where_its_length_says() -> None:
+    """A body of BYPASS_MIN or more is handed on read by read without llhttp; what follows
+    its length is parsed as the next request, however the reads fall."""
+    body = (b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n" * 3000)[: BYPASS_MIN + 7]
+    raw = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + body
+        + b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    for piece in (1000, 4096, 65536, 1 << 20, len(raw) - 5):
+        result = read_stream(raw, piece=piece)
+        assert result.error is None, piece
+        assert [p.head.target for p in result.requests] == [b"/", b"/next"], piece
+        assert bytes(result.requests[0].body) == body
+        assert all(p.complete for p in result.requests)
+
+
+def _random_chunks(rng: random.Random) -> tuple[bytes, bytes]:
+    """A chunked body's chunks as a client might frame them (any hex case, leading zeros,
+    extensions), and the data they carry."""
+    framed = b""
+    data = b""
+    for _ in range(rng.randrange(1, 6)):
+        piece = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+        size = f"{len(piece):x}"
+        size = rng.choice([size, size.upper(), "0" * rng.randrange(1, 4) + size])
+        ext = rng.choice([b"", b";a", b";a=b", b';q="x y"', b";s=" + b"f" * 64])
+        framed += size.encode() + ext + b"\r\n" + piece + b"\r\n"
+        data += piece
+    return framed, data
+
+
+def test_passthrough_is_exact_for_random_bodies_and_reads() -> None:
+    """Random chunked bodies, alone or behind another request, cut into random reads: the
+    body always decodes to the data sent, and whatever is passed through is the client's
+    framing byte for byte."""
+    rng = random.Random(20)
+    passed = 0
+    for _ in range(300):
+        framed, data = _random_chunks(rng)
+        tail = rng.choice([b"0\r\n\r\n", b"0;z\r\nX-T: 1\r\n\r\n"])
+        before = rng.choice([b"", b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n", b"\r\n"])
+        raw = before + _CHUNKED_HEAD + framed + tail + b"GET /z HTTP/1.1\r\nHost: a\r\n\r\n"
+        cuts = sorted(rng.sample(range(1, len(raw)), rng.randrange(0, 6)))
+        result = read_cut(raw, cuts)
+        assert result.error is None, (raw, cuts, result.error)
+        posted = [p for p in result.requests if p.head.method == b"POST"]
+        assert len(posted) == 1 and posted[0].complete, (raw, cuts)
+        assert bytes(posted[0].body) == data, (raw, cuts)
+        if posted[0].framed:
+            passed += 1
+            assert bytes(posted[0].framed) == framed, (raw, cuts)
+            assert posted[0].framed_data == len(data)
+        assert result.requests[-1].head.target == b"/z"
+    assert 100 < passed < 300  # both ways taken: passed through, and re-chunked

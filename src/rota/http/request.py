@@ -24,6 +24,7 @@ from rota.http.rules import (
     body_start,
     check_body_size,
     decide_request,
+    head_end,
     resume_head,
     trailer_section,
 )
@@ -35,11 +36,23 @@ __all__ = ["IDEMPOTENT", "Body", "RequestHead", "RequestParser", "RequestSink"]
 _VERSIONS: Final = {"1.1": (1, 1), "1.0": (1, 0)}
 # Read once per request: a C static when compiled, not a global and an enum attribute.
 _CHUNKED: Final = BodyKind.CHUNKED
+_LENGTH: Final = BodyKind.LENGTH
+
+# A Content-Length body at least this large is read past llhttp once its head's read is
+# parsed (see RequestParser.feed): every read after that is body bytes up to the length,
+# handed on as uvloop read them, where llhttp would copy each into a new `bytes` for
+# on_body. A smaller body keeps to llhttp: the fresh parser its end takes costs more than
+# the copy of a few reads.
+BYPASS_MIN: Final = 64 * 1024
 
 
 class RequestSink(Protocol):
     def on_request(self, head: RequestHead) -> None: ...
     def on_request_body(self, data: bytes) -> None: ...
+    # A chunked body passed through: the client's own chunks (size lines, extensions, data),
+    # as llhttp validated them, `body` data bytes in all; never the last chunk, which the
+    # sink writes with the trailer fields at the end (on_request_end).
+    def on_request_framed(self, data: bytes, body: int) -> None: ...
     # The trailer fields of a chunked request, as forwarded (rules.trailer_section): called
     # just before on_request_end, only when there are some.
     def on_request_trailers(self, section: bytes) -> None: ...
@@ -58,6 +71,9 @@ class _Detached:
         pass
 
     def on_request_body(self, data: bytes) -> None:
+        pass
+
+    def on_request_framed(self, data: bytes, body: int) -> None:
         pass
 
     def on_request_trailers(self, section: bytes) -> None:
@@ -87,15 +103,18 @@ class RequestParser:
         "_body_bytes",
         "_chunks",
         "_data",
+        "_ended",
         "_error",
         "_feed",
         "_get_method",
         "_get_version",
         "_head_bytes",
         "_headers",
+        "_left",
         "_limits",
         "_muted",
         "_parser",
+        "_raw_from",
         "_sink",
         "_swallow_end",
         "_tail",
@@ -130,6 +149,14 @@ class RequestParser:
         self._chunks: ChunkLines | None = None
         self._data = b""
         self._tail = b""
+        # A message ended in the read being parsed (then where a later head ends in it is
+        # not known for sure: rules.head_end).
+        self._ended = False
+        # Where the forwardable bytes of a passed-through chunked body begin in the read
+        # being parsed; -1: none (rules.ChunkLines.cut says where they end).
+        self._raw_from = -1
+        # The bytes still to come of a large Content-Length body, read past llhttp (feed).
+        self._left = 0
         # Bytes after a WebSocket upgrade request, held unparsed until the backend answers:
         # tunnel data after a 101, the next request otherwise (release_held).
         self.held: bytes | None = None
@@ -151,6 +178,9 @@ class RequestParser:
         if self.held is not None:
             self.held += data
             return
+        if self._left:
+            self._read_past(data)
+            return
         chunks = self._chunks
         if chunks is not None:
             # Inside a chunked body (or just after one): its size lines are checked before
@@ -159,7 +189,10 @@ class RequestParser:
                 self._chunks = None
             elif not chunks.done:
                 chunks.scan(data, 0)
+                if chunks.raw:
+                    self._raw_from = 0
         self._began = False
+        self._ended = False
         self._data = data
         try:
             self._feed(data)
@@ -193,10 +226,15 @@ class RequestParser:
             return
         except httptools.HttpParserError as exc:
             self._data = b""
+            self._raw_from = -1
             if self._error is not None:
                 raise self._error from None
             raise from_parser_error(exc) from None
         self._data = b""
+        if self._raw_from >= 0:
+            # A passed-through chunked body goes on past this read, which llhttp accepted
+            # whole: its bytes go on once both agree on the data in it.
+            self._pass_on(data)
         chunks = self._chunks
         if chunks is not None and chunks.done and not chunks.checked and chunks.data >= 0:
             # The trailer section of a chunked body, unfinished (RFC 9112 7.1.2): llhttp
@@ -268,12 +306,22 @@ class RequestParser:
             # the real end comes from the primed parser (see feed).
             self._swallow_end = head.body is not Body.NONE
         self._sink.on_request(head)
-        if head.body is _CHUNKED:
+        body = head.body
+        if body is _CHUNKED:
             # Like every fault inside a chunked body, a refused size line comes after the
             # head went on (docs/http-strictness.md), never after a complete request.
-            self._follow_chunks()
+            self._follow_chunks(head)
+        elif (
+            body is _LENGTH
+            and head.content_length >= BYPASS_MIN
+            and head.keep_alive
+            and self._upgrade_head is None
+        ):
+            self._left = head.content_length  # on_body counts what this read holds
 
     def on_body(self, body: bytes) -> None:
+        if self._left:
+            self._left -= len(body)
         chunks = self._chunks
         if chunks is not None:
             chunks.seen += len(body)
@@ -282,12 +330,15 @@ class RequestParser:
             # is refused when it passes the limit (RFC 9110 15.5.14).
             self._body_bytes += len(body)
             check_body_size(self._body_bytes, self._limits)
+        if chunks is not None and chunks.raw:
+            return  # passed through in its own framing, read by read (_pass_on)
         self._sink.on_request_body(body)
 
     def on_message_complete(self) -> None:
         if self._swallow_end:
             self._swallow_end = False
             return
+        self._ended = True
         chunks = self._chunks
         if chunks is not None and not chunks.checked:
             chunks.checked = True
@@ -295,6 +346,8 @@ class RequestParser:
                 # ChunkLines lost step with llhttp (a body start found in the wrong place):
                 # refuse rather than let size lines go unchecked.
                 self._fail(400, "chunked body framing out of step")
+            if self._raw_from >= 0:
+                self._pass_on(self._data)  # the chunks before the last one
         trailers = self._trailers
         if trailers:
             self._trailers = []
@@ -307,14 +360,25 @@ class RequestParser:
                 self._sink.on_request_trailers(section)
         self._sink.on_request_end()
 
-    def _follow_chunks(self) -> None:
+    def _follow_chunks(self, head: RequestHead) -> None:
         """A chunked request's head is complete: find where its body starts in the read being
-        parsed and check the size lines there before llhttp reads them (rules.ChunkLines)."""
+        parsed and check the size lines there before llhttp reads them (rules.ChunkLines).
+
+        Where that start is certain (no other message ended earlier in the read:
+        rules.head_end), the body passes through in its own framing: the backend gets the
+        client's chunks as they came, each read's once llhttp has accepted it, rather than
+        de-chunked by llhttp and framed again. Otherwise (a chunked request pipelined behind
+        another in one read, an Upgrade stripped) it is re-chunked as before."""
         data = self._data
         previous = self._chunks
-        start = previous.end if previous is not None and previous.read is data else 0
-        offset = body_start(data, start, self._began, self._tail, self._headers[-1][1])
-        chunks = ChunkLines()
+        raw = not self._ended and self._upgrade_head is None and head.version == (1, 1)
+        if raw:
+            start = 0
+            offset = head_end(data, self._began, self._tail)
+        else:
+            start = previous.end if previous is not None and previous.read is data else 0
+            offset = body_start(data, start, self._began, self._tail, self._headers[-1][1])
+        chunks = ChunkLines(raw and offset != -1)
         self._chunks = chunks
         if offset == -1:
             # Not a chunked body llhttp will accept (it refuses the size line), or the
@@ -326,6 +390,53 @@ class RequestParser:
         except ProtocolError as exc:
             self._error = exc
             raise
+        if chunks.raw:
+            self._raw_from = offset
+
+    def _pass_on(self, data: bytes) -> None:
+        """Hand on what a passed-through chunked body holds in `data`, the read llhttp has
+        accepted up to the end or to the end of the message: from `_raw_from` to the cut
+        ChunkLines found (the last chunk's line, or a size line the read cut), after a size
+        line carried from earlier reads. ChunkLines and llhttp must agree on the data bytes
+        in it, or nothing of it goes on (400)."""
+        chunks = self._chunks
+        start = self._raw_from
+        self._raw_from = -1
+        if chunks is None or not chunks.raw:
+            return
+        if not chunks.in_step():
+            self._fail(400, "chunked body framing out of step")
+        cut = chunks.cut
+        end = len(data) if cut < 0 else cut
+        piece = data if start == 0 and cut < 0 else data[start:end]
+        carry = chunks.carry
+        if carry:
+            chunks.carry = b""
+            piece = carry + piece
+        body = chunks.seen - chunks.sent
+        chunks.sent = chunks.seen
+        if piece:
+            self._sink.on_request_framed(piece, body)
+
+    def _read_past(self, data: bytes) -> None:
+        """A read of a large Content-Length body, which llhttp would copy into a new `bytes`:
+        handed on as it is. Its length was checked with the head and llhttp counted the
+        body bytes of the head's read, so what is left of it is known; at its end the
+        message ends here, and a fresh parser (llhttp is still inside the body) takes what
+        follows, as it would a new connection's bytes."""
+        left = self._left
+        n = len(data)
+        sink = self._sink
+        if n < left:
+            self._left = left - n
+            sink.on_request_body(data)
+            return
+        self._left = 0
+        sink.on_request_body(data if n == left else data[:left])
+        self._use_parser(httptools.HttpRequestParser(self))
+        sink.on_request_end()
+        if n > left:
+            self.feed(data[left:])
 
     def _fail(self, status: int, reason: str) -> None:
         self._error = ProtocolError(status, reason)
@@ -365,6 +476,7 @@ class RequestParser:
         self._get_method = _DETACHED_GET_METHOD
         self._get_version = _DETACHED_GET_VERSION
         self._sink = _DETACHED
+        self._left = 0
 
     def release_held(self) -> bytes | None:
         """End the hold after a WebSocket upgrade request: the bytes held (None if nothing is

@@ -617,9 +617,33 @@ class ChunkLines:
     llhttp delivered) must agree at the end of the message, or the two disagree on where
     the body is and the request is refused."""
 
-    __slots__ = ("checked", "data", "done", "end", "line", "read", "seen", "skip", "trailer")
+    __slots__ = (
+        "carry",
+        "checked",
+        "cut",
+        "data",
+        "done",
+        "end",
+        "line",
+        "raw",
+        "read",
+        "seen",
+        "sent",
+        "skip",
+        "trailer",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, raw: bool = False) -> None:
+        # Passthrough (`raw`): the body's own bytes go to the backend, framing and all, so
+        # each scan also says which of the read's bytes are forwardable: up to `cut` (the
+        # start of the last chunk's line, or of a size line cut by the end of the read; -1:
+        # the whole read), after `carry` (a size line begun in earlier reads, held back
+        # until it was known not to be the last chunk's). `sent`: the data bytes of `seen`
+        # already forwarded.
+        self.raw = raw
+        self.cut = -1
+        self.carry = b""
+        self.sent = 0
         self.line = b""  # the start of a size line cut by the end of a read
         self.skip = 0  # bytes of chunk data and its CRLF before the next size line
         self.done = False  # the last chunk (size 0) was seen: trailer fields follow
@@ -634,6 +658,8 @@ class ChunkLines:
         """Follow `data[pos:]`; raises ProtocolError (400) for a size line over
         MAX_CHUNK_LINE."""
         n = len(data)
+        self.cut = -1
+        self.carry = b""
         while pos < n and not self.done:
             skip = self.skip
             if skip:
@@ -641,6 +667,7 @@ class ChunkLines:
                 pos += take
                 self.skip = skip - take
                 continue
+            start = pos  # where this size line starts in `data` (0 if it began earlier)
             size = -1
             lf = -1
             if not self.line:
@@ -664,14 +691,18 @@ class ChunkLines:
                     if len(line) > MAX_CHUNK_LINE + 1:
                         raise ProtocolError(400, "chunk extension too long")
                     self.line = line
+                    self.cut = start
                     return
                 # The line ends with CR (llhttp refuses a bare LF); the CR is not counted.
                 if self.line:
-                    line = self.line + data[pos:lf]
+                    begun = self.line
+                    line = begun + data[pos:lf]
                     self.line = b""
                     if len(line) > MAX_CHUNK_LINE + 1:
                         raise ProtocolError(400, "chunk extension too long")
                     size = _chunk_size(line, 0, len(line))
+                    if size > 0 and self.raw:
+                        self.carry = begun
                 else:
                     if lf - pos > MAX_CHUNK_LINE + 1:
                         raise ProtocolError(400, "chunk extension too long")
@@ -682,9 +713,11 @@ class ChunkLines:
             if size < 0:
                 # Not a size line: llhttp refuses it when it gets there, unless this lost
                 # step with llhttp, which agrees() reports at the end of the message.
+                self.cut = start
                 self.lose()
                 return
             if size == 0:
+                self.cut = start
                 self.done = True
                 self.read = data
                 self.end = pos
@@ -700,6 +733,15 @@ class ChunkLines:
     def agrees(self) -> bool:
         """At the end of the message: llhttp framed the same body."""
         return self.done and self.data == self.seen
+
+    def in_step(self) -> bool:
+        """After a read both parsed whole, mid-body: the data bytes the size lines have
+        passed over are those llhttp delivered (of the data and CRLF still to skip, the
+        data is not passed yet)."""
+        if self.done:
+            return self.data == self.seen
+        ahead = self.skip - 2
+        return self.data - (ahead if ahead > 0 else 0) == self.seen
 
 
 def _hex_value(c: int) -> int:
@@ -762,6 +804,28 @@ def body_start(data: bytes, start: int, began: bool, tail: bytes, last_value: by
                 return k
         i = data.find(_CRLF2, i + 1)
     return -1
+
+
+def head_end(data: bytes, began: bool, tail: bytes) -> int:
+    """Where the body begins in `data`, a read in which llhttp completed a request head and
+    in which no earlier message ended, or -1. Then nothing but this head (after the line
+    breaks llhttp skips before a request line) comes before the body in the read, and a
+    head ends at its first empty line (llhttp refuses a bare CR or LF): exact, unlike
+    `body_start`, which must choose between the requests of a pipelined read. `began`: the
+    head began in this read; else in earlier ones, whose last bytes were `tail`."""
+    if not began:
+        joined = tail + data[:3]
+        i = joined.find(_CRLF2)
+        if i != -1:
+            return i + 4 - len(tail)
+        i = data.find(_CRLF2)
+        return i + 4 if i != -1 else -1
+    n = len(data)
+    pos = 0
+    while pos < n and (data[pos] == 13 or data[pos] == 10):
+        pos += 1
+    i = data.find(_CRLF2, pos)
+    return i + 4 if i != -1 else -1
 
 
 def resume_head(head: RequestHead) -> bytes:

@@ -225,6 +225,11 @@ class ClientConnection(BatchedWriter):
         if parsing is not None:
             parsing.on_request_body(data)
 
+    def on_request_framed(self, data: bytes, body: int) -> None:
+        parsing = self.parsing
+        if parsing is not None:
+            parsing.on_request_framed(data, body)
+
     def on_request_trailers(self, section: bytes) -> None:
         parsing = self.parsing
         if parsing is not None:

@@ -31,7 +31,7 @@ from rota.http.headers import (
     cookie_value,
     response_head_parts,
 )
-from rota.http.request import IDEMPOTENT, Body, RequestHead
+from rota.http.request import BYPASS_MIN, IDEMPOTENT, Body, RequestHead
 from rota.http.routing import Route, rewrite_target
 from rota.http.rules import build_request_head, response_trailer_section
 from rota.outcome import TIMEOUT, End, Outcome, protocol_name, reason_for
@@ -263,6 +263,21 @@ class Exchange(Outcome):
         if self.head.body is Body.CHUNKED:
             # llhttp hands us the de-chunked data; re-frame it for the backend.
             data = b"%x\r\n%b\r\n" % (len(data), data)
+        self._send_body(data)
+
+    def on_request_framed(self, data: bytes, body: int) -> None:
+        """Chunks of a chunked body passed through in the client's framing (`body` data
+        bytes in them): sent on as they are (rota.http.request.RequestParser._pass_on)."""
+        step = self.step
+        if step is Step.DONE:
+            return
+        self.bytes_in += body
+        if step is Step.LOCAL or (step is Step.QUEUED and self.pool is None):
+            self.downstream.touch_body()
+            return
+        self._send_body(data)
+
+    def _send_body(self, data: bytes) -> None:
         upstream = self.upstream
         if upstream is not None:
             upstream.write(data)
@@ -447,6 +462,10 @@ class Exchange(Outcome):
         elif length is not None:
             body = ResponseBody.LENGTH
             parts += (b"Content-Length: ", length, b"\r\n")
+            if len(length) > 4 and length.isdigit() and self.upstream is not None:
+                size = int(length)
+                if size >= BYPASS_MIN:
+                    self.upstream.read_past(size)
         else:
             body = ResponseBody.UNTIL_CLOSE
             if self.upstream is not None:

@@ -50,6 +50,7 @@ class UpstreamConnection(BatchedWriter):
         "_feed",
         "_headers",
         "_keep_alive",
+        "_left",
         "_reason",
         "_skip_body",
         "_status_code",
@@ -74,6 +75,9 @@ class UpstreamConnection(BatchedWriter):
         self._reason = b""
         self._done = False
         self._skip_body = False
+        # The bytes still to come of a large Content-Length body, read past llhttp
+        # (read_past), as rota.http.request does for request bodies.
+        self._left = 0
         self.reusable = True
         self.received = False  # any response byte for the current exchange
         self.reading_paused = False
@@ -111,6 +115,12 @@ class UpstreamConnection(BatchedWriter):
         self.received = True
         batch = self._batch
         batch.active = True
+        if self._left:
+            try:
+                self._read_past(exchange, data)
+            finally:
+                batch.flush()
+            return
         try:
             self._feed(data)
         except httptools.HttpParserUpgrade as exc:
@@ -207,6 +217,8 @@ class UpstreamConnection(BatchedWriter):
         if self._skip_body or self._done:
             self.reusable = False  # bytes after a HEAD response, or after a response
             return
+        if self._left:
+            self._left -= len(body)
         exchange = self.exchange
         if exchange is not None:
             exchange.on_response_body(body)
@@ -230,6 +242,29 @@ class UpstreamConnection(BatchedWriter):
                 self.reusable = False
             exchange.on_response_trailers(trailers)
         self._done = True
+
+    def read_past(self, length: int) -> None:
+        """The response head just parsed announced a Content-Length body of `length`
+        (at least BYPASS_MIN): once the head's read is parsed, its reads go on as uvloop
+        read them, without llhttp's copy of each into a new `bytes` (_read_past)."""
+        self._left = length  # on_body counts what the head's read holds
+
+    def _read_past(self, exchange: Exchange, data: bytes) -> None:
+        left = self._left
+        n = len(data)
+        if n < left:
+            self._left = left - n
+            exchange.on_response_body(data)
+            return
+        self._left = 0
+        if n > left:
+            # Bytes beyond the response: the backend spoke unasked (RFC 9112 9.3).
+            self.reusable = False
+            data = data[:left]
+        exchange.on_response_body(data)
+        # llhttp is still inside the body: the next response gets a fresh parser.
+        self._use_parser(httptools.HttpResponseParser(self))
+        exchange.on_response_end()
 
     # for the exchange and the pool
 
