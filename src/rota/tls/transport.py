@@ -23,6 +23,7 @@ buffered, then `close_notify`, then closes without waiting for the client's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -53,8 +54,10 @@ CLOSING: Final = 2  # close() called: flushing what is buffered, then close_noti
 CLOSED: Final = 3
 
 
-class TlsTransport(asyncio.Transport):
-    """A server-side TLS connection on an accepted, non-blocking socket.
+class TlsTransport:
+    """A server-side TLS connection on an accepted, non-blocking socket: an asyncio
+    transport by its methods. It does not subclass `asyncio.Transport`, so that mypyc can
+    compile it as a native class (as rota's protocols, rota.proxy.batching.as_protocol).
 
     `done(transport, error)` is called once when the handshake has ended: with None when
     it succeeded (the protocol from `factory` then has its `connection_made`), with the
@@ -65,11 +68,10 @@ class TlsTransport(asyncio.Transport):
         loop: asyncio.AbstractEventLoop,
         sock: socket.socket,
         context: ssl.SSLContext,
-        factory: Callable[[], asyncio.BaseProtocol],
+        factory: Callable[[], Any],
         done: Done,
         handshake_timeout: float,
     ) -> None:
-        super().__init__()
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
@@ -249,7 +251,7 @@ class TlsTransport(asyncio.Transport):
 
     # Writing
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._state != OPEN or not data:
             return
         try:
@@ -265,7 +267,7 @@ class TlsTransport(asyncio.Transport):
     def _flush_outgoing(self) -> None:
         """Send the ciphertext OpenSSL made; what the socket does not take waits for the
         writer callback."""
-        out = self._outgoing.read()
+        out: bytes | memoryview = self._outgoing.read()
         if not out:
             return
         if not self._pending:
@@ -376,8 +378,12 @@ class TlsTransport(asyncio.Transport):
 
     def _protocol_error(self, exc: BaseException) -> None:
         self._loop.call_exception_handler(
-            {"message": "TLS transport: protocol callback failed", "exception": exc,
-             "transport": self, "protocol": self._protocol}
+            {
+                "message": "TLS transport: protocol callback failed",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            }
         )
         self._lost(exc)
 
@@ -392,16 +398,13 @@ class TlsTransport(asyncio.Transport):
             loop.remove_writer(self._fd)
             self._writing = False
         if send_close_notify:
-            try:
+            # It then waits for the client's close_notify: not awaited.
+            with contextlib.suppress(ssl.SSLError, ValueError):
                 self._ssl.shutdown()
-            except (ssl.SSLError, ValueError):
-                pass  # it waits for the client's close_notify: not awaited
             out = self._outgoing.read()
             if out:
-                try:
+                with contextlib.suppress(OSError):
                     self._sock.send(out)
-                except OSError:
-                    pass
         self._pending = []
         self._pending_size = 0
         self._sock.close()
@@ -442,5 +445,5 @@ class TlsTransport(asyncio.Transport):
     def get_protocol(self) -> Any:
         return self._protocol
 
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+    def set_protocol(self, protocol: Any) -> None:
         self._protocol = protocol
