@@ -39,6 +39,9 @@ RECORD_SIZE: Final = 16 * 1024
 # asyncio's default write-buffer marks.
 HIGH_WATER: Final = 64 * 1024
 LOW_WATER: Final = 16 * 1024
+# A close() that still has bytes to send waits this long for a client that reads nothing,
+# then aborts (uvloop's and asyncio's ssl_shutdown_timeout default).
+SHUTDOWN_TIMEOUT: Final = 30.0
 
 # One read buffer for every connection: the loop runs one callback at a time, and what is
 # read is copied into the connection's BIO before the callback returns.
@@ -357,6 +360,13 @@ class TlsTransport:
         if not self._pending:
             self._shut(send_close_notify=True)
             self._loop.call_soon(self._connection_lost, None)
+        else:
+            self._timer = self._loop.call_later(SHUTDOWN_TIMEOUT, self._shutdown_timeout)
+
+    def _shutdown_timeout(self) -> None:
+        self._timer = None
+        if self._state == CLOSING:
+            self._lost(None)
 
     def abort(self) -> None:
         if self._state >= CLOSED:
@@ -392,6 +402,9 @@ class TlsTransport:
         prior = self._state
         self._state = CLOSED
         loop = self._loop
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if prior != CLOSING:  # close() stopped reading already
             loop.remove_reader(self._fd)
         if self._writing:
