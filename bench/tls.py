@@ -12,8 +12,9 @@ Workloads (wrk, one thread, `https://127.0.0.1:PORT/`, no SNI: the default certi
 
 Contenders, one worker/thread each, against the same three nginx backends (plain HTTP,
 keep-alive): rota on uvloop (what `rota lb` runs), rota on asyncio's own loop
-(`ROTA_LOOP=asyncio`: the other `ssl=` implementation, to choose on numbers), HAProxy and
-nginx with Mozilla's intermediate ciphers and TLS 1.2+.
+(`ROTA_LOOP=asyncio`: the client side's TLS is rota's own transport on either loop,
+rota.tls.transport; the loop still carries the backend side), HAProxy and nginx with
+Mozilla's intermediate ciphers and TLS 1.2+.
 
 Also: a 1 GiB download through rota's TLS listener from a `rota backend`, checked byte by byte
 against the backend's pattern, with rota's peak memory before and after.

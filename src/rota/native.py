@@ -60,6 +60,7 @@ COMPILED = (
     "rota.proxy.context",
     "rota.proxy.exchange",
     "rota.proxy.upstream",
+    "rota.tls.transport",
 )
 
 PURE_ENV = "ROTA_PURE_PYTHON"

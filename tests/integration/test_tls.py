@@ -210,6 +210,40 @@ def test_a_large_download_is_byte_exact_with_bounded_memory(site: Site) -> None:
     assert site.rota.peak_rss_kib() - before < 40 * 1024
 
 
+def test_pipelined_requests_in_many_records_are_all_answered(site: Site) -> None:
+    # 20 requests, each its own TLS record, all sent before reading: rota decrypts every
+    # record that arrived in one read and must pass all of them on, past its pipeline
+    # depth (8), and answer each.
+    ctx = trusting(site.ca)
+    with (
+        socket.create_connection(("127.0.0.1", site.port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="a.example.com") as tls,
+    ):
+        for i in range(20):
+            tls.sendall(b"GET /?n=%d HTTP/1.1\r\nHost: a\r\n\r\n" % i)
+        received = b""
+        while received.count(b"HTTP/1.1 200") < 20:
+            chunk = tls.recv(65536)
+            assert chunk, f"closed after {received.count(b'HTTP/1.1 200')} answers"
+            received += chunk
+    assert received.count(b"HTTP/1.1 200") == 20
+
+
+def test_a_client_close_notify_is_answered_with_one(site: Site) -> None:
+    ctx = trusting(site.ca)
+    with socket.create_connection(("127.0.0.1", site.port), timeout=10) as raw:
+        tls = ctx.wrap_socket(raw, server_hostname="a.example.com")
+        tls.sendall(get("a"))
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += tls.recv(65536)
+        assert received.startswith(b"HTTP/1.1 200")
+        time.sleep(0.2)  # the rest of the answer has arrived
+        plain = tls.unwrap()  # sends close_notify, returns once rota's has come back
+        plain.settimeout(10)
+        assert plain.recv(100) == b""  # and rota closed the connection
+
+
 def _closed_without_an_answer(sock: socket.socket) -> bytes:
     sock.settimeout(10)
     received = b""

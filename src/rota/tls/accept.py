@@ -4,10 +4,10 @@ Why not `loop.create_server(ssl=...)`: a handshake that fails there never reache
 (asyncio and uvloop log it at debug level and drop it), so it could not be counted per
 reason, and the server's context is fixed for its lifetime, so a reload could not give
 new handshakes new certificates. Here the accept loop is rota's own
-(`rota.proxy.listener.Listener`), each accepted socket is handed to
-`loop.connect_accepted_socket(ssl=..., ssl_handshake_timeout=...)` with the context of
-the moment, and its failure is counted. The TLS record layer afterwards is the loop's
-(uvloop's, in C, when it runs): the same transport `create_server` would have made.
+(`rota.proxy.listener.Listener`) and each accepted socket becomes a
+`rota.tls.transport.TlsTransport` with the context of the moment: it runs the handshake
+from the loop's reader callback (no Task, no coroutine per connection), reports its end
+here (failures are counted per reason), then carries the records for the protocol.
 
 Handshakes in progress count against `max_connections`, so a flood of clients that
 open TCP and never finish a handshake holds at most that many sockets, each for at most
@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from rota.proxy.listener import Listener
 from rota.tls.server import ServerTls
+from rota.tls.transport import TlsTransport
 
 
 class TlsAcceptor:
@@ -39,7 +40,7 @@ class TlsAcceptor:
         self.handshake_timeout = handshake_timeout
         self.max_handshakes = max_handshakes
         self.listener: Listener | None = None
-        self.handshakes: set[asyncio.Task[None]] = set()
+        self.handshakes: set[TlsTransport] = set()
 
     def __repr__(self) -> str:
         return f"<TlsAcceptor {self.tls.listener} [{len(self.handshakes)} handshakes]>"
@@ -52,25 +53,26 @@ class TlsAcceptor:
         """Stop accepting; handshakes in progress are cut (their clients have nothing yet)."""
         if self.listener is not None:
             self.listener.close()
-        for task in list(self.handshakes):
-            task.cancel()
+        for transport in list(self.handshakes):
+            transport.abort()
 
     def _accepted(self, sock: socket.socket) -> None:
-        task = self.loop.create_task(self._handshake(sock))
-        self.handshakes.add(task)
-        task.add_done_callback(self.handshakes.discard)
+        # As asyncio and uvloop do for every TCP transport: a response is sent at once,
+        # not held back by Nagle's algorithm waiting for the client's ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport = TlsTransport(
+            self.loop,
+            sock,
+            self.tls.context(),
+            self.factory,
+            self._handshake_done,
+            self.handshake_timeout(),
+        )
+        self.handshakes.add(transport)
 
-    async def _handshake(self, sock: socket.socket) -> None:
-        try:
-            # On failure the transport closes the socket itself.
-            await self.loop.connect_accepted_socket(
-                self.factory,
-                sock,
-                ssl=self.tls.context(),
-                ssl_handshake_timeout=self.handshake_timeout(),
-            )
-        except Exception as exc:  # whatever a client sends, never more than a count
-            self.tls.failures.failed(exc)
-        finally:
-            if self.listener is not None:
-                self.listener.release()
+    def _handshake_done(self, transport: TlsTransport, error: BaseException | None) -> None:
+        self.handshakes.discard(transport)
+        if error is not None:
+            self.tls.failures.failed(error)
+        if self.listener is not None:
+            self.listener.release()

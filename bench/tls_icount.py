@@ -1,0 +1,138 @@
+"""Instructions per HTTPS request of a real load balancer process, under callgrind:
+`python -m bench.tls_icount [--close] [--contender haproxy] [--src DIR] [-n N]`.
+
+CPU time per request from /proc moves with whatever else the machine runs (the same
+process measured twice differed by 30% on the shared machine); instructions do not. The
+contender (rota from `--src`, default this tree's src/, or HAProxy) runs under
+`valgrind --tool=callgrind` with the configuration of `bench.tls` in front of three nginx
+backends; a Python `ssl` client sends 50 warm-up requests, the counters are zeroed
+(`callgrind_control -z`), N requests follow (keep-alive on one connection, or with
+`--close` a new TLS connection, full handshake, for each), and the counters are dumped.
+User-space instructions only: the kernel's share (syscalls, TCP) is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.contenders import nginx_argv, nginx_backend_conf
+from bench.procs import LOOPBACK, Proc, free_port, free_ports
+from bench.tls_contenders import CONNS, CONTENDERS, make_cert, rota_builder
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUEST = b"GET / HTTP/1.1\r\nHost: b\r\n\r\n"
+REQUEST_CLOSE = b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+
+
+def exchange(port: int, requests: int, close: bool) -> None:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection((LOOPBACK, port), timeout=30) as raw,
+        ctx.wrap_socket(raw) as tls,
+    ):
+        for _ in range(requests):
+            tls.sendall(REQUEST_CLOSE if close else REQUEST)
+            answer = b""
+            while not answer.endswith(b"ok\n"):  # the backends answer "ok\n"
+                data = tls.recv(65536)
+                if not data:
+                    break
+                answer += data
+            if not answer.startswith(b"HTTP/1.1 200"):
+                raise SystemExit(f"tls_icount: unexpected answer {answer[:100]!r}")
+
+
+def run(port: int, n: int, close: bool) -> None:
+    if close:
+        for _ in range(n):
+            exchange(port, 1, True)
+    else:
+        exchange(port, n, False)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.tls_icount", description=__doc__)
+    p.add_argument("--close", action="store_true", help="a new TLS connection per request")
+    p.add_argument("--contender", default="rota", choices=["rota", "haproxy"])
+    p.add_argument("--src", default=str(ROOT / "src"), help="rota's source tree to run")
+    p.add_argument("-n", type=int, help="requests counted (2000, or 300 with --close)")
+    args = p.parse_args()
+    n = args.n or (300 if args.close else 2000)
+    os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    root = Path(tempfile.mkdtemp(prefix="rota-tls-icount-"))
+    backend_dir = root / "backends"
+    backend_dir.mkdir()
+    ports = free_ports(3)
+    backends = Proc(
+        "backends",
+        nginx_argv(backend_dir, nginx_backend_conf(backend_dir, ports, CONNS)),
+        backend_dir,
+    )
+    cert = make_cert(root)
+    port = free_port()
+    if args.contender == "rota":
+        argv, env = rota_builder("uvloop")(root, port, ports, cert)
+        env["PYTHONPATH"] = args.src
+        env["PYTHONHASHSEED"] = "0"
+    else:
+        argv, env = CONTENDERS[args.contender][1](root, port, ports, cert)
+    out = root / "callgrind.out"
+    backends.start()
+    with open(root / "valgrind.log", "w") as log:
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                run(port, 1, args.close)
+                break
+            except (OSError, ssl.SSLError):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit(f"tls_icount: {args.contender} did not start") from None
+                time.sleep(0.5)
+        run(port, 50, args.close)
+        time.sleep(0.5)
+        subprocess.run(
+            ["callgrind_control", "-z", str(proc.pid)], check=True, timeout=60, capture_output=True
+        )
+        run(port, n, args.close)
+        time.sleep(0.3)
+        subprocess.run(
+            ["callgrind_control", "-d", str(proc.pid)], check=True, timeout=60, capture_output=True
+        )
+        time.sleep(0.5)
+        dump = Path(f"{out}.1").read_text(errors="replace")
+        found = re.search(r"^summary:\s*(\d+)", dump, re.MULTILINE)
+        if found is None:
+            raise SystemExit("tls_icount: callgrind dumped no summary")
+        mode = "new TLS connection per request" if args.close else "keep-alive over TLS"
+        print(f"{args.contender}: {mode}: {int(found.group(1)) / n:,.0f} instructions per request")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        backends.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
