@@ -29,7 +29,12 @@ ACCEPT_BATCH = 64
 RESOURCE_RETRY_DELAY = 1.0
 _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
-OnAccept = Callable[[socket.socket], None]
+# Called with each accepted socket (non-blocking) and its peer address, from accept(): the
+# address is known there for free, where getpeername later is a syscall per connection.
+OnAccept = Callable[[socket.socket, object], None]
+# Called at the cap before accepting: True if it closed a connection (and called
+# `release()`), so that one more may be accepted now.
+MakeRoom = Callable[[], bool]
 
 
 def bind(
@@ -71,10 +76,16 @@ def bind(
 
 class Listener:
     """Accepts on `sockets`, hands each new connection to `on_accept`, and keeps at most
-    `max_connections` of them open: the owner calls `release()` when one has ended."""
+    `max_connections` of them open: the owner calls `release()` when one has ended.
+
+    At the cap, `make_room` (if given) may close a connection that is worth less than a
+    new client (HTTP: a head still arriving, or idle in keep-alive); if it cannot,
+    accepting stops until a connection ends, or until the owner calls `start()` because
+    one has become worth closing."""
 
     __slots__ = (
         "_loop",
+        "_make_room",
         "_on_accept",
         "_retry",
         "_watching",
@@ -89,10 +100,12 @@ class Listener:
         sockets: list[socket.socket],
         on_accept: OnAccept,
         max_connections: int,
+        make_room: MakeRoom | None = None,
     ) -> None:
         self._loop = loop
         self.sockets = sockets
         self._on_accept = on_accept
+        self._make_room = make_room
         self.max_connections = max_connections
         self.active = 0
         self._watching = False
@@ -107,7 +120,10 @@ class Listener:
         return self._watching
 
     def start(self) -> None:
-        if not self._watching and self.active < self.max_connections:
+        """Watch the sockets, unless at the cap with nothing to make room from."""
+        if self._watching or self._retry is not None or not self.sockets:
+            return
+        if self.active < self.max_connections or self._make_room is not None:
             for sock in self.sockets:
                 self._loop.add_reader(sock.fileno(), self._accept, sock)
             self._watching = True
@@ -138,16 +154,18 @@ class Listener:
     def release(self) -> None:
         """One connection has ended: make room for the next one from the backlog."""
         self.active -= 1
-        if not self._watching and self._retry is None and self.sockets:
+        if not self._watching:
             self.start()
 
     def _accept(self, sock: socket.socket) -> None:
         for _ in range(ACCEPT_BATCH):
             if self.active >= self.max_connections:
-                self.pause()
-                return
+                make_room = self._make_room
+                if make_room is None or not make_room():
+                    self.pause()
+                    return
             try:
-                conn, _ = sock.accept()
+                conn, address = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -162,7 +180,7 @@ class Listener:
                 continue
             conn.setblocking(False)
             self.active += 1
-            self._on_accept(conn)
+            self._on_accept(conn, address)
 
     def _resume(self) -> None:
         self._retry = None
