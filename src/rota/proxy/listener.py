@@ -158,9 +158,13 @@ class Listener:
             self.start()
 
     def _accept(self, sock: socket.socket) -> None:
-        for _ in range(ACCEPT_BATCH):
+        make_room = self._make_room
+        for taken in range(ACCEPT_BATCH):
             if self.active >= self.max_connections:
-                make_room = self._make_room
+                if make_room is not None and taken:
+                    # Room is made only for a client known to wait: the one this readiness
+                    # event announced. Another still waiting makes the socket ready again.
+                    return
                 if make_room is None or not make_room():
                     self.pause()
                     return
