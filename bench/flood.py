@@ -2,10 +2,13 @@
 
 One `rota backend`; in front of it, one at a time, rota (1 worker) and HAProxy (1 thread),
 both capped at the same number of client connections (`limits.max_connections`,
-`maxconn`). The bench opens as many slow-loris sockets as the cap (each sends part of a
-request head, then nothing), then makes `--good` requests on fresh connections, 16 at a
-time, each bounded at 10 s. Reported per contender: how many were answered 200, p50 and p99
-of their latency. The machine may be shared: compare within one run.
+`maxconn`). The bench opens as many slow-loris sockets as the cap (10,000 by default, the
+issue's figure; each sends part of a request head, then nothing), then makes `--good`
+requests on fresh connections, 16 at a time, each bounded at 10 s. Reported per
+contender: how many were answered 200, p50 and p99 of their latency. At the cap both stop
+accepting (new clients wait in the listen backlog); rota first closes the oldest
+connection still sending a head or idle in keep-alive to let a waiting client in. The
+machine may be shared: compare within one run.
 
 Every process is started here and stopped by PID in a `finally`.
 """
@@ -67,7 +70,7 @@ def run(port: int, slow_n: int, good_n: int) -> tuple[int, float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--slow", type=int, default=5000)
+    p.add_argument("--slow", type=int, default=10_000)
     p.add_argument("--good", type=int, default=1000)
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
