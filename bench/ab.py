@@ -6,7 +6,8 @@ this tree's `src` ("new"), then HAProxy, one after the other against the same ng
 backends, and runs wrk on each (`--workload`, as in bench.run: close50 is one request
 per connection over 50 connections). Per contender:
 req/s and CPU per request (its whole process tree, from /proc), median of the rounds.
-Interleaving the rounds is what makes the comparison hold on a shared machine.
+Interleaving the rounds (the order reversed every other round) is what makes the
+comparison hold on a shared machine.
 
 Every process is started here and stopped by PID in a `finally`.
 """
@@ -52,8 +53,10 @@ def main() -> None:
             wait_ready(backends, port)
         (tmp / "rota.json").write_text(rota_config(ports))
         (tmp / "done.lua").write_text(DONE_LUA)
-        for _ in range(args.rounds):
-            for key in [*trees, *([] if args.no_haproxy else ["haproxy"])]:
+        order = [*trees, *([] if args.no_haproxy else ["haproxy"])]
+        for round_ in range(args.rounds):
+            # Reversed every other round, as bench.run does: no contender always goes first.
+            for key in order if round_ % 2 == 0 else order[::-1]:
                 port = free_port()
                 if key == "haproxy":
                     (tmp / "haproxy.cfg").write_text(haproxy_conf("http", port, ports, 1024))
