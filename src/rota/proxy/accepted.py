@@ -28,8 +28,9 @@ def connect(
     sock: socket.socket,
     failed: Callable[[], None],
 ) -> None:
-    """Serve `sock` (accepted, non-blocking) with `protocol`. If no transport could be
-    made (the socket was already gone, say), the socket is closed and `failed` called."""
+    """Serve `sock` (just accepted; the loop makes it non-blocking) with `protocol`. If no
+    transport could be made (the socket was already gone, say), the socket is closed and
+    `failed` called."""
     coro = loop.connect_accepted_socket(lambda: protocol, sock)
     try:
         waiter = coro.send(None)
