@@ -75,6 +75,24 @@ def bind(
     return sockets
 
 
+def accepted_class(listening: socket.socket) -> type[socket.socket]:
+    """The class of the sockets accepted on `listening`: a `socket.socket` whose `family`
+    and `type` are plain class attributes.
+
+    `socket.socket.family` and `.type` are Python properties that build an enum member on
+    every read, several microseconds each on this machine, and they are read five times per
+    connection: twice by `socket.accept()`, three times by `connect_accepted_socket`
+    (uvloop's and asyncio's check the socket's type and family). As class attributes they
+    cost a lookup. Still a `socket.socket`: uvloop detaches (does not close) a socket of
+    that class when its transport closes the fd."""
+    family, kind = listening.family, listening.type
+    return type(
+        f"Accepted{family.name}",
+        (socket.socket,),
+        {"__slots__": (), "family": family, "type": kind},
+    )
+
+
 class Listener:
     """Accepts on `sockets`, hands each new connection to `on_accept`, and keeps at most
     `max_connections` of them open: the owner calls `release()` when one has ended.
@@ -85,6 +103,7 @@ class Listener:
     one has become worth closing."""
 
     __slots__ = (
+        "_classes",
         "_loop",
         "_make_room",
         "_on_accept",
@@ -107,6 +126,7 @@ class Listener:
         self.sockets = sockets
         self._on_accept = on_accept
         self._make_room = make_room
+        self._classes: dict[tuple[int, int], type[socket.socket]] = {}
         self.max_connections = max_connections
         self.active = 0
         self._watching = False
@@ -160,6 +180,10 @@ class Listener:
 
     def _accept(self, sock: socket.socket) -> None:
         make_room = self._make_room
+        family, kind, proto = sock.family, sock.type, sock.proto  # once per readiness event
+        accepted = self._classes.get((family, kind))
+        if accepted is None:
+            accepted = self._classes[family, kind] = accepted_class(sock)
         for taken in range(ACCEPT_BATCH):
             if self.active >= self.max_connections:
                 if make_room is not None and taken:
@@ -170,7 +194,9 @@ class Listener:
                     self.pause()
                     return
             try:
-                conn, address = sock.accept()
+                # What socket.accept() does, without its two enum-building property
+                # reads: the C accept, then the socket object (accepted_class).
+                fd, address = sock._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -183,6 +209,7 @@ class Listener:
                     return
                 # ECONNABORTED and the like: that client gave up; take the next.
                 continue
+            conn = accepted(family, kind, proto, fd)
             # Not set non-blocking here: every owner hands the socket to
             # loop.connect_accepted_socket, which does (uvloop's uv_tcp_open, asyncio's
             # transport set-up): one ioctl fewer per connection.
