@@ -9,7 +9,10 @@ and its CPU per connection comes from /proc. The variants:
 - `task`: rota's accept loop (`add_reader`, up to 64 `accept()` per readiness event),
   then `loop.connect_accepted_socket` run as a Task;
 - `step`: the same accept loop, the coroutine's first step run at once and the rest from
-  its waiter's callback (`rota.proxy.accepted.connect`), no Task.
+  its waiter's callback (`rota.proxy.accepted.connect`), no Task;
+- `rota`: rota's `Listener` and `accepted.connect` as they are: `step`, with the accepted
+  sockets made without `socket.accept()`'s enum-building property reads
+  (`listener.accepted_class`).
 
 The protocol here asks for the peer's address with `get_extra_info` in the `server`
 variant (as rota did) and takes it from `accept()` in the others (as rota does now).
@@ -30,7 +33,7 @@ from typing import Any
 from bench.procs import LOOPBACK, free_port
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-VARIANTS = ("server", "task", "step")
+VARIANTS = ("server", "task", "step", "rota")
 
 
 class Answer:
@@ -57,8 +60,13 @@ class Answer:
         pass
 
 
+def noop() -> None:
+    pass
+
+
 async def serve(variant: str, port: int) -> None:
     from rota.proxy.accepted import connect
+    from rota.proxy.listener import Listener
 
     loop = asyncio.get_running_loop()
     sock = socket.socket()
@@ -85,9 +93,12 @@ async def serve(variant: str, port: int) -> None:
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 else:
-                    connect(loop, Answer(peer), conn, lambda: None)
+                    connect(loop, Answer(peer), conn, noop)
 
-        loop.add_reader(sock.fileno(), ready)
+        if variant == "rota":
+            Listener(loop, [sock], lambda c, p: connect(loop, Answer(p), c, noop), 1 << 30).start()
+        else:
+            loop.add_reader(sock.fileno(), ready)
     print("ready", flush=True)
     await asyncio.Event().wait()
 
