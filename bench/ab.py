@@ -38,6 +38,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=4.0)
     p.add_argument("--no-haproxy", action="store_true")
+    p.add_argument("--mode", choices=("http", "tcp"), default="http")
     args = p.parse_args()
     workload = next(w for w in WORKLOADS if w.key == args.workload)
     rota = str(Path(sys.executable).with_name("rota"))
@@ -59,7 +60,7 @@ def main() -> None:
             for key in order if round_ % 2 == 0 else order[::-1]:
                 port = free_port()
                 if key == "haproxy":
-                    (tmp / "haproxy.cfg").write_text(haproxy_conf("http", port, ports, 1024))
+                    (tmp / "haproxy.cfg").write_text(haproxy_conf(args.mode, port, ports, 1024))
                     argv = ["haproxy", "-db", "-f", str(tmp / "haproxy.cfg")]
                 else:
                     argv = [
@@ -73,6 +74,7 @@ def main() -> None:
                         str(port),
                         "--config",
                         str(tmp / "rota.json"),
+                        *(["--mode", "tcp"] if args.mode == "tcp" else []),
                     ]
                 with Proc(key, argv, tmp) as proc:
                     proc.start()
