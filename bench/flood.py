@@ -2,10 +2,14 @@
 
 One `rota backend`; in front of it, one at a time, rota (1 worker) and HAProxy (1 thread),
 both capped at the same number of client connections (`limits.max_connections`,
-`maxconn`). The bench opens as many slow-loris sockets as the cap (each sends part of a
-request head, then nothing), then makes `--good` requests on fresh connections, 16 at a
-time, each bounded at 10 s. Reported per contender: how many were answered 200, p50 and p99
-of their latency. The machine may be shared: compare within one run.
+`maxconn`). The bench opens as many slow-loris sockets as the cap (the issue's 10,000, or
+fewer if the open-files hard limit cannot give HAProxy two fds per connection; each sends
+part of a request head, then nothing), then makes `--good`
+requests on fresh connections, 16 at a time, each bounded at 10 s. Reported per
+contender: how many were answered 200, p50 and p99 of their latency. At the cap both stop
+accepting (new clients wait in the listen backlog); rota first closes the oldest
+connection still sending a head or idle in keep-alive to let a waiting client in. The
+machine may be shared: compare within one run.
 
 Every process is started here and stopped by PID in a `finally`.
 """
@@ -67,10 +71,14 @@ def run(port: int, slow_n: int, good_n: int) -> tuple[int, float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--slow", type=int, default=5000)
+    p.add_argument("--slow", type=int, help="default: 10,000, or what the fd limit allows")
     p.add_argument("--good", type=int, default=1000)
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if args.slow is None:
+        # HAProxy wants 2 fds per connection of its maxconn (client and server side) and a
+        # few more, and cannot start if the hard limit is below that: 20,000 here, so 9,900.
+        args.slow = min(10_000, (hard - 200) // 2)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     rota_bin = str(Path(sys.executable).with_name("rota"))
     backend_port, rota_port, haproxy_port = free_ports(3)

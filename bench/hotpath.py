@@ -47,6 +47,9 @@ RESPONSE = (
 )
 
 
+# The client's address, as the listener hands it over from accept() (rota.proxy.listener).
+PEER = ("127.0.0.1", 40000)
+
 # The request of the --routes runs: it matches the last of the routes.
 ROUTED = b"GET /b/x HTTP/1.1\r\nHost: h%d.example.com\r\n\r\n"
 
@@ -136,7 +139,7 @@ def setup(
 def run_keep_alive(
     ctx: ProxyContext, upstreams: list[UpstreamConnection], n: int, request: bytes = REQUEST
 ) -> float:
-    client = ClientConnection(ctx)
+    client = ClientConnection(ctx, PEER)
     client_transport = MemoryTransport()
     client.connection_made(client_transport)
     queue = client.queue
@@ -155,7 +158,7 @@ def run_close(ctx: ProxyContext, upstreams: list[UpstreamConnection], n: int) ->
     transports = []
     start = time.perf_counter()
     for _ in range(n):
-        client = ClientConnection(ctx)
+        client = ClientConnection(ctx, PEER)
         transport = MemoryTransport()
         client.connection_made(transport)
         client.data_received(REQUEST_CLOSE)

@@ -55,10 +55,12 @@ COMPILED = (
     "rota.observe.metrics",
     "rota.outcome",
     "rota.pool",
+    "rota.proxy.accepted",
     "rota.proxy.batching",
     "rota.proxy.client",
     "rota.proxy.context",
     "rota.proxy.exchange",
+    "rota.proxy.listener",
     "rota.proxy.upstream",
     "rota.tls.transport",
 )

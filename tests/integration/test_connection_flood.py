@@ -2,10 +2,12 @@
 rota's connection cap (`limits.max_connections`, 10,000 by default), each having sent part
 of a request head; good clients beside them must still be answered.
 
-rota answered 3,524 of 13,611 good requests with 503 in this situation. At the cap it now
-makes room from the connections that cost most and deliver least: those still sending a
-head and those idle in keep-alive, oldest first. Counted, not timed: at least 99.9% of the
-good requests are answered 200.
+rota answered 3,524 of 13,611 good requests with 503 in this situation. At the cap its
+listener now makes room from the connections that cost most and deliver least: those still
+sending a head and those idle in keep-alive, oldest first; with nothing to close it stops
+accepting, and new clients wait in the listen backlog (never a 503). Counted, not timed: at
+least 99.9% of the good requests are answered 200. The test raises its own RLIMIT_NOFILE
+(the 10,000 sockets are its own; rota raises its soft limit to the hard one itself).
 """
 
 from __future__ import annotations

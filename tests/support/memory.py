@@ -94,9 +94,16 @@ class MemoryTransport(asyncio.Transport):
         self._lost = False
 
     def connect(self, protocol: Any) -> None:
-        """Hand this transport to `protocol` (its connection_made)."""
+        """Hand this transport to `protocol` (its connection_made); what the peer sent
+        before (while it waited to be accepted) is delivered after."""
         self._protocol = protocol
         protocol.connection_made(self)
+        if self._inbox and self._loop is not None:
+            self._loop.call_soon(self._deliver)
+
+    @property
+    def accepted(self) -> bool:
+        return self._protocol is not None
 
     # What rota calls.
 
@@ -178,10 +185,10 @@ class MemoryTransport(asyncio.Transport):
 
     def _deliver(self) -> None:
         protocol = self._protocol
+        if protocol is None:
+            return  # not accepted yet: held, as in the kernel's buffers
         while self._inbox and not self.reading_paused and not self.closed and not self._eof_read:
             item = self._inbox.pop(0)
-            if protocol is None:
-                continue
             if item is not None:
                 protocol.data_received(item)
                 continue
@@ -346,6 +353,11 @@ class ClientEnd(_End):
     def __repr__(self) -> str:
         return f"<ClientEnd {self.transport.peername}>"
 
+    @property
+    def accepted(self) -> bool:
+        """rota has accepted it (False: it waits in the listen backlog, at the cap)."""
+        return self.transport.accepted
+
 
 class BackendEnd(_End):
     def __init__(self, harness: Harness, transport: MemoryTransport, index: int) -> None:
@@ -401,6 +413,12 @@ class Harness:
         self._modes = ["accept"] * backends
         self._conns: list[list[BackendEnd]] = [[] for _ in range(backends)]
         self._clients = 0
+        # Accepting as rota.proxy.listener.Listener does: at most `max_connections`, then
+        # room made (ProxyContext.make_room) or the client waits, as in a listen backlog.
+        self._active = 0
+        self._backlog: list[MemoryTransport] = []
+        self._ctx.release = self._released
+        self._ctx.resume = self._resume
 
     def count(self) -> Stats:
         """Count this data plane's traffic as the admin listener's metrics do."""
@@ -413,12 +431,29 @@ class Harness:
     # The client side.
 
     def client(self) -> ClientEnd:
-        """A new client connection, accepted."""
+        """A new client connection, accepted (or waiting in the backlog, at the cap)."""
         self._clients += 1
         transport = MemoryTransport(self._loop, ("192.0.2.1", 50000 + self._clients))
-        transport.connect(ClientConnection(self._ctx))
+        self._backlog.append(transport)
+        self._accept()
         self.run()
         return ClientEnd(self, transport)
+
+    def _accept(self) -> None:
+        ctx = self._ctx
+        while self._backlog:
+            if self._active >= ctx.limits.max_connections and not ctx.make_room():
+                return
+            transport = self._backlog.pop(0)
+            self._active += 1
+            transport.connect(ClientConnection(ctx, transport.peername))
+
+    def _released(self) -> None:
+        self._active -= 1
+        self._loop.call_soon(self._accept)  # as the listener's next readiness event
+
+    def _resume(self) -> None:
+        self._loop.call_soon(self._accept)
 
     # The backend side.
 

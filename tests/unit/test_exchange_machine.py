@@ -1108,19 +1108,27 @@ def test_pooled_connections_idle_past_pool_idle_are_closed() -> None:
     assert not c.closed
 
 
-def test_a_client_over_max_connections_gets_503_when_every_connection_is_busy() -> None:
+def test_a_client_over_max_connections_waits_while_every_connection_is_busy() -> None:
+    # issue 20: at the cap with every connection busy, rota stops accepting (the client
+    # waits in the listen backlog) instead of answering 503 as it used to.
     h = Harness(backends=1, limits={"max_connections": 1})
     first = h.client()
     first.send(get(b"/busy"))  # in flight: not closed to make room
     second = h.client()
-    assert second.received() == error(503, close=True)
-    assert second.closed
+    second.send(get(b"/waiting"))
+    assert not second.accepted and second.received() == b"" and not second.closed
     assert not first.closed
     h.backend_conn(0).send(ok(b"busy"))
     assert first.received() == ok(b"busy")
-    first.lose()
+    # Answered, first is idle in keep-alive: it makes room for the waiting client.
+    assert first.closed and not first.aborted
+    assert second.accepted
+    assert h.backend_conn(0).received().endswith(forwarded(b"/waiting"))
+    h.backend_conn(0).send(ok(b"served"))
+    assert second.received() == ok(b"served")
+    second.lose()
     third = h.client()
-    assert not third.closed
+    assert third.accepted and not third.closed
     assert_still_serves(h, third, backend=0)
 
 

@@ -44,6 +44,13 @@ LINGER_BYTES: Final = 1024 * 1024
 PIPELINE_DEPTH: Final = 8
 
 
+def _ip_of(peer: object) -> bytes:
+    """The address part of a socket address, as X-Forwarded-For carries it."""
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0]).encode()
+    return b"unknown"
+
+
 class ClientConnection(BatchedWriter):
     __slots__ = (
         "_address",
@@ -69,12 +76,14 @@ class ClientConnection(BatchedWriter):
         "writing_paused",
     )
 
-    def __init__(self, ctx: ProxyContext) -> None:
+    def __init__(self, ctx: ProxyContext, peer: object = None) -> None:
         self.ctx = ctx
         self.init_writer(ctx.batch)
         self.parser = RequestParser(self, ctx.limits)
-        self.peer_ip = b"unknown"
-        self.peer: object = None  # the socket's peername, formatted only when asked for
+        # The peer's address as accept() returned it (rota.proxy.listener), formatted
+        # only when asked for; without it, connection_made asks the transport.
+        self.peer = peer
+        self.peer_ip = b"unknown" if peer is None else _ip_of(peer)
         self._address = ""
         # Exchanges in request order, the one being answered first. At most PIPELINE_DEPTH:
         # a list, whose methods compile to direct calls (a deque's are looked up by name).
@@ -104,21 +113,15 @@ class ClientConnection(BatchedWriter):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.bind(transport)
-        peer = transport.get_extra_info("peername")
-        if peer:
-            self.peer_ip = str(peer[0]).encode()
-            self.peer = peer
+        if self.peer is None:
+            peer = transport.get_extra_info("peername")
+            if peer:
+                self.peer_ip = _ip_of(peer)
+                self.peer = peer
+        # The connection cap is the listener's (rota.proxy.listener.Listener): at the cap
+        # it makes room (ProxyContext.make_room) or stops accepting, so a client past it
+        # waits in the listen backlog instead of being refused.
         ctx = self.ctx
-        if len(ctx.clients) >= ctx.limits.max_connections and not ctx.make_room():
-            # Over the cap, every connection busy: answer at once rather than hold a
-            # connection we will not serve (nginx's limit_conn does the same). TCP mode
-            # pauses accepting instead.
-            self.closing = True
-            if ctx.observers:
-                self._report(503)
-            self._send(CANNED[503])
-            transport.close()
-            return
         ctx.clients[self] = None
         ctx.accepted += 1
         self.deadline = ctx.now + ctx.timeouts.idle
@@ -176,9 +179,11 @@ class ClientConnection(BatchedWriter):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        clients = self.ctx.clients
+        ctx = self.ctx
+        clients = ctx.clients
         if self in clients:  # two C calls; dict.pop(key, None) is a method call by name
             del clients[self]
+            ctx.release()
         while self.queue:
             self.queue.pop(0).cancel()
         self.parser.close()  # no reference cycles left for the garbage collector
@@ -309,6 +314,10 @@ class ClientConnection(BatchedWriter):
         else:
             self.phase = Phase.IDLE
             self.deadline = ctx.now + ctx.timeouts.idle
+        if ctx.full:
+            # The listener stopped accepting at the cap with nothing to close: this
+            # connection can now make room for a client waiting in the backlog.
+            ctx.room_made()
         if self._paused_pipeline:
             self._paused_pipeline = False
             self._update_reading()
@@ -388,8 +397,8 @@ class ClientConnection(BatchedWriter):
 
     def _report(self, status: int) -> None:
         """Tell the observers of an answer rota made without an exchange: an error in a
-        request head (400, 414, 431...), a head that never completed (408), a connection
-        over the cap (503). Method, target and protocol are what had arrived of them."""
+        request head (400, 414, 431...), a head that never completed (408). Method,
+        target and protocol are what had arrived of them."""
         ctx = self.ctx
         now = ctx.clock()
         # A head that spanned reads began about when its header deadline was set (at the
@@ -443,7 +452,9 @@ class ClientConnection(BatchedWriter):
     def evict(self) -> None:
         """Closed to make room for a new client (ProxyContext.make_room): out of the count
         at once; a head that was arriving is cut with a reset, unanswered."""
-        del self.ctx.clients[self]  # make_room found it there
+        ctx = self.ctx
+        del ctx.clients[self]  # make_room found it there
+        ctx.release()
         self.closing = True
         transport = self.transport
         if transport is not None:

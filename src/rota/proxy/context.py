@@ -26,6 +26,10 @@ log = logging.getLogger("rota")
 BackendErrorHook = Callable[[Backend, str], None]
 
 
+def _nothing() -> None:
+    pass
+
+
 class ProxyContext:
     def __init__(
         self,
@@ -55,6 +59,14 @@ class ProxyContext:
         # set): at the cap, make_room looks for the oldest it can close.
         self.clients: dict[ClientConnection, None] = {}
         self.accepted = 0  # client connections ever accepted
+        # The accept side (rota.proxy.server.HttpListener sets both): `release` is called
+        # once per client connection that leaves `clients`, so the listener may accept
+        # another; `resume` when a connection has become one make_room can close.
+        self.release: Callable[[], None] = _nothing
+        self.resume: Callable[[], None] = _nothing
+        # True once make_room found nothing to close (the listener stopped accepting):
+        # the next connection to go idle calls room_made.
+        self.full = False
         self.observers: list[Observer] = []
         # Whether an observer reads the request's facts (the access log: client address,
         # method, target...): formatted only then; the metrics' counters need none.
@@ -96,16 +108,25 @@ class ProxyContext:
             hook(backend, reason)
 
     def make_room(self) -> bool:
-        """At the connection cap: close the oldest connection that costs most and delivers
-        least (a request head still arriving, or idle between requests), so a new client
-        is served instead of refused. False when every connection is busy. A slow-loris
+        """At the connection cap (called by the listener before it accepts): close the
+        oldest connection that costs most and delivers least (a request head still
+        arriving, or idle between requests), so a new client is served now. False when
+        every connection is busy: the listener then stops accepting, and new clients wait
+        in the listen backlog until a connection ends or goes idle. A slow-loris
         flood fills the cap with heads that never end; nginx likewise closes idle
         keep-alive connections when it runs out of them."""
         for client in self.clients:
             if client.evictable():
                 client.evict()
                 return True
+        self.full = True
         return False
+
+    def room_made(self) -> None:
+        """A connection went idle while the listener waits at the cap: accept again (the
+        next client makes room from the oldest such connection)."""
+        self.full = False
+        self.resume()
 
     def sweep_interval(self) -> float:
         """How often deadlines are checked: fine enough for the smallest timeout."""

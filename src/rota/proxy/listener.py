@@ -29,7 +29,13 @@ ACCEPT_BATCH = 64
 RESOURCE_RETRY_DELAY = 1.0
 _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
-OnAccept = Callable[[socket.socket], None]
+# Called with each accepted socket and its peer address, from accept(): the address is
+# known there for free, where getpeername later is a syscall per connection. The socket is
+# still in blocking mode: the owner gives it to the event loop, which makes it non-blocking.
+OnAccept = Callable[[socket.socket, object], None]
+# Called at the cap before accepting: True if it closed a connection (and called
+# `release()`), so that one more may be accepted now.
+MakeRoom = Callable[[], bool]
 
 
 def bind(
@@ -69,12 +75,37 @@ def bind(
     return sockets
 
 
+def accepted_class(listening: socket.socket) -> type[socket.socket]:
+    """The class of the sockets accepted on `listening`: a `socket.socket` whose `family`
+    and `type` are plain class attributes.
+
+    `socket.socket.family` and `.type` are Python properties that build an enum member on
+    every read, several microseconds each on this machine, and they are read five times per
+    connection: twice by `socket.accept()`, three times by `connect_accepted_socket`
+    (uvloop's and asyncio's check the socket's type and family). As class attributes they
+    cost a lookup. Still a `socket.socket`: uvloop detaches (does not close) a socket of
+    that class when its transport closes the fd."""
+    family, kind = listening.family, listening.type
+    return type(
+        f"Accepted{family.name}",
+        (socket.socket,),
+        {"__slots__": (), "family": family, "type": kind},
+    )
+
+
 class Listener:
     """Accepts on `sockets`, hands each new connection to `on_accept`, and keeps at most
-    `max_connections` of them open: the owner calls `release()` when one has ended."""
+    `max_connections` of them open: the owner calls `release()` when one has ended.
+
+    At the cap, `make_room` (if given) may close a connection that is worth less than a
+    new client (HTTP: a head still arriving, or idle in keep-alive); if it cannot,
+    accepting stops until a connection ends, or until the owner calls `start()` because
+    one has become worth closing."""
 
     __slots__ = (
+        "_classes",
         "_loop",
+        "_make_room",
         "_on_accept",
         "_retry",
         "_watching",
@@ -89,10 +120,13 @@ class Listener:
         sockets: list[socket.socket],
         on_accept: OnAccept,
         max_connections: int,
+        make_room: MakeRoom | None = None,
     ) -> None:
         self._loop = loop
         self.sockets = sockets
         self._on_accept = on_accept
+        self._make_room = make_room
+        self._classes: dict[tuple[int, int], type[socket.socket]] = {}
         self.max_connections = max_connections
         self.active = 0
         self._watching = False
@@ -107,7 +141,10 @@ class Listener:
         return self._watching
 
     def start(self) -> None:
-        if not self._watching and self.active < self.max_connections:
+        """Watch the sockets, unless at the cap with nothing to make room from."""
+        if self._watching or self._retry is not None or not self.sockets:
+            return
+        if self.active < self.max_connections or self._make_room is not None:
             for sock in self.sockets:
                 self._loop.add_reader(sock.fileno(), self._accept, sock)
             self._watching = True
@@ -138,16 +175,28 @@ class Listener:
     def release(self) -> None:
         """One connection has ended: make room for the next one from the backlog."""
         self.active -= 1
-        if not self._watching and self._retry is None and self.sockets:
+        if not self._watching:
             self.start()
 
     def _accept(self, sock: socket.socket) -> None:
-        for _ in range(ACCEPT_BATCH):
+        make_room = self._make_room
+        family, kind, proto = sock.family, sock.type, sock.proto  # once per readiness event
+        accepted = self._classes.get((family, kind))
+        if accepted is None:
+            accepted = self._classes[family, kind] = accepted_class(sock)
+        for taken in range(ACCEPT_BATCH):
             if self.active >= self.max_connections:
-                self.pause()
-                return
+                if make_room is not None and taken:
+                    # Room is made only for a client known to wait: the one this readiness
+                    # event announced. Another still waiting makes the socket ready again.
+                    return
+                if make_room is None or not make_room():
+                    self.pause()
+                    return
             try:
-                conn, _ = sock.accept()
+                # What socket.accept() does, without its two enum-building property
+                # reads: the C accept, then the socket object (accepted_class).
+                fd, address = sock._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -160,9 +209,12 @@ class Listener:
                     return
                 # ECONNABORTED and the like: that client gave up; take the next.
                 continue
-            conn.setblocking(False)
+            conn = accepted(family, kind, proto, fd)
+            # Not set non-blocking here: every owner hands the socket to
+            # loop.connect_accepted_socket, which does (uvloop's uv_tcp_open, asyncio's
+            # transport set-up): one ioctl fewer per connection.
             self.active += 1
-            self._on_accept(conn)
+            self._on_accept(conn, address)
 
     def _resume(self) -> None:
         self._retry = None

@@ -1,16 +1,24 @@
-"""One HTTP listener's data plane in one worker: serve, sweep deadlines, drain on stop."""
+"""One HTTP listener's data plane in one worker: accept, serve, sweep deadlines, drain.
+
+Accepting is rota's own (`rota.proxy.listener.Listener`, for plain HTTP and TLS alike),
+not `loop.create_server`, whose accept loop cannot stop while keeping the listening socket.
+At `limits.max_connections` the listener first asks `ProxyContext.make_room` to close the
+oldest connection still sending a head or idle in keep-alive, so a new client is served
+now; when every connection is busy it stops accepting, and new clients wait in the listen
+backlog (as HAProxy's do at `maxconn`) until a connection ends or goes idle.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable
-from functools import partial
-from typing import cast
 
+from rota.proxy.accepted import connect
+from rota.proxy.batching import as_protocol
 from rota.proxy.client import ClientConnection, Phase
 from rota.proxy.context import ProxyContext
+from rota.proxy.listener import Listener
 from rota.tls.accept import TlsAcceptor
 from rota.tls.server import ServerTls
 
@@ -27,50 +35,68 @@ class HttpListener:
     def __init__(self, ctx: ProxyContext, tls: ServerTls | None = None) -> None:
         self.ctx = ctx
         self.tls = tls
-        self.servers: list[asyncio.Server] = []
         self.sockets: list[socket.socket] = []
-        self.acceptors: list[TlsAcceptor] = []
+        self.listener: Listener | None = None
+        self.acceptor: TlsAcceptor | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def serving(self) -> bool:
-        return bool(self.servers) or bool(self.acceptors)
+        return self.listener is not None
 
     def __repr__(self) -> str:
         return f"<HttpListener {self.ctx.name} [{len(self.ctx.clients)} clients]>"
 
     async def start(self, sockets: list[socket.socket]) -> None:
-        """Serve on already-bound, listening sockets (`rota.proxy.listener.bind`)."""
-        loop = self.ctx.loop
-        # One call per accepted connection, straight to the class: ClientConnection is a
-        # duck-typed protocol (see rota.proxy.batching.as_protocol), hence the cast.
-        factory = cast("Callable[[], asyncio.Protocol]", partial(ClientConnection, self.ctx))
-        new = [s for s in sockets if s not in self.sockets]
-        self.sockets = self.sockets + new
+        """Serve on already-bound, listening sockets (`rota.proxy.listener.bind`); called
+        again, serve more (a worker slot's sockets adopted from a worker that stopped)."""
+        ctx = self.ctx
+        loop = ctx.loop
+        self.sockets = self.sockets + [s for s in sockets if s not in self.sockets]
+        listener = self.listener
+        if listener is not None:
+            listener.add([s for s in sockets if s not in listener.sockets])
+            return
+        on_accept = self._accepted
         if self.tls is not None:
-            # One acceptor per call: a worker may adopt the sockets of one that stopped.
-            ctx = self.ctx
-            acceptor = TlsAcceptor(
-                loop, self.tls, factory, lambda: ctx.timeouts.header, ctx.limits.max_connections
+            self.acceptor = acceptor = TlsAcceptor(
+                loop, self.tls, self._protocol, lambda: ctx.timeouts.header, self._release
             )
-            acceptor.start(sockets)
-            self.acceptors.append(acceptor)
-        else:
-            for sock in sockets:
-                self.servers.append(await loop.create_server(factory, sock=sock, backlog=1024))
+            on_accept = acceptor.accepted
+        listener = Listener(
+            loop, list(sockets), on_accept, ctx.limits.max_connections, ctx.make_room
+        )
+        self.listener = listener
+        ctx.release = listener.release
+        ctx.resume = listener.start
+        listener.start()
         if self._sweeper is None:
-            self._sweeper = loop.create_task(_sweep_forever(self.ctx))
+            self._sweeper = loop.create_task(_sweep_forever(ctx))
+
+    def _protocol(self, peer: object) -> asyncio.Protocol:
+        # ClientConnection is a duck-typed protocol (rota.proxy.batching.as_protocol).
+        return as_protocol(ClientConnection(self.ctx, peer))
+
+    def _accepted(self, sock: socket.socket, peer: object) -> None:
+        ctx = self.ctx
+        connect(ctx.loop, as_protocol(ClientConnection(ctx, peer)), sock, self._release)
+
+    def _release(self) -> None:
+        """An accepted connection that never became a client (a failed handshake)."""
+        listener = self.listener
+        if listener is not None:
+            listener.release()
 
     async def drain(self, grace: float, now: asyncio.Event | None = None) -> None:
         """Stop accepting; close idle client connections now and let in-flight ones
         finish (answered with `Connection: close`), up to `grace` seconds or until `now`
         is set (a second stop signal)."""
-        for server in self.servers:
-            server.close()
-        self.servers = []
-        for acceptor in self.acceptors:
-            acceptor.close()
-        self.acceptors = []
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        if self.acceptor is not None:
+            self.acceptor.close()
+            self.acceptor = None
         ctx = self.ctx
         deadline = ctx.loop.time() + grace
         while ctx.clients and ctx.loop.time() < deadline and not (now and now.is_set()):

@@ -92,7 +92,7 @@ class TcpProxy:
         for tunnel in list(self.tunnels):
             tunnel.abort()
 
-    def _accepted(self, sock: socket.socket) -> None:
+    def _accepted(self, sock: socket.socket, peer: object) -> None:
         tunnel = Tunnel(self)
         self.tunnels.add(tunnel)
         task = self.loop.create_task(tunnel.run(sock))
