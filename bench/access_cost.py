@@ -84,9 +84,13 @@ def main() -> None:
         cpu = statistics.median(r[0] for r in runs)
         rps = statistics.median(r[1] for r in runs)
         other = statistics.median(r[2] for r in runs)
+        # Against the "off" of the same round (rounds interleave): the median of the
+        # paired ratios cancels the machine's drift between rounds.
+        ratios = [r[0] / o[0] for r, o in zip(runs, results["off"], strict=True)]
         print(
-            f"  {variant:20} {cpu:6.1f} µs CPU/request ({cpu / base - 1:+.1%}), "
-            f"{rps:8.0f} req/s, other load {other:.2f} cores"
+            f"  {variant:20} {cpu:6.1f} µs CPU/request ({cpu / base - 1:+.1%}; paired by "
+            f"round {statistics.median(ratios) - 1:+.1%}), {rps:8.0f} req/s, "
+            f"other load {other:.2f} cores"
         )
 
 

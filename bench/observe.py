@@ -1,6 +1,6 @@
 """What watching rota costs: CPU per request with metrics off and on, at keep-alive 50.
 
-    python -m bench.observe              5 rounds of 5 s per variant
+    python -m bench.observe              5 rounds of 5 s per variant (--rounds N)
     python -m bench.observe --quick      1 round of 2 s
 
 Three `rota backend` processes and rota on 127.0.0.1; `wrk -t2 -c50` keep-alive against each
@@ -128,12 +128,24 @@ def main() -> None:
             for b in backends:
                 b.stop()
     base = statistics.median(variants[0].cpu_us)
-    print("\n| variant | requests/s | rota CPU per request | vs off |\n|---|---|---|---|")
-    for v in variants:
+    # Each variant's "on" against its own "off" of the same round (the rounds interleave):
+    # the median of those paired ratios cancels the machine's drift between rounds,
+    # which moves single rounds by more than the counters cost.
+    pairs = {1: variants[0], 3: variants[2]}
+    print(
+        "\n| variant | requests/s | rota CPU per request | vs off (medians) "
+        "| vs its own off, paired by round |\n|---|---|---|---|---|"
+    )
+    for i, v in enumerate(variants):
         cpu = statistics.median(v.cpu_us)
+        paired = ""
+        off = pairs.get(i)
+        if off is not None:
+            ratios = [on / o for on, o in zip(v.cpu_us, off.cpu_us, strict=True)]
+            paired = f"{(statistics.median(ratios) - 1) * 100:+.1f}%"
         print(
             f"| {v.name} | {statistics.median(v.rps):,.0f} | {cpu:.1f} us | "
-            f"{(cpu / base - 1) * 100:+.1f}% |"
+            f"{(cpu / base - 1) * 100:+.1f}% | {paired} |"
         )
 
 
