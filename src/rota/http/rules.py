@@ -784,12 +784,7 @@ def body_start(data: bytes, start: int, began: bool, tail: bytes, last_value: by
     size: a candidate end that is not so belongs to another request of the read."""
     if not began:
         # No other request before it in this read: the first empty line, maybe cut.
-        joined = tail + data[:3]
-        i = joined.find(_CRLF2)
-        if i != -1:
-            return i + 4 - len(tail)
-        i = data.find(_CRLF2)
-        return i + 4 if i != -1 else -1
+        return _continued_head_end(data, tail)
     n = len(data)
     i = data.find(_CRLF2, start)
     while i != -1:
@@ -806,6 +801,17 @@ def body_start(data: bytes, start: int, began: bool, tail: bytes, last_value: by
     return -1
 
 
+def _continued_head_end(data: bytes, tail: bytes) -> int:
+    """Where a head begun in earlier reads (whose last bytes were `tail`) ends in `data`:
+    after its first empty line, which may be cut between the reads; -1 if not in it."""
+    joined = tail + data[:3]
+    i = joined.find(_CRLF2)
+    if i != -1:
+        return i + 4 - len(tail)
+    i = data.find(_CRLF2)
+    return i + 4 if i != -1 else -1
+
+
 def head_end(data: bytes, began: bool, tail: bytes) -> int:
     """Where the body begins in `data`, a read in which llhttp completed a request head and
     in which no earlier message ended, or -1. Then nothing but this head (after the line
@@ -814,12 +820,7 @@ def head_end(data: bytes, began: bool, tail: bytes) -> int:
     `body_start`, which must choose between the requests of a pipelined read. `began`: the
     head began in this read; else in earlier ones, whose last bytes were `tail`."""
     if not began:
-        joined = tail + data[:3]
-        i = joined.find(_CRLF2)
-        if i != -1:
-            return i + 4 - len(tail)
-        i = data.find(_CRLF2)
-        return i + 4 if i != -1 else -1
+        return _continued_head_end(data, tail)
     n = len(data)
     pos = 0
     while pos < n and (data[pos] == 13 or data[pos] == 10):
