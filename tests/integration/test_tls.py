@@ -324,3 +324,45 @@ def _reasons(text: str) -> list[tuple[str, int]]:
         why, _, n = part.rpartition(" ")
         out.append((why, int(n)))
     return out
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_client_that_stops_reading_holds_up_nobody(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: str
+) -> None:
+    """A TLS client that asks for a large body and reads none of it fills its socket's
+    buffers; rota must wait for it without waiting on it (non-blocking sockets), while
+    every other client is served. On both event loops: uvloop's add_reader makes a
+    socket non-blocking by itself, asyncio's does not."""
+    if loop == "asyncio":
+        monkeypatch.setenv("ROTA_LOOP", "asyncio")
+    procs = Procs()
+    try:
+        backend = free_port()
+        procs.start("-m", "rota", "backend", "--port", str(backend), "--name", "one")
+        rota = start_rota(
+            procs,
+            tmp_path / "rota.toml",
+            f"""
+[listeners.web]
+bind = "127.0.0.1:0"
+tls = {{ certificates = {toml_list([site.ecdsa])} }}
+[[listeners.web.routes]]
+pool = "one"
+[pools.one]
+servers = [{{ host = "127.0.0.1", port = {backend} }}]
+health_check = {{ type = "tcp", interval = 0.5 }}
+""",
+        )
+        ctx = trusting(site.ca)
+        with (
+            socket.create_connection(("127.0.0.1", rota.port), timeout=30) as raw,
+            ctx.wrap_socket(raw, server_hostname="a.example.com") as stalled,
+        ):
+            stalled.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: a\r\n\r\n" % (256 * 1024 * 1024))
+            time.sleep(1.0)  # rota has filled what the kernel would buffer for it
+            for _ in range(5):
+                _, answer, _ = shake(rota.port, ctx, "a.example.com", request=get("a"))
+                assert answer.startswith(b"HTTP/1.1 200")
+    finally:
+        procs.stop_all()

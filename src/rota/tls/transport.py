@@ -77,6 +77,9 @@ class TlsTransport:
     ) -> None:
         self._loop = loop
         self._sock = sock
+        # Accepted sockets come blocking (rota.proxy.listener leaves it to the transport):
+        # uvloop's add_reader would make the fd non-blocking anyway, asyncio's does not.
+        sock.setblocking(False)
         self._fd = sock.fileno()
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
