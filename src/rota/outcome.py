@@ -21,7 +21,7 @@ has observers: with none, they keep the defaults below and nothing is formatted.
 - LOCAL and REFUSED (rota's own answer; REFUSED: without an exchange), by status:
   - 408, 504: `timeout`.
   - 502: `server_closed` (the backend closed without an answer, or answered garbage).
-  - 503: `refused` (no server up, every one refused, the connection cap); `timeout`
+  - 503: `refused` (no server up, every one refused); `timeout`
     when the request waited in the pool's queue past `queue_timeout`.
   - any other status (404, a redirect or respond route, 400, 413, 414, 431...):
     `completed`, rota's own answer went out whole.
@@ -50,8 +50,7 @@ class End(Enum):
     CANCELLED = "cancelled"  # the client went away first
     TUNNEL = "tunnel"  # a WebSocket tunnel that ran and closed
     # rota answered before any exchange began: an error in a request head (400, 414,
-    # 431...), a head that never completed (408), a connection over the cap (503). Such an
-    # outcome is not an Exchange.
+    # 431...), a head that never completed (408). Such an outcome is not an Exchange.
     REFUSED = "refused"
 
 

@@ -148,8 +148,8 @@ class Stats:
         self.connect_failures[key] = self.connect_failures.get(key, 0) + 1
 
     def refused(self, listener: str, status: int) -> None:
-        """rota answered a client before any request was read whole (400, 408, 414, 431,
-        or 503 over the connection cap): a request with no pool and no server."""
+        """rota answered a client before any request was read whole (400, 408, 414 or
+        431): a request with no pool and no server."""
         key = (listener, status)
         self.refusals[key] = self.refusals.get(key, 0) + 1
         self.local[key] = self.local.get(key, 0) + 1
