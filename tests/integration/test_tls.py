@@ -20,7 +20,7 @@ import trustme
 
 from tests.support.procs import free_port
 from tests.support.tcp_procs import Proc, Procs
-from tests.support.tls import Issued, get, issue, shake, start_rota, toml_list, trusting
+from tests.support.tls import Issued, get, issue, one_pool_site, shake, start_rota, trusting
 
 BLOCK = bytes(range(256)) * 256  # the backend's /bytes pattern, 64 KiB
 
@@ -52,17 +52,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         rota = start_rota(
             procs,
             where / "rota.toml",
-            f"""
-[listeners.web]
-bind = "127.0.0.1:0"
-timeouts = {{ header = 1 }}
-tls = {{ certificates = {toml_list([ecdsa, rsa, wild])} }}
-[[listeners.web.routes]]
-pool = "one"
-[pools.one]
-servers = [{{ host = "127.0.0.1", port = {backend_port} }}]
-health_check = {{ type = "tcp", interval = 0.5 }}
-""",
+            one_pool_site([ecdsa, rsa, wild], backend_port, listener="timeouts = { header = 1 }"),
         )
         yield Site(ca, rota, rota.port, ecdsa, rsa, wild)
     finally:
@@ -340,20 +330,7 @@ def test_a_client_that_stops_reading_holds_up_nobody(
     try:
         backend = free_port()
         procs.start("-m", "rota", "backend", "--port", str(backend), "--name", "one")
-        rota = start_rota(
-            procs,
-            tmp_path / "rota.toml",
-            f"""
-[listeners.web]
-bind = "127.0.0.1:0"
-tls = {{ certificates = {toml_list([site.ecdsa])} }}
-[[listeners.web.routes]]
-pool = "one"
-[pools.one]
-servers = [{{ host = "127.0.0.1", port = {backend} }}]
-health_check = {{ type = "tcp", interval = 0.5 }}
-""",
-        )
+        rota = start_rota(procs, tmp_path / "rota.toml", one_pool_site([site.ecdsa], backend))
         ctx = trusting(site.ca)
         with (
             socket.create_connection(("127.0.0.1", rota.port), timeout=30) as raw,

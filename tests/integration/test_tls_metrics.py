@@ -12,7 +12,7 @@ import trustme
 from tests.support.admin import metrics, total
 from tests.support.procs import free_port
 from tests.support.tcp_procs import Procs
-from tests.support.tls import get, issue, shake, start_rota, toml_list, trusting
+from tests.support.tls import get, issue, one_pool_site, shake, start_rota, trusting
 
 
 def _refused(port: int, data: bytes) -> None:
@@ -37,18 +37,7 @@ def test_failed_handshakes_are_counted_per_reason_in_metrics(tmp_path: Path) -> 
         rota = start_rota(
             procs,
             tmp_path / "rota.toml",
-            f"""
-[admin]
-bind = "127.0.0.1:{admin}"
-[listeners.web]
-bind = "127.0.0.1:0"
-tls = {{ certificates = {toml_list([cert])} }}
-[[listeners.web.routes]]
-pool = "one"
-[pools.one]
-servers = [{{ host = "127.0.0.1", port = {backend} }}]
-health_check = {{ type = "tcp", interval = 0.5 }}
-""",
+            one_pool_site([cert], backend, head=f'[admin]\nbind = "127.0.0.1:{admin}"'),
         )
         for _ in range(6):  # plain HTTP to the TLS port
             _refused(rota.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -125,6 +125,25 @@ def start_rota(procs: Procs, config: Path, text: str) -> Proc:
     return procs.start("-m", "rota", "lb", "--config", str(config))
 
 
+def one_pool_site(
+    certificates: list[Issued], backend: int, head: str = "", listener: str = ""
+) -> str:
+    """A TOML config: listener `web` terminating TLS with `certificates`, routing to pool
+    `one` (the backend on `backend`, TCP-checked). `head` goes before the listener (an
+    `[admin]` section), `listener` into it (`timeouts = ...`)."""
+    return f"""{head}
+[listeners.web]
+bind = "127.0.0.1:0"
+{listener}
+tls = {{ certificates = {toml_list(certificates)} }}
+[[listeners.web.routes]]
+pool = "one"
+[pools.one]
+servers = [{{ host = "127.0.0.1", port = {backend} }}]
+health_check = {{ type = "tcp", interval = 0.5 }}
+"""
+
+
 def tls_backend(procs: Procs, issued: Issued, name: str) -> Proc:
     return procs.start(
         "-m",
