@@ -222,9 +222,9 @@ LB_FLAGS: tuple[Flag, ...] = (
         "--max-connections",
         "limits.max_connections",
         _int,
-        "concurrent client connections per worker; tcp mode: the excess waits in the "
-        "backlog; http mode: the oldest idle or half-sent connection makes room, 503 when "
-        "every one is busy (default 10000)",
+        "concurrent client connections per worker; the excess waits in the listen "
+        "backlog; http mode: the oldest idle or half-sent connection makes room first "
+        "(default 10000)",
         "N",
     ),
     Flag(
