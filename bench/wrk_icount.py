@@ -1,0 +1,123 @@
+"""Instructions per request of a real rota process under wrk, counted by callgrind:
+`python -m bench.wrk_icount [--close] [--src DIR | --contender haproxy] [--seconds S]`.
+
+`bench.icount` counts rota's own request path over memory transports; what it cannot see
+is the event loop's and the accept path's share per connection (uvloop's transports, the
+listener, the peer's address), which is what one request per connection pays on top. Here
+rota (`--src`, default this tree's src/, with its compiled build) runs under
+`valgrind --tool=callgrind` in front of three nginx backends; wrk drives it with 50
+connections (`--close`: `Connection: close`, a new connection per request) for a warm-up,
+the counters are zeroed (`callgrind_control -z`), wrk runs again for `--seconds`, and the
+counters are dumped: user-space instructions over the requests wrk counted. The kernel's
+share is not counted; CPU time is `bench.ab`'s and `make bench`'s. Under callgrind rota is
+about fifty times slower, so more connections wait per readiness event than at full speed.
+`--contender haproxy` counts HAProxy (bench.run's configuration) the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.contenders import haproxy_conf, nginx_argv, nginx_backend_conf, rota_config
+from bench.procs import LOOPBACK, Proc, free_port, free_ports, wait_ready
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wrk(port: int, seconds: float, close: bool) -> int:
+    """Requests wrk completed in `seconds` with 50 connections."""
+    argv = ["wrk", "-t1", "-c50", f"-d{seconds:g}s"]
+    if close:
+        argv += ["-H", "Connection: close"]
+    out = subprocess.run(
+        [*argv, f"http://{LOOPBACK}:{port}/"],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    found = re.search(r"^\s*(\d+) requests in", out, re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"wrk_icount: no request count in wrk's output:\n{out}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.wrk_icount", description=__doc__)
+    p.add_argument("--close", action="store_true", help="a new connection per request")
+    p.add_argument("--src", default=str(ROOT / "src"), help="rota's source tree to run")
+    p.add_argument("--contender", default="rota", choices=["rota", "haproxy"])
+    p.add_argument("--seconds", type=float, default=10.0, help="the counted run")
+    args = p.parse_args()
+    os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    root = Path(tempfile.mkdtemp(prefix="rota-wrk-icount-"))
+    ports = free_ports(3)
+    backends = Proc("backends", nginx_argv(root, nginx_backend_conf(root, ports, 1024)), root)
+    config = root / "rota.json"
+    config.write_text(rota_config(ports))
+    port = free_port()
+    out = root / "callgrind.out"
+    argv = [sys.executable, "-m", "rota", "lb", "--host", LOOPBACK, "--port", str(port)]
+    argv += ["--config", str(config)]
+    env = {**os.environ, "PYTHONPATH": args.src, "PYTHONHASHSEED": "0"}
+    name = f"rota ({args.src})"
+    if args.contender == "haproxy":
+        (root / "haproxy.cfg").write_text(haproxy_conf("http", port, ports, 1024))
+        argv = ["haproxy", "-db", "-f", str(root / "haproxy.cfg")]
+        name = "HAProxy"
+    backends.start()
+    with open(root / "valgrind.log", "w") as log:
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        for backend_port in ports:
+            wait_ready(backends, backend_port)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                wrk(port, 1, args.close)
+                break
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit(f"wrk_icount: {name} did not start") from None
+                time.sleep(0.5)
+        wrk(port, 2, args.close)
+        subprocess.run(
+            ["callgrind_control", "-z", str(proc.pid)], check=True, timeout=60, capture_output=True
+        )
+        requests = wrk(port, args.seconds, args.close)
+        subprocess.run(
+            ["callgrind_control", "-d", str(proc.pid)], check=True, timeout=60, capture_output=True
+        )
+        time.sleep(0.5)
+        dump = Path(f"{out}.1").read_text(errors="replace")
+        found = re.search(r"^summary:\s*(\d+)", dump, re.MULTILINE)
+        if found is None:
+            raise SystemExit("wrk_icount: callgrind dumped no summary")
+        mode = "close per request" if args.close else "keep-alive"
+        per = int(found.group(1)) / requests
+        print(f"{name}: {mode}, 50 connections: {per:,.0f} instructions per request")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        backends.stop()
+
+
+if __name__ == "__main__":
+    main()
