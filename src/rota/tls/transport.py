@@ -193,15 +193,23 @@ class TlsTransport:
         self._records()
 
     def _records(self) -> None:
-        """Decrypt what the incoming BIO holds and pass it on, as one `data_received`."""
-        read = self._ssl.read
+        """Decrypt what the incoming BIO holds and pass it on, as one `data_received`.
+
+        A keep-alive request is one record: one `read`, then the loop ends on the BIO's
+        `pending` alone. `SSLObject.pending()` (decrypted bytes of a record not yet read)
+        is asked only after a full-size chunk: a shorter one was the whole rest of its
+        record, so nothing can be pending. That saves a call that releases and takes the
+        GIL, and ending on `pending` rather than on `SSLWantReadError` saves an exception
+        per record (a record cut between two TCP reads still ends in one, once)."""
+        ssl_object = self._ssl
         incoming = self._incoming
         first: bytes | None = None
         chunks: list[bytes] | None = None
         eof = False
         try:
-            while incoming.pending or self._ssl.pending():
-                chunk = read(RECORD_SIZE)
+            more = incoming.pending or ssl_object.pending()
+            while more:
+                chunk = ssl_object.read(RECORD_SIZE)
                 if not chunk:
                     eof = True
                     break
@@ -211,6 +219,7 @@ class TlsTransport:
                     chunks = [first, chunk]
                 else:
                     chunks.append(chunk)
+                more = incoming.pending or (len(chunk) == RECORD_SIZE and ssl_object.pending())
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
         except ssl.SSLZeroReturnError:
