@@ -12,7 +12,7 @@ and is the protocol's transport.
 
 Memory BIOs rather than OpenSSL reading the socket itself: with a socket BIO OpenSSL
 reads each record with two `read` calls (its 5-byte header, then the rest; Python offers
-no read-ahead switch), where one `recv_into` here takes every record that has arrived.
+no read-ahead switch), where one `read` here takes every record that has arrived.
 
 What it keeps of uvloop's behaviour: a client's `close_notify` is `eof_received` and then
 a close (TLS half-close is not kept open, as in uvloop and asyncio); a TCP EOF without
@@ -205,15 +205,18 @@ class TlsTransport:
         is asked only after a full-size chunk: a shorter one was the whole rest of its
         record, so nothing can be pending. That saves a call that releases and takes the
         GIL, and ending on `pending` rather than on `SSLWantReadError` saves an exception
-        per record (a record cut between two TCP reads still ends in one, once)."""
+        per record (a record cut between two TCP reads still ends in one, once).
+
+        It reads first and asks after: every caller has just put bytes in the BIO or
+        seen some there, so asking before would be one more `pending` per record; a
+        wake-up that finds nothing costs one `SSLWantReadError`."""
         ssl_object = self._ssl
         incoming = self._incoming
         first: bytes | None = None
         chunks: list[bytes] | None = None
         eof = False
         try:
-            more = incoming.pending or ssl_object.pending()
-            while more:
+            while True:
                 chunk = ssl_object.read(RECORD_SIZE)
                 if not chunk:
                     eof = True
@@ -224,7 +227,8 @@ class TlsTransport:
                     chunks = [first, chunk]
                 else:
                     chunks.append(chunk)
-                more = incoming.pending or (len(chunk) == RECORD_SIZE and ssl_object.pending())
+                if not incoming.pending and (len(chunk) < RECORD_SIZE or not ssl_object.pending()):
+                    break
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
         except ssl.SSLZeroReturnError:
