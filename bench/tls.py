@@ -310,11 +310,11 @@ def targets(results: Results) -> list[str]:
             f"keep-alive CPU per request at most {KA_CPU_RATIO}x HAProxy's: {r:.1f} µs against "
             f"{h:.1f} µs ({r / h:.2f}x): **{verdict}**"
         )
-    for key in ("rota", "rota-base"):
-        paired = paired_ratios(results, key, "haproxy", "ka50", "cpu_us")
+    for key, other in (("rota", "haproxy"), ("rota-base", "haproxy"), ("rota", "rota-base")):
+        paired = paired_ratios(results, key, other, "ka50", "cpu_us")
         if paired:
             out.append(
-                f"{key} / HAProxy keep-alive CPU per request, round by round: "
+                f"{key} / {other} keep-alive CPU per request, round by round: "
                 + ", ".join(f"{x:.2f}" for x in paired)
                 + f" (median {statistics.median(paired):.2f}x)"
             )
