@@ -242,6 +242,8 @@ def render(results: Results) -> str:
     ]
     for w in WORKLOADS:
         for key, (label, _) in CONTENDERS.items():
+            if not any(r.contender == key and r.workload == w.key for r in results.runs):
+                continue  # not run (--only, --workloads)
             rps = median(results.runs, key, w.key, "rps")
             if rps is None:
                 fails = [
@@ -270,6 +272,26 @@ def render(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_ratios(results: Results, key: str, other: str, workload: str, attr: str) -> list[float]:
+    """`key`'s figure over `other`'s, round by round: the rounds interleave the
+    contenders, so pairing cancels most of the machine's drift between rounds."""
+    ratios = []
+    for round_no in sorted({r.round for r in results.runs}):
+        mine = [
+            getattr(r, attr)
+            for r in results.runs
+            if (r.contender, r.workload, r.round) == (key, workload, round_no) and not r.failure
+        ]
+        theirs = [
+            getattr(r, attr)
+            for r in results.runs
+            if (r.contender, r.workload, r.round) == (other, workload, round_no) and not r.failure
+        ]
+        if mine and theirs and theirs[0]:
+            ratios.append(mine[0] / theirs[0])
+    return ratios
+
+
 def targets(results: Results) -> list[str]:
     out = []
     r = median(results.runs, "rota", "new50", "rps")
@@ -288,6 +310,14 @@ def targets(results: Results) -> list[str]:
             f"keep-alive CPU per request at most {KA_CPU_RATIO}x HAProxy's: {r:.1f} µs against "
             f"{h:.1f} µs ({r / h:.2f}x): **{verdict}**"
         )
+    for key, other in (("rota", "haproxy"), ("rota-base", "haproxy"), ("rota", "rota-base")):
+        paired = paired_ratios(results, key, other, "ka50", "cpu_us")
+        if paired:
+            out.append(
+                f"{key} / {other} keep-alive CPU per request, round by round: "
+                + ", ".join(f"{x:.2f}" for x in paired)
+                + f" (median {statistics.median(paired):.2f}x)"
+            )
     return out or ["not measured (a contender failed)"]
 
 
@@ -308,10 +338,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--duration", type=float)
     p.add_argument("--only", help="comma-separated contenders")
     p.add_argument("--no-download", action="store_true")
+    p.add_argument("--workloads", help="comma-separated workloads (new50,ka50)")
+    p.add_argument(
+        "--base",
+        help="another rota source tree (its src/, built): contender rota-base, for a "
+        "before/after of a change in the same run",
+    )
     args = p.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
     duration = args.duration or (2.0 if args.quick else 10.0)
     keys = args.only.split(",") if args.only else list(CONTENDERS)
+    if args.base:
+        CONTENDERS["rota-base"] = (
+            f"rota from {args.base} (uvloop)",
+            rota_builder("uvloop", Path(args.base)),
+        )
+        keys = ["rota-base", *(k for k in keys if k != "rota-base")]
+    workloads = [w for w in WORKLOADS if not args.workloads or w.key in args.workloads.split(",")]
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     ensure_tools()
     results = Results(machine=machine_info())
@@ -341,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_no in range(rounds):
             order = keys if round_no % 2 == 0 else keys[::-1]
             for key in order:
-                for w in WORKLOADS:
+                for w in workloads:
                     wait_for_quiet(2.0 if args.quick else 8.0)
                     run = run_one(key, w, round_no, root, ports, cert, duration, lua)
                     results.runs.append(run)

@@ -70,7 +70,10 @@ def make_cert(tmp: Path) -> Cert:
 Builder = Callable[[Path, int, Sequence[int], Cert], tuple[list[str], dict[str, str]]]
 
 
-def rota_builder(loop: str) -> Builder:
+def rota_builder(loop: str, src: Path = ROOT / "src") -> Builder:
+    """rota on `loop`, run from the source tree `src` (another tree's, for a before/after
+    in one run: `bench.tls --base DIR`)."""
+
     def build(
         tmp: Path, port: int, backends: Sequence[int], cert: Cert
     ) -> tuple[list[str], dict[str, str]]:
@@ -87,7 +90,7 @@ servers = [{servers}]
 health_check = {{ type = "tcp", interval = 30 }}
 """
         )
-        env = {"ROTA_LOOP": loop, "PYTHONPATH": str(ROOT / "src")}
+        env = {"ROTA_LOOP": loop, "PYTHONPATH": str(src)}
         return [*rota_argv(), "lb", "--config", str(tmp / "rota.toml")], env
 
     return build

@@ -1,5 +1,5 @@
 """Instructions per HTTPS request of a real load balancer process, under callgrind:
-`python -m bench.tls_icount [--close] [--contender haproxy] [--src DIR] [-n N]`.
+`python -m bench.tls_icount [--close] [--plain] [--contender haproxy] [--src DIR] [-n N]`.
 
 CPU time per request from /proc moves with whatever else the machine runs (the same
 process measured twice differed by 30% on the shared machine); instructions do not. The
@@ -9,11 +9,17 @@ backends; a Python `ssl` client sends 50 warm-up requests, the counters are zero
 (`callgrind_control -z`), N requests follow (keep-alive on one connection, or with
 `--close` a new TLS connection, full handshake, for each), and the counters are dumped.
 User-space instructions only: the kernel's share (syscalls, TCP) is not counted.
+
+`--plain` runs the same process, configuration and client without TLS (the certificate
+left out of the listener): the difference from the default run is what TLS costs per
+request in the whole process, the event loop's part included (bench.icount counts rota's
+Python alone, with in-memory transports, so it cannot answer that).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -34,13 +40,13 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: b\r\n\r\n"
 REQUEST_CLOSE = b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
 
 
-def exchange(port: int, requests: int, close: bool) -> None:
+def exchange(port: int, requests: int, close: bool, plain: bool = False) -> None:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     with (
         socket.create_connection((LOOPBACK, port), timeout=30) as raw,
-        ctx.wrap_socket(raw) as tls,
+        contextlib.nullcontext(raw) if plain else ctx.wrap_socket(raw) as tls,
     ):
         for _ in range(requests):
             tls.sendall(REQUEST_CLOSE if close else REQUEST)
@@ -54,18 +60,29 @@ def exchange(port: int, requests: int, close: bool) -> None:
                 raise SystemExit(f"tls_icount: unexpected answer {answer[:100]!r}")
 
 
-def run(port: int, n: int, close: bool) -> None:
+def run(port: int, n: int, close: bool, plain: bool = False) -> None:
     if close:
         for _ in range(n):
-            exchange(port, 1, True)
+            exchange(port, 1, True, plain)
     else:
-        exchange(port, n, False)
+        exchange(port, n, False, plain)
+
+
+def without_tls(contender: str, root: Path) -> None:
+    """Rewrite the contender's configuration so that its listener speaks plain HTTP."""
+    if contender == "rota":
+        conf = root / "rota.toml"
+        conf.write_text(re.sub(r"^tls = .*\n", "", conf.read_text(), flags=re.MULTILINE))
+    else:
+        conf = root / "haproxy.cfg"
+        conf.write_text(re.sub(r" ssl crt \S+ alpn \S+", "", conf.read_text()))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.tls_icount", description=__doc__)
     p.add_argument("--close", action="store_true", help="a new TLS connection per request")
     p.add_argument("--contender", default="rota", choices=["rota", "haproxy"])
+    p.add_argument("--plain", action="store_true", help="the same without TLS, for the difference")
     p.add_argument("--src", default=str(ROOT / "src"), help="rota's source tree to run")
     p.add_argument("-n", type=int, help="requests counted (2000, or 300 with --close)")
     args = p.parse_args()
@@ -88,6 +105,9 @@ def main() -> None:
         env["PYTHONHASHSEED"] = "0"
     else:
         argv, env = CONTENDERS[args.contender][1](root, port, ports, cert)
+    if args.plain:
+        without_tls(args.contender, root)
+    plain = args.plain
     out = root / "callgrind.out"
     backends.start()
     with open(root / "valgrind.log", "w") as log:
@@ -101,18 +121,18 @@ def main() -> None:
         deadline = time.monotonic() + 120
         while True:
             try:
-                run(port, 1, args.close)
+                run(port, 1, args.close, plain)
                 break
             except (OSError, ssl.SSLError):
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit(f"tls_icount: {args.contender} did not start") from None
                 time.sleep(0.5)
-        run(port, 50, args.close)
+        run(port, 50, args.close, plain)
         time.sleep(0.5)
         subprocess.run(
             ["callgrind_control", "-z", str(proc.pid)], check=True, timeout=60, capture_output=True
         )
-        run(port, n, args.close)
+        run(port, n, args.close, plain)
         time.sleep(0.3)
         subprocess.run(
             ["callgrind_control", "-d", str(proc.pid)], check=True, timeout=60, capture_output=True
@@ -123,6 +143,8 @@ def main() -> None:
         if found is None:
             raise SystemExit("tls_icount: callgrind dumped no summary")
         mode = "new TLS connection per request" if args.close else "keep-alive over TLS"
+        if plain:
+            mode = "new connection per request" if args.close else "keep-alive, plain HTTP"
         print(f"{args.contender}: {mode}: {int(found.group(1)) / n:,.0f} instructions per request")
     finally:
         proc.send_signal(signal.SIGTERM)

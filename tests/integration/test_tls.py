@@ -20,7 +20,16 @@ import trustme
 
 from tests.support.procs import free_port
 from tests.support.tcp_procs import Proc, Procs
-from tests.support.tls import Issued, get, issue, one_pool_site, shake, start_rota, trusting
+from tests.support.tls import (
+    Issued,
+    get,
+    issue,
+    one_pool_site,
+    read_response,
+    shake,
+    start_rota,
+    trusting,
+)
 
 BLOCK = bytes(range(256)) * 256  # the backend's /bytes pattern, 64 KiB
 
@@ -217,6 +226,89 @@ def test_pipelined_requests_in_many_records_are_all_answered(site: Site) -> None
             assert chunk, f"closed after {received.count(b'HTTP/1.1 200')} answers"
             received += chunk
     assert received.count(b"HTTP/1.1 200") == 20
+
+
+def test_an_upload_in_full_size_records_arrives_whole(site: Site) -> None:
+    # 1 MiB and a bit in one sendall: Python's ssl cuts it into full 16 KiB records, many
+    # of them in each read rota makes, the last one short. Every byte must reach the
+    # backend, which answers with their SHA-256 and count.
+    body = bytes(range(256)) * 4096 + b"tail"
+    ctx = trusting(site.ca)
+    with (
+        socket.create_connection(("127.0.0.1", site.port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="a.example.com") as tls,
+    ):
+        tls.sendall(
+            b"POST /sha256 HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        )
+        answer = read_response(tls)
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.endswith(f"{hashlib.sha256(body).hexdigest()} {len(body)}\n".encode())
+
+
+class RecordClient:
+    """A TLS client over memory BIOs: it sends ciphertext in whatever pieces a test
+    chooses, so a record can be cut between two of rota's reads."""
+
+    def __init__(self, site: Site) -> None:
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = trusting(site.ca).wrap_bio(
+            self.incoming, self.outgoing, server_hostname="a.example.com"
+        )
+        self.sock = socket.create_connection(("127.0.0.1", site.port), timeout=10)
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.outgoing.read())
+                self.receive()
+        self.sock.sendall(self.outgoing.read())  # the client's Finished
+        self.plain = b""
+
+    def receive(self) -> None:
+        data = self.sock.recv(65536)
+        assert data, "rota closed the connection"
+        self.incoming.write(data)
+
+    def record(self, data: bytes) -> bytes:
+        """`data` encrypted, as the ciphertext of one record."""
+        self.tls.write(data)
+        return self.outgoing.read()
+
+    def answers(self, n: int) -> bytes:
+        """Read until `n` complete answers of the backend's /request have come."""
+        # The backend's answer to /request shows the request: its body begins with it.
+        while self.plain.count(b"\r\n\r\nGET /request") < n:
+            try:
+                self.plain += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                self.receive()
+        return self.plain
+
+
+def test_records_cut_between_reads_are_answered(site: Site) -> None:
+    client = RecordClient(site)
+    try:
+        first = client.record(b"GET /request HTTP/1.1\r\nHost: a\r\n\r\n")
+        second = client.record(b"GET /request HTTP/1.1\r\nHost: a\r\n\r\n")
+        # A record cut after its 5-byte header, then after 10 bytes of its body: rota
+        # waits for the rest and answers it then.
+        client.sock.sendall(first[:5])
+        time.sleep(0.1)
+        client.sock.sendall(first[5:15])
+        time.sleep(0.1)
+        client.sock.sendall(first[15:])
+        assert client.answers(1).startswith(b"HTTP/1.1 200")
+        # A whole record followed by a piece of the next: the whole one is answered at
+        # once (the test waits for that answer before it sends the rest).
+        third = client.record(b"GET /request HTTP/1.1\r\nHost: a\r\n\r\n")
+        client.sock.sendall(second + third[:20])
+        assert client.answers(2).count(b"HTTP/1.1 200") == 2
+        client.sock.sendall(third[20:])
+        assert client.answers(3).count(b"HTTP/1.1 200") == 3
+    finally:
+        client.sock.close()
 
 
 def test_a_client_close_notify_is_answered_with_one(site: Site) -> None:

@@ -12,7 +12,7 @@ and is the protocol's transport.
 
 Memory BIOs rather than OpenSSL reading the socket itself: with a socket BIO OpenSSL
 reads each record with two `read` calls (its 5-byte header, then the rest; Python offers
-no read-ahead switch), where one `recv_into` here takes every record that has arrived.
+no read-ahead switch), where one `read` here takes every record that has arrived.
 
 What it keeps of uvloop's behaviour: a client's `close_notify` is `eof_received` and then
 a close (TLS half-close is not kept open, as in uvloop and asyncio); a TCP EOF without
@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Callable
@@ -32,8 +33,10 @@ from typing import Any, Final
 
 log = logging.getLogger("rota.tls")
 
-# One read takes at most this much ciphertext: 16 full records.
-READ_SIZE: Final = 256 * 1024
+# One read takes at most this much ciphertext: 4 full records. `os.read` makes a bytes
+# object of this size and shrinks it to what came; below glibc's mmap threshold (128 KiB),
+# so that costs no system call.
+READ_SIZE: Final = 64 * 1024
 # Decrypted bytes asked of OpenSSL per call; it returns at most one record (16 KiB).
 RECORD_SIZE: Final = 16 * 1024
 # asyncio's default write-buffer marks.
@@ -43,10 +46,12 @@ LOW_WATER: Final = 16 * 1024
 # then aborts (uvloop's and asyncio's ssl_shutdown_timeout default).
 SHUTDOWN_TIMEOUT: Final = 30.0
 
-# One read buffer for every connection: the loop runs one callback at a time, and what is
-# read is copied into the connection's BIO before the callback returns.
-_BUFFER = bytearray(READ_SIZE)
-_VIEW = memoryview(_BUFFER)
+# The socket is read and written with `os.read` and `os.write` on its file descriptor:
+# `socket.recv_into` and `send` parse their arguments the old way (a tuple, a format
+# string: ~350 instructions a call), and `recv_into` wanted a memoryview slice to hand the
+# BIO (~600 more); as module globals they are a dict lookup, not an attribute of `os`.
+_read: Final = os.read
+_write: Final = os.write
 
 Done = Callable[["TlsTransport", BaseException | None], None]
 
@@ -170,7 +175,7 @@ class TlsTransport:
     def _receive(self) -> bool:
         """Read what the socket has into the incoming BIO; False on EOF or error."""
         try:
-            n = self._sock.recv_into(_BUFFER)
+            data = _read(self._fd, READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return True
         except OSError as exc:
@@ -179,9 +184,9 @@ class TlsTransport:
             else:
                 self._lost(exc)
             return False
-        if n == 0:
+        if not data:
             return False
-        self._incoming.write(_VIEW[:n])
+        self._incoming.write(data)
         return True
 
     def _readable(self) -> None:
@@ -193,15 +198,26 @@ class TlsTransport:
         self._records()
 
     def _records(self) -> None:
-        """Decrypt what the incoming BIO holds and pass it on, as one `data_received`."""
-        read = self._ssl.read
+        """Decrypt what the incoming BIO holds and pass it on, as one `data_received`.
+
+        A keep-alive request is one record: one `read`, then the loop ends on the BIO's
+        `pending` alone. `SSLObject.pending()` (decrypted bytes of a record not yet read)
+        is asked only after a full-size chunk: a shorter one was the whole rest of its
+        record, so nothing can be pending. That saves a call that releases and takes the
+        GIL, and ending on `pending` rather than on `SSLWantReadError` saves an exception
+        per record (a record cut between two TCP reads still ends in one, once).
+
+        It reads first and asks after: every caller has just put bytes in the BIO or
+        seen some there, so asking before would be one more `pending` per record; a
+        wake-up that finds nothing costs one `SSLWantReadError`."""
+        ssl_object = self._ssl
         incoming = self._incoming
         first: bytes | None = None
         chunks: list[bytes] | None = None
         eof = False
         try:
-            while incoming.pending or self._ssl.pending():
-                chunk = read(RECORD_SIZE)
+            while True:
+                chunk = ssl_object.read(RECORD_SIZE)
                 if not chunk:
                     eof = True
                     break
@@ -211,6 +227,8 @@ class TlsTransport:
                     chunks = [first, chunk]
                 else:
                     chunks.append(chunk)
+                if not incoming.pending and (len(chunk) < RECORD_SIZE or not ssl_object.pending()):
+                    break
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
         except ssl.SSLZeroReturnError:
@@ -278,7 +296,7 @@ class TlsTransport:
             return
         if not self._pending:
             try:
-                sent = self._sock.send(out)
+                sent = _write(self._fd, out)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -303,7 +321,7 @@ class TlsTransport:
         while pending:
             out = pending[0]
             try:
-                sent = self._sock.send(out)
+                sent = _write(self._fd, out)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
@@ -420,10 +438,11 @@ class TlsTransport:
             out = self._outgoing.read()
             if out:
                 with contextlib.suppress(OSError):
-                    self._sock.send(out)
+                    _write(self._fd, out)
         self._pending = []
         self._pending_size = 0
         self._sock.close()
+        self._fd = -1  # the number may be reused at once: read and write it no more
 
     def _connection_lost(self, exc: BaseException | None) -> None:
         protocol = self._protocol
