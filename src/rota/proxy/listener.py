@@ -8,14 +8,6 @@ exist in uvloop. Instead this module watches the listening socket with `loop.add
 new connections then wait in the kernel's accept queue (the listen backlog), exactly as
 the issue asks ("excess waits in the backlog, not refused"), and the reader comes back as
 soon as a connection ends. Nothing is polled; nothing is refused.
-
-Far below the cap, where no count can be overrun, a listener given a protocol factory
-accepts through the loop's own server instead (`fast`: uvloop's is libuv's accept loop in
-C, about 8 us of CPU per connection cheaper than accepting here, docs/performance.md,
-"Accepting"). It serves a duplicate of each listening socket, so that closing that server
-leaves the socket and its backlog alone, and it is closed, for the precise loop above,
-once the connections open come within one listen backlog of the cap: one readiness event
-of libuv's drains the backlog, so that is the most it can take past the switch.
 """
 
 from __future__ import annotations
@@ -24,8 +16,7 @@ import asyncio
 import errno
 import logging
 import socket
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 log = logging.getLogger("rota.listener")
 
@@ -45,9 +36,6 @@ OnAccept = Callable[[socket.socket, object], None]
 # Called at the cap before accepting: True if it closed a connection (and called
 # `release()`), so that one more may be accepted now.
 MakeRoom = Callable[[], bool]
-# Makes the protocol of a connection the loop's own server accepted (the fast path); its
-# peer address is then the transport's to give.
-Factory = Callable[[], asyncio.BaseProtocol]
 
 
 def bind(
@@ -112,22 +100,14 @@ class Listener:
     At the cap, `make_room` (if given) may close a connection that is worth less than a
     new client (HTTP: a head still arriving, or idle in keep-alive); if it cannot,
     accepting stops until a connection ends, or until the owner calls `start()` because
-    one has become worth closing.
-
-    With `fast` (a protocol factory), while fewer than `max_connections - headroom` are
-    open the loop's own server accepts instead and `fast` makes each protocol; past that
-    mark this loop takes over, and the server comes back when the count has fallen to half
-    the mark."""
+    one has become worth closing."""
 
     __slots__ = (
         "_classes",
-        "_factory",
-        "_fast_below",
         "_loop",
         "_make_room",
         "_on_accept",
         "_retry",
-        "_servers",
         "_watching",
         "active",
         "max_connections",
@@ -141,8 +121,6 @@ class Listener:
         on_accept: OnAccept,
         max_connections: int,
         make_room: MakeRoom | None = None,
-        fast: Factory | None = None,
-        headroom: int = DEFAULT_BACKLOG,
     ) -> None:
         self._loop = loop
         self.sockets = sockets
@@ -153,31 +131,18 @@ class Listener:
         self.active = 0
         self._watching = False
         self._retry: asyncio.TimerHandle | None = None
-        # The fast path: the loop's servers, while fewer than `_fast_below` are open.
-        self._factory = fast
-        # `headroom`: the listen backlog, the most one drain of the loop's server takes.
-        self._fast_below = max_connections - headroom if fast is not None else 0
-        self._servers: list[asyncio.AbstractServer] = []
 
     def __repr__(self) -> str:
-        state = "paused" if not self._watching else "serving" if self._servers else "accepting"
+        state = "accepting" if self._watching else "paused"
         return f"<Listener {state} [{self.active}/{self.max_connections}]>"
 
     @property
     def accepting(self) -> bool:
         return self._watching
 
-    @property
-    def fast(self) -> bool:
-        """Accepting through the loop's own servers (far below the cap)."""
-        return bool(self._servers)
-
     def start(self) -> None:
         """Watch the sockets, unless at the cap with nothing to make room from."""
         if self._watching or self._retry is not None or not self.sockets:
-            return
-        if self.active < self._fast_below and self._serve():
-            self._watching = True
             return
         if self.active < self.max_connections or self._make_room is not None:
             for sock in self.sockets:
@@ -186,56 +151,9 @@ class Listener:
 
     def pause(self) -> None:
         if self._watching:
-            if self._servers:
-                for server in self._servers:
-                    server.close()
-                self._servers = []
-            else:
-                for sock in self.sockets:
-                    self._loop.remove_reader(sock.fileno())
-            self._watching = False
-
-    def _serve(self) -> bool:
-        """Start a server of the loop's on a duplicate of each socket: False (and nothing
-        started) if the loop would not."""
-        servers: list[asyncio.AbstractServer] = []
-        try:
             for sock in self.sockets:
-                copy = sock.dup()
-                try:
-                    servers.append(
-                        _run(
-                            self._loop.create_server(
-                                self._fast_protocol, sock=copy, backlog=DEFAULT_BACKLOG
-                            )
-                        )
-                    )
-                except BaseException:
-                    copy.close()
-                    raise
-        except Exception as exc:
-            log.warning("the fast accept path is unavailable (%r): accepting in rota", exc)
-            for server in servers:
-                server.close()
-            self._fast_below = 0
-            return False
-        self._servers = servers
-        return True
-
-    def _fast_protocol(self) -> asyncio.BaseProtocol:
-        # Called by the loop's server for each connection it has accepted.
-        self.active += 1
-        if self.active >= self._fast_below and self._servers:
-            # Near the cap: over to the precise loop. Not from here: closing the server
-            # now would drop the connection it is handing over.
-            self._loop.call_soon(self._slow_down)
-        assert self._factory is not None
-        return self._factory()
-
-    def _slow_down(self) -> None:
-        if self._servers and self.active >= self._fast_below:
-            self.pause()
-            self.start()
+                self._loop.remove_reader(sock.fileno())
+            self._watching = False
 
     def add(self, sockets: list[socket.socket]) -> None:
         """Accept on more listening sockets too (a worker slot taken over)."""
@@ -258,10 +176,6 @@ class Listener:
         """One connection has ended: make room for the next one from the backlog."""
         self.active -= 1
         if not self._watching:
-            self.start()
-        elif self.active < self._fast_below // 2 and not self._servers:
-            # Well below the cap again (by half, so as not to switch back and forth).
-            self.pause()
             self.start()
 
     def _accept(self, sock: socket.socket) -> None:
@@ -306,18 +220,3 @@ class Listener:
         self._retry = None
         if self.sockets:
             self.start()
-
-
-def _run(coro: Coroutine[Any, Any, asyncio.AbstractServer]) -> asyncio.AbstractServer:
-    """The result of `create_server` on a socket, which awaits nothing under uvloop (and
-    only `sleep(0)` under asyncio): the coroutine is stepped to its end here, without a
-    Task, so that a listener switches paths within one callback."""
-    for _ in range(8):
-        try:
-            step = coro.send(None)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        if step is not None:
-            break  # it waits for a future: not a loop this module knows
-    coro.close()
-    raise RuntimeError("create_server did not finish at once")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable
 
 from rota.proxy.accepted import connect
 from rota.proxy.batching import as_protocol
@@ -59,16 +58,13 @@ class HttpListener:
             listener.add([s for s in sockets if s not in listener.sockets])
             return
         on_accept = self._accepted
-        fast: Callable[[], asyncio.BaseProtocol] | None = None
-        if self.tls is None and _loop_accepts_fast(loop):
-            fast = self._fast_protocol
         if self.tls is not None:
             self.acceptor = acceptor = TlsAcceptor(
                 loop, self.tls, self._protocol, lambda: ctx.timeouts.header, self._release
             )
             on_accept = acceptor.accepted
         listener = Listener(
-            loop, list(sockets), on_accept, ctx.limits.max_connections, ctx.make_room, fast
+            loop, list(sockets), on_accept, ctx.limits.max_connections, ctx.make_room
         )
         self.listener = listener
         ctx.release = listener.release
@@ -80,10 +76,6 @@ class HttpListener:
     def _protocol(self, peer: object) -> asyncio.Protocol:
         # ClientConnection is a duck-typed protocol (rota.proxy.batching.as_protocol).
         return as_protocol(ClientConnection(self.ctx, peer))
-
-    def _fast_protocol(self) -> asyncio.BaseProtocol:
-        # Accepted by the loop's server: the peer's address comes from the transport.
-        return as_protocol(ClientConnection(self.ctx, None))
 
     def _accepted(self, sock: socket.socket, peer: object) -> None:
         ctx = self.ctx
@@ -129,12 +121,6 @@ class HttpListener:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
-
-
-def _loop_accepts_fast(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether the loop's own server accepts more cheaply than rota's loop: uvloop's does
-    (libuv, in C); asyncio's makes a Task per connection, and rota's loop is cheaper."""
-    return type(loop).__module__.startswith("uvloop")
 
 
 async def _sweep_forever(ctx: ProxyContext) -> None:
