@@ -102,7 +102,11 @@ class TlsTransport:
         self._timer: asyncio.TimerHandle | None = loop.call_later(
             handshake_timeout, self._handshake_timeout
         )
-        loop.add_reader(self._fd, self._handshake_readable)
+        # One reader callback for the connection's whole life, handshake included: every
+        # add_reader/remove_reader pair costs uvloop a poll handle and six epoll_ctl calls
+        # (libuv checks, deletes, adds), and changing callbacks at the handshake's end was
+        # one such pair per connection.
+        loop.add_reader(self._fd, self._readable)
 
     def __repr__(self) -> str:
         states = ("handshake", "open", "closing", "closed")
@@ -134,8 +138,6 @@ class TlsTransport:
             self._timer.cancel()
             self._timer = None
         self._state = OPEN
-        self._loop.remove_reader(self._fd)
-        self._loop.add_reader(self._fd, self._readable)
         done = self._done
         self._done = None
         if done is not None:
@@ -185,6 +187,9 @@ class TlsTransport:
         return True
 
     def _readable(self) -> None:
+        if self._state == HANDSHAKE:
+            self._handshake_readable()
+            return
         if not self._receive():
             if self._state != CLOSED:
                 # A TCP EOF without close_notify: a broken stream, not a graceful end.
