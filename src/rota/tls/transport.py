@@ -23,7 +23,6 @@ buffered, then `close_notify`, then closes without waiting for the client's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import ssl
@@ -419,13 +418,19 @@ class TlsTransport:
             loop.remove_writer(self._fd)
             self._writing = False
         if send_close_notify:
-            # It then waits for the client's close_notify: not awaited.
-            with contextlib.suppress(ssl.SSLError, ValueError):
+            # It then waits for the client's close_notify: not awaited. `_ssl` asks
+            # OpenSSL twice and raises SSLWantReadError on every close; try/except rather
+            # than contextlib.suppress, whose __enter__/__exit__ run as Python code.
+            try:  # noqa: SIM105
                 self._ssl.shutdown()
+            except (ssl.SSLError, ValueError):
+                pass
             out = self._outgoing.read()
             if out:
-                with contextlib.suppress(OSError):
+                try:  # noqa: SIM105
                     self._sock.send(out)
+                except OSError:
+                    pass
         self._pending = []
         self._pending_size = 0
         self._sock.close()
