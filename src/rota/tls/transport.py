@@ -93,6 +93,7 @@ class TlsTransport:
         self._state = HANDSHAKE
         self._reading = True
         self._pending: list[bytes | memoryview] = []  # ciphertext the socket has not taken
+        self._held = b""  # TLS 1.3 session tickets, sent with the first bytes that follow
         self._pending_size = 0
         self._writing = False  # the writer callback is set
         self._write_paused = False  # the protocol was told pause_writing
@@ -130,9 +131,17 @@ class TlsTransport:
             self._flush_outgoing()  # the alert, if OpenSSL made one
             self._fail(exc)
             return
-        self._flush_outgoing()  # the end of the flight, the session tickets
-        if self._state != HANDSHAKE:
-            return  # the flush failed: the socket is gone
+        if self._ssl.version() == "TLSv1.3":
+            # What OpenSSL wrote at the end is the session tickets alone: they leave with
+            # the first answer (or close_notify), one send where they took one of their
+            # own (a syscall, a loopback segment, a wake-up of the client). A TLS 1.3
+            # client does not wait for them; TLS 1.2's end of the flight (the server's
+            # Finished) must leave now.
+            self._held = self._outgoing.read()
+        else:
+            self._flush_outgoing()
+            if self._state != HANDSHAKE:
+                return  # the flush failed: the socket is gone
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -278,6 +287,9 @@ class TlsTransport:
         """Send the ciphertext OpenSSL made; what the socket does not take waits for the
         writer callback."""
         out: bytes | memoryview = self._outgoing.read()
+        if self._held:
+            out = self._held + out
+            self._held = b""
         if not out:
             return
         if not self._pending:
@@ -425,7 +437,7 @@ class TlsTransport:
                 self._ssl.shutdown()
             except (ssl.SSLError, ValueError):
                 pass
-            out = self._outgoing.read()
+            out = self._held + self._outgoing.read()
             if out:
                 try:  # noqa: SIM105
                     self._sock.send(out)
@@ -433,6 +445,7 @@ class TlsTransport:
                     pass
         self._pending = []
         self._pending_size = 0
+        self._held = b""
         self._sock.close()
 
     def _connection_lost(self, exc: BaseException | None) -> None:
