@@ -4,6 +4,7 @@ X-Forwarded-Proto, and what a client that does not speak TLS properly gets."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shutil
@@ -119,6 +120,40 @@ def test_sessions_resume(site: Site, version: ssl.TLSVersion) -> None:
     again, answer, _ = shake(site.port, ctx, "a.example.com", session, get("a"))
     assert again.reused
     assert answer.startswith(b"HTTP/1.1 200")
+
+
+def test_tls_1_3_tickets_arrive_with_the_first_answer_in_one_send(site: Site) -> None:
+    # rota holds TLS 1.3's session tickets back from the handshake's end and sends them
+    # with the first answer, in one send: the client's first read after its Finished and
+    # request holds both (before, the tickets came alone, as soon as the Finished arrived),
+    # and the session they carry resumes.
+    ctx = trusting(site.ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="a.example.com")
+    with socket.create_connection(("127.0.0.1", site.port), timeout=10) as raw:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                data = raw.recv(65536)
+                assert data, "closed during the handshake"
+                incoming.write(data)
+        raw.sendall(outgoing.read())  # the client's Finished
+        time.sleep(0.2)  # rota has the Finished alone: before, the tickets left then
+        tls.write(get("a"))
+        raw.sendall(outgoing.read())
+        incoming.write(raw.recv(65536))  # rota's first bytes after the handshake
+        answer = b""
+        with contextlib.suppress(ssl.SSLWantReadError):
+            while chunk := tls.read(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert tls.session is not None and tls.session.has_ticket
+    again, _, _ = shake(site.port, ctx, "a.example.com", tls.session, get("a"))
+    assert again.reused
 
 
 def test_forwarded_requests_say_https(site: Site) -> None:

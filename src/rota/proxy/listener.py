@@ -146,7 +146,15 @@ class Listener:
             return
         if self.active < self.max_connections or self._make_room is not None:
             for sock in self.sockets:
-                self._loop.add_reader(sock.fileno(), self._accept, sock)
+                family, kind = sock.family, sock.type  # enum properties: read once here
+                self._loop.add_reader(
+                    sock.fileno(),
+                    self._accept,
+                    sock,
+                    self._class_of(sock, family, kind),
+                    family,
+                    kind,
+                )
             self._watching = True
 
     def pause(self) -> None:
@@ -178,12 +186,19 @@ class Listener:
         if not self._watching:
             self.start()
 
-    def _accept(self, sock: socket.socket) -> None:
-        make_room = self._make_room
-        family, kind, proto = sock.family, sock.type, sock.proto  # once per readiness event
+    def _class_of(self, sock: socket.socket, family: int, kind: int) -> type[socket.socket]:
         accepted = self._classes.get((family, kind))
         if accepted is None:
             accepted = self._classes[family, kind] = accepted_class(sock)
+        return accepted
+
+    def _accept(
+        self, sock: socket.socket, accepted: type[socket.socket], family: int, kind: int
+    ) -> None:
+        # `family` and `kind` come from start(): the listening socket's properties build an
+        # enum member on every read (a few thousand instructions per readiness event).
+        make_room = self._make_room
+        proto = sock.proto
         for taken in range(ACCEPT_BATCH):
             if self.active >= self.max_connections:
                 if make_room is not None and taken:

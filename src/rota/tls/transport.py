@@ -23,7 +23,6 @@ buffered, then `close_notify`, then closes without waiting for the client's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -99,6 +98,7 @@ class TlsTransport:
         self._state = HANDSHAKE
         self._reading = True
         self._pending: list[bytes | memoryview] = []  # ciphertext the socket has not taken
+        self._held = b""  # TLS 1.3 session tickets, sent with the first bytes that follow
         self._pending_size = 0
         self._writing = False  # the writer callback is set
         self._write_paused = False  # the protocol was told pause_writing
@@ -107,7 +107,11 @@ class TlsTransport:
         self._timer: asyncio.TimerHandle | None = loop.call_later(
             handshake_timeout, self._handshake_timeout
         )
-        loop.add_reader(self._fd, self._handshake_readable)
+        # One reader callback for the connection's whole life, handshake included: every
+        # add_reader/remove_reader pair costs uvloop a poll handle and six epoll_ctl calls
+        # (libuv checks, deletes, adds), and changing callbacks at the handshake's end was
+        # one such pair per connection.
+        loop.add_reader(self._fd, self._readable)
 
     def __repr__(self) -> str:
         states = ("handshake", "open", "closing", "closed")
@@ -132,15 +136,21 @@ class TlsTransport:
             self._flush_outgoing()  # the alert, if OpenSSL made one
             self._fail(exc)
             return
-        self._flush_outgoing()  # the end of the flight, the session tickets
-        if self._state != HANDSHAKE:
-            return  # the flush failed: the socket is gone
+        if self._ssl.version() == "TLSv1.3":
+            # What OpenSSL wrote at the end is the session tickets alone: they leave with
+            # the first answer (or close_notify), one send where they took one of their
+            # own (a syscall, a loopback segment, a wake-up of the client). A TLS 1.3
+            # client does not wait for them; TLS 1.2's end of the flight (the server's
+            # Finished) must leave now.
+            self._held = self._outgoing.read()
+        else:
+            self._flush_outgoing()
+            if self._state != HANDSHAKE:
+                return  # the flush failed: the socket is gone
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._state = OPEN
-        self._loop.remove_reader(self._fd)
-        self._loop.add_reader(self._fd, self._readable)
         done = self._done
         self._done = None
         if done is not None:
@@ -190,6 +200,9 @@ class TlsTransport:
         return True
 
     def _readable(self) -> None:
+        if self._state == HANDSHAKE:
+            self._handshake_readable()
+            return
         if not self._receive():
             if self._state != CLOSED:
                 # A TCP EOF without close_notify: a broken stream, not a graceful end.
@@ -292,6 +305,9 @@ class TlsTransport:
         """Send the ciphertext OpenSSL made; what the socket does not take waits for the
         writer callback."""
         out: bytes | memoryview = self._outgoing.read()
+        if self._held:
+            out = self._held + out
+            self._held = b""
         if not out:
             return
         if not self._pending:
@@ -432,15 +448,22 @@ class TlsTransport:
             loop.remove_writer(self._fd)
             self._writing = False
         if send_close_notify:
-            # It then waits for the client's close_notify: not awaited.
-            with contextlib.suppress(ssl.SSLError, ValueError):
+            # It then waits for the client's close_notify: not awaited. `_ssl` asks
+            # OpenSSL twice and raises SSLWantReadError on every close; try/except rather
+            # than contextlib.suppress, whose __enter__/__exit__ run as Python code.
+            try:  # noqa: SIM105
                 self._ssl.shutdown()
-            out = self._outgoing.read()
+            except (ssl.SSLError, ValueError):
+                pass
+            out = self._held + self._outgoing.read()
             if out:
-                with contextlib.suppress(OSError):
+                try:  # noqa: SIM105
                     _write(self._fd, out)
+                except OSError:
+                    pass
         self._pending = []
         self._pending_size = 0
+        self._held = b""
         self._sock.close()
         self._fd = -1  # the number may be reused at once: read and write it no more
 
