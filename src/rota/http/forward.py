@@ -14,27 +14,20 @@ from typing import Final
 from rota.http.charsets import OWS
 from rota.http.edits import FieldEdits
 from rota.http.head import BodyKind, RequestHead
-from rota.http.headers import MEMO_LIMIT
+from rota.http.headers import HOP_BY_HOP, MEMO_LIMIT
 
-# RFC 9110 7.6.1: hop-by-hop fields, never forwarded. Transfer-Encoding and Content-Length
-# are re-emitted from the framing decision; Upgrade is re-emitted for a WebSocket tunnel.
-# X-Forwarded-* and Via are rewritten, not copied. Trailer is end-to-end (RFC 9110 6.6.2):
-# it is forwarded with the trailer fields it announces.
-_DROP: Final = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"x-forwarded-host",
-        b"via",
-    }
-)
+# RFC 9110 7.6.1: hop-by-hop fields (HOP_BY_HOP), never forwarded, and the fields rota
+# writes itself: Transfer-Encoding and Content-Length are re-emitted from the framing
+# decision; Upgrade is re-emitted for a WebSocket tunnel. X-Forwarded-* and Via are
+# rewritten, not copied. Trailer is end-to-end (RFC 9110 6.6.2): it is forwarded with the
+# trailer fields it announces.
+_DROP: Final = HOP_BY_HOP | {
+    b"content-length",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"via",
+}
 _KEEP: Final = frozenset({b"host"})
 
 
