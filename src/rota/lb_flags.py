@@ -42,7 +42,7 @@ def integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
-def workers(text: str) -> int | str:
+def _workers(text: str) -> int | str:
     if text == "auto":
         return text
     return integer(text)
@@ -66,7 +66,7 @@ LB_FLAGS: tuple[Flag, ...] = (
     Flag(
         "--workers",
         "workers",
-        workers,
+        _workers,
         "worker processes, or 'auto' for one per CPU (default 1)",
         "N|auto",
     ),
@@ -253,6 +253,39 @@ LB_FLAGS: tuple[Flag, ...] = (
 )
 
 
+# The spelling of each flag as typed, by field, so an error names the flag the user typed
+# (--connect-timeout and --timeout-connect set one field).
+TYPED = "typed_flags"
+
+
+def _remember(namespace: argparse.Namespace, dest: str, option_string: str | None) -> None:
+    typed = getattr(namespace, TYPED, None)
+    if typed is None:
+        typed = {}
+        setattr(namespace, TYPED, typed)
+    if option_string is not None:
+        typed[dest] = option_string
+
+
+class _Store(argparse.Action):
+    """Stores the value (a switch: True) and remembers the spelling typed."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, True if self.nargs == 0 else values)
+        _remember(namespace, self.dest, option_string)
+
+
+class _Switch(_Store):
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+
 def add_lb_flags(parser: argparse.ArgumentParser) -> None:
     """Every flag of LB_FLAGS on `rota lb`'s parser; a flag not given leaves its field None."""
     for f in LB_FLAGS:
@@ -285,36 +318,3 @@ def lb_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str,
             overrides[f.field] = value
             flags[f.field] = typed.get(f.field, f.flag)
     return overrides, flags
-
-
-# The spelling of each flag as typed, by field, so an error names the flag the user typed
-# (--connect-timeout and --timeout-connect set one field).
-TYPED = "typed_flags"
-
-
-def _remember(namespace: argparse.Namespace, dest: str, option_string: str | None) -> None:
-    typed = getattr(namespace, TYPED, None)
-    if typed is None:
-        typed = {}
-        setattr(namespace, TYPED, typed)
-    if option_string is not None:
-        typed[dest] = option_string
-
-
-class _Store(argparse.Action):
-    """Stores the value (a switch: True) and remembers the spelling typed."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        setattr(namespace, self.dest, True if self.nargs == 0 else values)
-        _remember(namespace, self.dest, option_string)
-
-
-class _Switch(_Store):
-    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, **kwargs)
