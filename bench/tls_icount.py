@@ -31,9 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.contenders import nginx_argv, nginx_backend_conf
-from bench.procs import LOOPBACK, Proc, free_port, free_ports
-from bench.tls_contenders import CONNS, CONTENDERS, make_cert, rota_builder
+from bench.procs import LOOPBACK, free_port
+from bench.tls_contenders import CONTENDERS, make_cert, nginx_backends, rota_builder
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUEST = b"GET / HTTP/1.1\r\nHost: b\r\n\r\n"
@@ -89,14 +88,7 @@ def main() -> None:
     n = args.n or (300 if args.close else 2000)
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     root = Path(tempfile.mkdtemp(prefix="rota-tls-icount-"))
-    backend_dir = root / "backends"
-    backend_dir.mkdir()
-    ports = free_ports(3)
-    backends = Proc(
-        "backends",
-        nginx_argv(backend_dir, nginx_backend_conf(backend_dir, ports, CONNS)),
-        backend_dir,
-    )
+    backends, ports = nginx_backends(root)
     cert = make_cert(root)
     port = free_port()
     if args.contender == "rota":

@@ -13,251 +13,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rota import __version__, native
 from rota.command import COMMANDS, command_parsers, send_command
 from rota.config import ConfigError, config_warnings, load_config
+from rota.lb_flags import add_lb_flags, integer, lb_overrides, seconds
 
 DEFAULT_CONFIG = "server_db.json"
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A `rota lb` flag that overrides one config field (dotted name, as in the file)."""
-
-    flag: str
-    field: str
-    type: Callable[[str], Any]  # unused for a switch
-    help: str
-    metavar: str | None = None
-    choices: tuple[str, ...] | None = None
-    action: str | None = None  # "store_true" for a switch
-    aliases: tuple[str, ...] = ()  # other spellings of the same flag
-
-
-def _seconds(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def _workers(text: str) -> int | str:
-    if text == "auto":
-        return text
-    return _int(text)
-
-
-LB_FLAGS: tuple[Flag, ...] = (
-    Flag(
-        "--admin",
-        "admin.bind",
-        str,
-        "serve metrics, the admin API and the dashboard on this address (default: off)",
-        "HOST:PORT",
-    ),
-    Flag(
-        "--admin-token-file",
-        "admin.token_file",
-        str,
-        "admin requests need 'Authorization: Bearer <the token in this file>'",
-        "FILE",
-    ),
-    Flag(
-        "--workers",
-        "workers",
-        _workers,
-        "worker processes, or 'auto' for one per CPU (default 1)",
-        "N|auto",
-    ),
-    Flag(
-        "--drain-timeout",
-        "drain_timeout",
-        _seconds,
-        "on stop or upgrade, seconds that requests and tunnels in flight get to finish "
-        "(default 30)",
-        "SECONDS",
-    ),
-    # --host, --port, --mode and the PROXY flags set the seed's one listener; a file with
-    # listeners sets them per listener instead, and refuses them (rota.config.load).
-    Flag(
-        "--host",
-        "listen.host",
-        str,
-        "address to listen on (default 127.0.0.1; seed files only, else bind in the file)",
-        "HOST",
-    ),
-    Flag(
-        "--port",
-        "listen.port",
-        _int,
-        "port to listen on (default 5432; seed files only, else bind in the file)",
-        "PORT",
-    ),
-    Flag(
-        "--health-check-interval",
-        "health_check.interval",
-        _seconds,
-        "seconds between health checks of each backend (default 5)",
-        "SECONDS",
-    ),
-    Flag(
-        "--health-check-timeout",
-        "health_check.timeout",
-        _seconds,
-        "one deadline for a check's connect and response, at most the interval (default 2)",
-        "SECONDS",
-    ),
-    Flag("--health-check-path", "health_check.path", str, "path checked (default /health)", "PATH"),
-    Flag(
-        "--health-check-status",
-        "health_check.status",
-        str,
-        "statuses that pass, a range or one code (default 200-399)",
-        "RANGE",
-    ),
-    Flag("--rise", "health_check.rise", _int, "passes that bring a backend back (default 2)", "N"),
-    Flag("--fall", "health_check.fall", _int, "failures that take a backend out (default 3)", "N"),
-    # Limits on what a client may send (docs/configuration.md, `limits`).
-    Flag(
-        "--max-request-line",
-        "limits.max_request_line",
-        _int,
-        "bytes of the request line; over it 414 (default 8192)",
-        "BYTES",
-    ),
-    Flag(
-        "--max-header-bytes",
-        "limits.max_header_bytes",
-        _int,
-        "bytes of the whole request head; over it 431 (default 32768)",
-        "BYTES",
-    ),
-    Flag(
-        "--max-headers",
-        "limits.max_headers",
-        _int,
-        "header fields in a request; over it 431, never truncated (default 100)",
-        "N",
-    ),
-    Flag(
-        "--max-body-bytes",
-        "limits.max_body_bytes",
-        _int,
-        "bytes of a request body; over it 413 (default unlimited)",
-        "BYTES",
-    ),
-    # Timeouts, all finite by default (docs/configuration.md, `timeouts`).
-    Flag(
-        "--timeout-connect",
-        "timeouts.connect",
-        _seconds,
-        "connect to a backend; then the next one, then 503 (default 3)",
-        "SECONDS",
-        aliases=("--connect-timeout",),
-    ),
-    Flag(
-        "--timeout-header",
-        "timeouts.header",
-        _seconds,
-        "a client's whole request head, however slowly it trickles; 408 (default 10)",
-        "SECONDS",
-    ),
-    Flag(
-        "--timeout-idle",
-        "timeouts.idle",
-        _seconds,
-        "keep-alive silence between requests (tcp mode: no byte either way); silent close "
-        "(default 60)",
-        "SECONDS",
-        aliases=("--idle-timeout",),
-    ),
-    Flag(
-        "--timeout-response",
-        "timeouts.response",
-        _seconds,
-        "the backend's response head after the request was sent; 504 (default 60)",
-        "SECONDS",
-    ),
-    Flag(
-        "--timeout-body",
-        "timeouts.body",
-        _seconds,
-        "silence in either direction mid-body; both sides closed (default 60)",
-        "SECONDS",
-    ),
-    Flag(
-        "--timeout-tunnel",
-        "timeouts.tunnel",
-        _seconds,
-        "silence both ways in a WebSocket tunnel after its 101; both sides closed (default 3600)",
-        "SECONDS",
-    ),
-    Flag(
-        "--health-check-type",
-        "health_check.type",
-        str,
-        "http (GET the health path, default) or tcp (connect only)",
-        choices=("http", "tcp"),
-    ),
-    Flag(
-        "--mode",
-        "mode",
-        str,
-        "http (default) or tcp (seed files only, else protocol in the file)",
-        choices=("http", "tcp"),
-    ),
-    Flag(
-        "--max-connections",
-        "limits.max_connections",
-        _int,
-        "concurrent client connections per worker; the excess waits in the listen "
-        "backlog; http mode: the oldest idle or half-sent connection makes room first "
-        "(default 10000)",
-        "N",
-    ),
-    Flag(
-        "--send-proxy",
-        "send_proxy",
-        str,
-        "tcp mode: send a PROXY protocol header of this version to backends",
-        choices=("v1", "v2"),
-    ),
-    Flag(
-        "--accept-proxy",
-        "accept_proxy",
-        str,
-        "tcp mode: expect a PROXY protocol header (v1 or v2) on every client connection",
-        action="store_true",
-    ),
-    # The access log (docs/configuration.md, `[access_log]`).
-    Flag(
-        "--access-log",
-        "access_log.path",
-        str,
-        "one line per request (tcp: per connection) appended to PATH, '-' for stdout "
-        "(default: no access log)",
-        "PATH",
-    ),
-    Flag(
-        "--access-log-format",
-        "access_log.format",
-        str,
-        "json (default) or combined (the nginx/Apache line)",
-        choices=("json", "combined"),
-    ),
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,31 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the main process's pid here (kept current across an upgrade) and "
         "listen for `rota reload`/`rota upgrade` on PATH.ctl",
     )
-    for f in LB_FLAGS:
-        if f.action is not None:
-            lb.add_argument(
-                f.flag, *f.aliases, dest=f.field, action=_Switch, default=None, help=f.help
-            )
-            continue
-        lb.add_argument(
-            f.flag,
-            *f.aliases,
-            dest=f.field,
-            action=_Store,
-            type=f.type,
-            default=None,
-            help=f.help,
-            metavar=f.metavar,
-            choices=f.choices,
-        )
+    add_lb_flags(lb)
 
     backend = sub.add_parser("backend", help="run the simple HTTP backend server")
     backend.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
-    backend.add_argument("--port", type=_int, required=True, help="port to listen on")
+    backend.add_argument("--port", type=integer, required=True, help="port to listen on")
     backend.add_argument("--name", default=None, help="name in responses (default HOST:PORT)")
     backend.add_argument(
         "--health-status",
-        type=_int,
+        type=integer,
         default=200,
         metavar="CODE",
         help="status /health answers, for demos and tests (default 200; see /control/health)",
@@ -313,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backend.add_argument(
         "--delay",
-        type=_seconds,
+        type=seconds,
         default=0.0,
         metavar="SECONDS",
         help="wait this long before every answer but /health: a slow server (default 0)",
@@ -328,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backend.add_argument(
         "--concurrency",
-        type=_int,
+        type=integer,
         default=0,
         metavar="N",
         help="with --service-time: at most N served at once, the rest wait in order "
@@ -365,9 +114,9 @@ def _simulate_parser(sub: Any) -> None:
     sim.add_argument("--json", action="store_true", help="print one JSON object instead")
     sim.add_argument("--plot", metavar="DIR", default=None, help="write PNGs to DIR")
     sim.add_argument(
-        "--max-requests", type=_int, default=None, metavar="N", help="simulate at most N"
+        "--max-requests", type=integer, default=None, metavar="N", help="simulate at most N"
     )
-    sim.add_argument("--seed", type=_int, default=None, metavar="N", help="override the seed")
+    sim.add_argument("--seed", type=integer, default=None, metavar="N", help="override the seed")
     sim.add_argument(
         "--real",
         action="store_true",
@@ -375,44 +124,11 @@ def _simulate_parser(sub: Any) -> None:
     )
     sim.add_argument(
         "--duration",
-        type=_seconds,
+        type=seconds,
         default=20.0,
         metavar="SECONDS",
         help="--real: seconds of load per policy (default 20)",
     )
-
-
-# The spelling of each flag as typed, by field, so an error names the flag the user typed
-# (--connect-timeout and --timeout-connect set one field).
-TYPED = "typed_flags"
-
-
-def _remember(namespace: argparse.Namespace, dest: str, option_string: str | None) -> None:
-    typed = getattr(namespace, TYPED, None)
-    if typed is None:
-        typed = {}
-        setattr(namespace, TYPED, typed)
-    if option_string is not None:
-        typed[dest] = option_string
-
-
-class _Store(argparse.Action):
-    """Stores the value (a switch: True) and remembers the spelling typed."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        setattr(namespace, self.dest, True if self.nargs == 0 else values)
-        _remember(namespace, self.dest, option_string)
-
-
-class _Switch(_Store):
-    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, **kwargs)
 
 
 class _Version(argparse.Action):
@@ -443,19 +159,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "simulate":
         return _simulate(args)
     return _example(args)
-
-
-def lb_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, str]]:
-    """The config fields the given flags set, and which flag set each, as typed (for errors)."""
-    overrides: dict[str, object] = {}
-    flags: dict[str, str] = {}
-    typed: dict[str, str] = getattr(args, TYPED, None) or {}
-    for f in LB_FLAGS:
-        value = getattr(args, f.field)
-        if value is not None:
-            overrides[f.field] = value
-            flags[f.field] = typed.get(f.field, f.flag)
-    return overrides, flags
 
 
 def _lb(args: argparse.Namespace, argv: Sequence[str]) -> int:

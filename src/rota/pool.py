@@ -26,7 +26,7 @@ from rota.config.model import BackendSpec, HealthSpec, TimeoutSpec
 
 if TYPE_CHECKING:
     from rota.balancing.base import Policy
-    from rota.http.rules import RequestHead
+    from rota.http.head import RequestHead
     from rota.outcome import Outcome
     from rota.proxy.upstream import UpstreamPool
 

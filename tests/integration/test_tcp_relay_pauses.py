@@ -23,7 +23,8 @@ import uvloop
 
 from rota.config.model import BackendSpec
 from rota.pool import Pool
-from rota.proxy.tcp import TcpSettings, Tunnel, _Side
+from rota.proxy.tcp import TcpSettings, Tunnel
+from rota.proxy.tcp_relay import Side
 from rota.proxy.tcp_server import TcpProxy
 
 HIGH = 64 * 1024
@@ -95,9 +96,9 @@ async def client_side(tunnel: Tunnel, sock: socket.socket) -> None:
     await loop.connect_accepted_socket(lambda: tunnel.client, sock)
 
 
-async def backend_side(tunnel: Tunnel, sock: socket.socket) -> _Side:
+async def backend_side(tunnel: Tunnel, sock: socket.socket) -> Side:
     """A backend connection joined as `Tunnel._connect` joins it: to the client first."""
-    upstream = _Side(tunnel)
+    upstream = Side(tunnel)
     upstream.peer, upstream.out = tunnel.client, tunnel.client.transport
     await asyncio.get_running_loop().create_connection(lambda: upstream, sock=sock)
     return upstream

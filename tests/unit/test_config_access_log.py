@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from rota.cli import build_parser, lb_overrides
+from rota.cli import build_parser
 from rota.config import ConfigError, load_config
 from rota.config.load import build_config
 from rota.config.model import AccessLogSpec
 from rota.config.show import to_toml
+from rota.lb_flags import lb_overrides
 
 SITE = """
 [listeners.web]

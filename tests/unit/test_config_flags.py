@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rota.cli import LB_FLAGS, build_parser, lb_overrides, main
+from rota.cli import build_parser, main
 from rota.config import ConfigError, load_config
+from rota.lb_flags import LB_FLAGS, lb_overrides
 
 SITE = """
 [listeners.web]

@@ -11,7 +11,7 @@ import pytest
 from rota.balancing import make_policy
 from rota.balancing.custom import CustomPolicy, PolicyLoadError, Request, load_class
 from rota.config.model import BackendSpec, PoolSpec
-from rota.http.rules import BodyKind, RequestHead
+from rota.http.head import BodyKind, RequestHead
 from rota.outcome import Outcome
 from rota.pool import Admin, Pool
 from tests.support.memory import Harness

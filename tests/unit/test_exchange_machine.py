@@ -202,7 +202,7 @@ def test_a_chunked_request_body_passes_through_in_its_framing(
 
 def test_a_chunked_body_pipelined_behind_another_request_in_one_read_is_reframed() -> None:
     """Where a request behind another in the same read ends is not known for sure
-    (rules.head_end), so its body is re-chunked from what llhttp delivered, extensions
+    (body_start.head_end), so its body is re-chunked from what llhttp delivered, extensions
     dropped, as before passthrough."""
     h = Harness(backends=1)
     c = h.client()

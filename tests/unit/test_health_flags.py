@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from rota.cli import LB_FLAGS, build_parser, main
+from rota.cli import build_parser, main
 from rota.config.load import load_config
 from rota.config.model import HealthSpec
+from rota.lb_flags import LB_FLAGS
 
 
 def config_file(tmp_path: Path) -> Path:

@@ -22,7 +22,7 @@ from rota.balancing import (
 from rota.balancing.hash import key_hash, parse_key
 from rota.balancing.tiers import MIN_SHARE, Tiered
 from rota.config.model import BackendSpec, PoolSpec
-from rota.http.rules import RequestHead
+from rota.http.head import RequestHead
 from rota.outcome import End, Outcome
 from rota.pool import Admin, Backend, Pool, State
 

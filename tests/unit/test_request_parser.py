@@ -13,9 +13,9 @@ import httptools
 import pytest
 
 from rota.config.model import LimitSpec
+from rota.http.chunks import MAX_CHUNK_LINE
 from rota.http.errors import ProtocolError
 from rota.http.request import BYPASS_MIN, Body, RequestHead, RequestParser
-from rota.http.rules import MAX_CHUNK_LINE
 from tests.support.corpus import CASES, MARKER, SMUGGLED, Case
 from tests.support.parse import read_cut, read_stream
 
@@ -291,7 +291,7 @@ def test_passthrough_hands_on_the_clients_chunks_byte_for_byte() -> None:
 
 def test_a_chunked_request_behind_another_in_its_read_is_reframed_not_passed() -> None:
     """Where a head ends in a read that ended another message is a search that a crafted
-    earlier body could mislead (rules.body_start): such a body is handed on de-chunked."""
+    earlier body could mislead (body_start.body_start): such a body is handed on de-chunked."""
     first = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n\r\n\r\n3\r\nab"
     raw = first + _CHUNKED_HEAD + _PASSED_CHUNKS + b"0\r\n\r\n"
     result = read_stream(raw)

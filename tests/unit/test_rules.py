@@ -1,4 +1,5 @@
-"""rota.http.rules called directly: decisions, limits, and the forwarded head."""
+"""rota.http.rules called directly: decisions and limits; and beside them the forwarded head
+(rota.http.forward), trailer sections (rota.http.trailers) and resume_head."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from collections.abc import Callable
 import pytest
 
 from rota.config.model import LimitSpec
+from rota.http.body_start import resume_head
 from rota.http.edits import FieldEdits, field_edits
 from rota.http.errors import ProtocolError, from_parser_error
+from rota.http.forward import _DROP, _dropped_length, build_request_head
+from rota.http.head import BodyKind, RequestHead
 from rota.http.headers import (
     _CONSUMED,
     HOP_BY_HOP,
@@ -17,20 +21,13 @@ from rota.http.headers import (
     response_head_parts,
 )
 from rota.http.rules import (
-    _DROP,
-    BodyKind,
-    RequestHead,
-    _dropped_length,
-    build_request_head,
     check_body_size,
     check_field_count,
     check_head_size,
     check_request,
     check_request_line_length,
-    response_trailer_section,
-    resume_head,
-    trailer_section,
 )
+from rota.http.trailers import response_trailer_section, trailer_section
 
 LIMITS = LimitSpec()
 Fields = list[tuple[bytes, bytes]]

@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 from rota.config.model import LimitSpec
 from rota.http.errors import ProtocolError
-from rota.http.rules import BodyKind, build_request_head, check_request
+from rota.http.forward import build_request_head
+from rota.http.head import BodyKind
+from rota.http.rules import check_request
 from tests.support.corpus import CASES
 from tests.support.parse import read_stream
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rota.cli import build_parser, lb_overrides
+from rota.cli import build_parser
 from rota.config import ConfigError, LimitSpec, ListenerSpec, Mode, TimeoutSpec, load_config
+from rota.lb_flags import lb_overrides
 
 SEED = {"server_list": [{"id": 1, "host": "127.0.0.1", "port": 5001}]}
 

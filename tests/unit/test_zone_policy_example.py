@@ -8,7 +8,7 @@ import tomllib
 from rota.balancing import make_policy
 from rota.config.load import build_config
 from rota.config.model import PoolSpec
-from rota.http.rules import BodyKind, RequestHead
+from rota.http.head import BodyKind, RequestHead
 from rota.pool import Admin, Backend, Pool
 from tests.support.procs import REPO
 

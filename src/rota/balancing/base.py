@@ -17,7 +17,7 @@ from collections.abc import Container
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rota.http.rules import RequestHead
+    from rota.http.head import RequestHead
     from rota.outcome import Outcome
     from rota.pool import Backend
 

@@ -31,7 +31,7 @@ from rota.balancing.base import Policy
 
 if TYPE_CHECKING:
     from rota.config.model import PoolSpec
-    from rota.http.rules import RequestHead
+    from rota.http.head import RequestHead
     from rota.outcome import Outcome
     from rota.pool import Backend
 

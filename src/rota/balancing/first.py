@@ -15,7 +15,7 @@ from rota.balancing.tiers import Tiered
 from rota.pool import Backend
 
 if TYPE_CHECKING:
-    from rota.http.rules import RequestHead
+    from rota.http.head import RequestHead
 
 
 class First(Tiered):

@@ -47,7 +47,7 @@ from rota.balancing.tiers import Tiered
 from rota.pool import Backend
 
 if TYPE_CHECKING:
-    from rota.http.rules import RequestHead
+    from rota.http.head import RequestHead
 
 POINTS_PER_WEIGHT: Final = 160  # ketama's (and nginx's) points per unit of weight
 # Past this many points the ring is thinned evenly (fewer points per weight) so that building

@@ -20,7 +20,7 @@ from rota.balancing.tiers import Clock, Tiered
 from rota.pool import Backend
 
 if TYPE_CHECKING:
-    from rota.http.rules import RequestHead
+    from rota.http.head import RequestHead
 
 
 class LeastRequests(Tiered):

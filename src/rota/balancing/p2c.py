@@ -43,7 +43,7 @@ from rota.outcome import End, Outcome
 from rota.pool import Backend
 
 if TYPE_CHECKING:
-    from rota.http.rules import RequestHead
+    from rota.http.head import RequestHead
 
 DECAY: Final = 10.0  # seconds: Finagle's decayTime and Linkerd's default decay
 DEFAULT_RTT: Final = 0.001  # seconds: what the cost of an unused server drifts toward

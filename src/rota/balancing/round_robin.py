@@ -24,7 +24,7 @@ from rota.balancing.tiers import Clock, Tiered, any_up
 from rota.pool import Backend
 
 if TYPE_CHECKING:
-    from rota.http.rules import RequestHead
+    from rota.http.head import RequestHead
 
 
 class RoundRobin(Tiered):

@@ -26,7 +26,7 @@ from rota.balancing.base import Policy
 from rota.pool import Backend
 
 if TYPE_CHECKING:
-    from rota.http.rules import RequestHead
+    from rota.http.head import RequestHead
 
 Clock = Callable[[], float]
 

@@ -1,6 +1,6 @@
 """Header edits a route asks for, prepared once at load for the serialisers.
 
-`rota.http.rules.build_request_head` and `rota.http.headers.response_head_parts` take a
+`rota.http.forward.build_request_head` and `rota.http.headers.response_head_parts` take a
 `FieldEdits` (or None, the usual case, which costs nothing): the fields it names are left
 out of the forwarded head and its `add` lines are appended. A set field replaces every field
 of its name, so its name is in `drop` too.

@@ -1,6 +1,6 @@
 """Header rules of a proxy: hop-by-hop fields (RFC 9110 section 7.6.1) and the response head
 rota sends on, built in one `b"".join` since it is built for every response. The request
-head sent to a backend is built by `rota.http.rules.build_request_head`."""
+head sent to a backend is built by `rota.http.forward.build_request_head`."""
 
 from __future__ import annotations
 

@@ -15,21 +15,15 @@ from typing import Final, Protocol
 import httptools
 
 from rota.config.model import LimitSpec
+from rota.http.body_start import body_start, head_end, resume_head
+from rota.http.chunks import ChunkLines
 from rota.http.errors import ProtocolError, from_parser_error
+from rota.http.head import BodyKind, RequestHead
 from rota.http.headers import Headers
-from rota.http.rules import (
-    BodyKind,
-    ChunkLines,
-    RequestHead,
-    body_start,
-    check_body_size,
-    decide_request,
-    head_end,
-    resume_head,
-    trailer_section,
-)
+from rota.http.rules import check_body_size, decide_request
+from rota.http.trailers import trailer_section
 
-# One framing decision type for the whole data plane (rota.http.rules).
+# One framing decision type for the whole data plane (rota.http.head).
 Body = BodyKind
 __all__ = ["IDEMPOTENT", "Body", "RequestHead", "RequestParser", "RequestSink"]
 
@@ -53,7 +47,7 @@ class RequestSink(Protocol):
     # as llhttp validated them, `body` data bytes in all; never the last chunk, which the
     # sink writes with the trailer fields at the end (on_request_end).
     def on_request_framed(self, data: bytes, body: int) -> None: ...
-    # The trailer fields of a chunked request, as forwarded (rules.trailer_section): called
+    # The trailer fields of a chunked request, as forwarded (trailers.trailer_section): called
     # just before on_request_end, only when there are some.
     def on_request_trailers(self, section: bytes) -> None: ...
     def on_request_end(self) -> None: ...
@@ -136,24 +130,24 @@ class RequestParser:
         self._head_bytes = 0
         self._error: ProtocolError | None = None
         # After llhttp pauses on an Upgrade we strip, a fresh parser is primed with a
-        # synthetic head (rules.resume_head) whose callbacks are muted.
+        # synthetic head (body_start.resume_head) whose callbacks are muted.
         self._muted = False
         self._swallow_end = False
         self._upgrade_head: RequestHead | None = None
         self._trailers: Headers = []
         self._body_bytes = 0
         self._began = False
-        # The chunk-size lines of a chunked body, followed beside llhttp (rules.ChunkLines);
+        # The chunk-size lines of a chunked body, followed beside llhttp (chunks.ChunkLines);
         # the read being parsed (for on_headers_complete to find where a body starts in it);
         # the last bytes of a read that ended inside a head.
         self._chunks: ChunkLines | None = None
         self._data = b""
         self._tail = b""
         # A message ended in the read being parsed (then where a later head ends in it is
-        # not known for sure: rules.head_end).
+        # not known for sure: body_start.head_end).
         self._ended = False
         # Where the forwardable bytes of a passed-through chunked body begin in the read
-        # being parsed; -1: none (rules.ChunkLines.cut says where they end).
+        # being parsed; -1: none (chunks.ChunkLines.cut says where they end).
         self._raw_from = -1
         # The bytes still to come of a large Content-Length body, read past llhttp (feed).
         self._left = 0
@@ -281,7 +275,7 @@ class RequestParser:
             return
         if not self.in_head:
             # Trailer fields of a chunked body: counted as they come, checked and forwarded
-            # at the end (rules.trailer_section).
+            # at the end (trailers.trailer_section).
             trailers = self._trailers
             trailers.append((name, value))
             if len(trailers) > self._limits.max_headers:
@@ -362,10 +356,10 @@ class RequestParser:
 
     def _follow_chunks(self, head: RequestHead) -> None:
         """A chunked request's head is complete: find where its body starts in the read being
-        parsed and check the size lines there before llhttp reads them (rules.ChunkLines).
+        parsed and check the size lines there before llhttp reads them (chunks.ChunkLines).
 
         Where that start is certain (no other message ended earlier in the read:
-        rules.head_end), the body passes through in its own framing: the backend gets the
+        body_start.head_end), the body passes through in its own framing: the backend gets the
         client's chunks as they came, each read's once llhttp has accepted it, rather than
         de-chunked by llhttp and framed again. Otherwise (a chunked request pipelined behind
         another in one read, an Upgrade stripped) it is re-chunked as before."""

@@ -23,6 +23,7 @@ import errno
 import ssl
 from typing import TYPE_CHECKING, Final, cast
 
+from rota.http.forward import build_request_head
 from rota.http.headers import (
     HOP_BY_HOP,
     Headers,
@@ -33,7 +34,7 @@ from rota.http.headers import (
 )
 from rota.http.request import BYPASS_MIN, IDEMPOTENT, Body, RequestHead
 from rota.http.routing import Route, rewrite_target
-from rota.http.rules import build_request_head, response_trailer_section
+from rota.http.trailers import response_trailer_section
 from rota.outcome import TIMEOUT, End, Outcome, protocol_name, reason_for
 from rota.pool import Backend, Pool
 from rota.proxy.batching import as_protocol

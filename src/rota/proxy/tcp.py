@@ -1,43 +1,31 @@
-"""TCP mode: relay bytes both ways between a client and a backend chosen per connection.
+"""TCP mode: one `Tunnel` per client connection, relaying bytes to a backend chosen per
+connection.
 
-One `Tunnel` per client connection joins two `asyncio.Protocol`s, the client side and the
-backend side. Everything on the data path is a callback; the only task per connection is
-the short set-up (read an optional PROXY header, connect to a backend with retries), and
-it ends once the relay runs.
-
-Rules, each one line of code below:
-- Back-pressure: when one side's write buffer passes its high-water mark
-  (`pause_writing`), stop reading from the other side until it drains (`resume_writing`).
-  Memory per connection is bounded by the two write buffers, whatever the speeds.
-- Half-close: EOF from one side becomes `write_eof` on the other; the opposite direction
-  stays open (`eof_received` returns True). Both sockets close when both directions ended.
-- Reset: a side that dies with an error (RST, EPIPE, ...) resets the other one at once
-  (SO_LINGER 0, then abort): the peer learns promptly that its stream was cut short,
-  rather than mistaking a truncated stream for a complete one.
-- Idle: no byte in either direction for `idle_timeout` aborts both sides. One periodic
-  sweep checks every tunnel; the data path only sets a flag per chunk (no timer per chunk,
-  no clock read per chunk).
+The tunnel's set-up is the only task per connection: the TLS handshake when the listener
+terminates TLS, an optional PROXY header or the ClientHello of SNI passthrough (which picks
+the pool), then connecting to a backend, the next one on failure, waiting in the pool's
+queue when every server is full. Once joined, the two sides relay by callbacks alone
+(rota.proxy.tcp_relay) and the task ends. The tunnel's `Outcome` ends once, when the
+client's side is gone. `TcpSettings` are a TCP listener's knobs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import ssl
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from rota import proxy_protocol
 from rota.config.model import Config, ListenerSpec, hostport
-from rota.outcome import CLIENT_CLOSED, COMPLETED, REFUSED, SERVER_CLOSED, TIMEOUT, End, Outcome
+from rota.outcome import CLIENT_CLOSED, COMPLETED, REFUSED, TIMEOUT, End, Outcome
 from rota.pool import Backend, Pool
 from rota.proxy.listener import DEFAULT_BACKLOG
-from rota.tls import clienthello
+from rota.proxy.tcp_relay import ClientSide, Side, peer_name
 from rota.tls.client import describe as tls_reason
 from rota.tls.failures import Refused
 
@@ -45,8 +33,6 @@ if TYPE_CHECKING:
     from rota.proxy.tcp_server import TcpProxy
 
 log = logging.getLogger("rota.tcp")
-
-_LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,161 +71,6 @@ class TcpSettings:
         return cls.from_listener(listener, connect)
 
 
-def _reset(transport: asyncio.Transport) -> None:
-    """Close with an RST rather than a FIN: tells the peer the stream was cut short."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-    transport.abort()
-
-
-class _Side(asyncio.Protocol):
-    """One socket of a tunnel. `peer` is the other socket's side and `out` its transport,
-    set before this side can receive anything (see `Tunnel`)."""
-
-    __slots__ = ("active", "full", "open", "out", "peer", "read_done", "transport", "tunnel")
-
-    transport: asyncio.Transport  # set by connection_made; `open` says whether it is live
-
-    def __init__(self, tunnel: Tunnel) -> None:
-        self.tunnel = tunnel
-        self.out: asyncio.Transport | None = None
-        self.peer: _Side | None = None
-        self.active = False  # a byte arrived since the last idle sweep
-        self.read_done = False  # EOF seen from this socket
-        self.full = False  # my write buffer is over its high-water mark (pause_writing)
-        self.open = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self.open = True
-        high = self.tunnel.proxy.settings.high_water
-        self.transport.set_write_buffer_limits(high=high, low=high // 4)
-
-    def data_received(self, data: bytes) -> None:
-        self.active = True
-        self.tunnel.outcome.bytes_out += len(data)  # only the backend's side is a plain _Side
-        # `out` is set before this side is connected (backend) or resumed (client).
-        self.out.write(data)  # type: ignore[union-attr]
-
-    # My write buffer is over the mark: stop reading from the other side. The flag keeps a
-    # pause that arrives before the sides are joined (a backend that speaks first, a
-    # client's early bytes written at the join): `Tunnel._join` applies it.
-    def pause_writing(self) -> None:
-        self.full = True
-        peer = self.peer
-        if peer is not None and peer.open and not peer.read_done:
-            peer.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.full = False
-        peer = self.peer
-        if peer is not None and peer.open and not peer.read_done:
-            peer.transport.resume_reading()
-
-    def eof_received(self) -> bool:
-        if self.read_done:  # a transport resumed after EOF reports it again
-            return True
-        self.read_done = True
-        self.active = True
-        peer = self.peer
-        if peer is not None and peer.open:
-            if peer.transport.can_write_eof():
-                peer.transport.write_eof()
-            if peer.read_done:
-                # Both directions have ended: close both (close() flushes what is queued).
-                self.transport.close()
-                peer.transport.close()
-        return True  # keep the other direction open
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.open = False
-        tunnel = self.tunnel
-        if exc is not None and not tunnel.why:
-            # The first side to die with an error is why the connection ended.
-            tunnel.why = CLIENT_CLOSED if self is tunnel.client else SERVER_CLOSED
-        peer = self.peer
-        if peer is not None and peer.open:
-            if exc is None:
-                peer.transport.close()
-            else:
-                _reset(peer.transport)
-        self.tunnel.side_lost(self)
-
-
-class _ClientSide(_Side):
-    """The client's socket: before the backend is connected it holds what arrives (and
-    reads a PROXY header, or the ClientHello of SNI passthrough, out of it)."""
-
-    __slots__ = ("header", "header_waiter", "pending", "server_name")
-
-    def __init__(self, tunnel: Tunnel) -> None:
-        super().__init__(tunnel)
-        self.pending = bytearray()
-        self.header: proxy_protocol.ProxyHeader | None = None
-        self.header_waiter: asyncio.Future[None] | None = None
-        self.server_name: str | None = None
-
-    def data_received(self, data: bytes) -> None:
-        self.active = True
-        self.tunnel.outcome.bytes_in += len(data)
-        out = self.out
-        if out is not None:
-            out.write(data)
-            return
-        self.pending += data
-        waiter = self.header_waiter
-        if waiter is None or waiter.done():
-            # Nothing more to read until a backend is connected: leave it in the socket
-            # buffer. Not in connection_made: neither uvloop nor asyncio (3.11) honours a
-            # pause made there (both start reading after it, and asyncio's transport then
-            # believes it is paused), so a fast client filled `pending` with everything it
-            # sent while rota connected.
-            self.transport.pause_reading()
-            return
-        if self.tunnel.proxy.sni is not None:
-            self._hello(waiter)
-            return
-        try:
-            result = proxy_protocol.parse_header(self.pending)
-        except proxy_protocol.ProxyProtocolError as exc:
-            waiter.set_exception(exc)
-            return
-        if result is not None:
-            self.header, used = result
-            del self.pending[:used]
-            self.transport.pause_reading()
-            waiter.set_result(None)
-
-    def _hello(self, waiter: asyncio.Future[None]) -> None:
-        """SNI passthrough: wait for the whole ClientHello, then for the backend."""
-        verdict, name = clienthello.server_name(self.pending)
-        if verdict is clienthello.Verdict.MORE:
-            return
-        self.transport.pause_reading()
-        if verdict is clienthello.Verdict.NAME:
-            self.server_name = name
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(Refused(verdict.value))
-
-    def eof_received(self) -> bool:
-        if self.peer is None:
-            self.read_done = True  # passed on to the backend once it is connected
-            waiter = self.header_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(ConnectionResetError("EOF before the PROXY header"))
-            return True
-        return super().eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        waiter = self.header_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(ConnectionResetError("client closed"))
-        super().connection_lost(exc)
-
-
 class Tunnel:
     """One client connection and, once connected, its backend connection. Its `outcome`
     ends once, when the client's side is gone (`rota.outcome`): the unit of TCP mode's
@@ -251,8 +82,8 @@ class Tunnel:
         self.proxy = proxy
         # The listener's pool; with SNI passthrough, the one the ClientHello's name picks.
         self.pool = proxy.pool
-        self.client = _ClientSide(self)
-        self.upstream: _Side | None = None
+        self.client = ClientSide(self)
+        self.upstream: Side | None = None
         self.attempt: Backend | None = None  # the backend counting this connection
         self.idle_sweeps = 0
         self.outcome = Outcome(proxy.name, proxy.loop.time())
@@ -263,7 +94,7 @@ class Tunnel:
     def backend(self) -> Backend | None:
         return self.outcome.backend
 
-    def side_lost(self, side: _Side) -> None:
+    def side_lost(self, side: Side) -> None:
         self._release()
         if side is self.client:
             self._end()
@@ -399,7 +230,7 @@ class Tunnel:
             pool.policy.started(backend)
             # Joined to the client before connecting: whatever the backend sends first
             # (a greeting, an EOF) finds its way to the client.
-            upstream = _Side(self)
+            upstream = Side(self)
             upstream.peer, upstream.out = client, client.transport
             begun = proxy.loop.time()
             try:
@@ -427,7 +258,7 @@ class Tunnel:
             self._join(backend, upstream)
             return
 
-    def _join(self, backend: Backend, upstream: _Side) -> None:
+    def _join(self, backend: Backend, upstream: Side) -> None:
         client = self.client
         up = upstream.transport
         self.upstream = upstream
@@ -507,9 +338,5 @@ async def _wait_for_room(pool: Pool, timeout: float) -> bool:
             pool.waiting.remove(room)
 
 
-def _const(side: _Side) -> Callable[[], _Side]:
+def _const(side: Side) -> Callable[[], Side]:
     return lambda: side
-
-
-def peer_name(side: _Side) -> str:
-    return str(side.transport.get_extra_info("peername"))

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from rota.outcome import TIMEOUT, Observer
 from rota.pool import Backend, Pool
 from rota.proxy.listener import Listener, bind
-from rota.proxy.tcp import TcpSettings, Tunnel, peer_name
+from rota.proxy.tcp import TcpSettings, Tunnel
+from rota.proxy.tcp_relay import peer_name
 from rota.tls.failures import HandshakeFailures
 from rota.tls.passthrough import SniTable
 from rota.tls.server import ServerTls

@@ -32,7 +32,7 @@ from typing import Any
 
 from rota.balancing import CustomPolicy, make_policy
 from rota.config.model import HealthSpec
-from rota.http.rules import BodyKind, RequestHead
+from rota.http.head import BodyKind, RequestHead
 from rota.outcome import End, Outcome
 from rota.pool import Backend, Pool
 from rota.simulate.arrivals import arrivals
