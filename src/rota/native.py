@@ -67,6 +67,7 @@ COMPILED = (
     "rota.proxy.context",
     "rota.proxy.exchange",
     "rota.proxy.listener",
+    "rota.proxy.server",
     "rota.proxy.upstream",
     "rota.tls.transport",
 )
