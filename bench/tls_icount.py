@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import os
 import re
-import signal
 import socket
 import ssl
 import subprocess
@@ -31,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.callgrind import counted, stop
 from bench.procs import LOOPBACK, free_port
 from bench.tls_contenders import CONTENDERS, make_cert, nginx_backends, rota_builder
 
@@ -121,30 +121,14 @@ def main() -> None:
                 time.sleep(0.5)
         run(port, 50, args.close, plain)
         time.sleep(0.5)
-        subprocess.run(
-            ["callgrind_control", "-z", str(proc.pid)], check=True, timeout=60, capture_output=True
-        )
-        run(port, n, args.close, plain)
-        time.sleep(0.3)
-        subprocess.run(
-            ["callgrind_control", "-d", str(proc.pid)], check=True, timeout=60, capture_output=True
-        )
-        time.sleep(0.5)
-        dump = Path(f"{out}.1").read_text(errors="replace")
-        found = re.search(r"^summary:\s*(\d+)", dump, re.MULTILINE)
-        if found is None:
-            raise SystemExit("tls_icount: callgrind dumped no summary")
+        with counted(proc.pid, out, "tls_icount") as count:
+            run(port, n, args.close, plain)
         mode = "new TLS connection per request" if args.close else "keep-alive over TLS"
         if plain:
             mode = "new connection per request" if args.close else "keep-alive, plain HTTP"
-        print(f"{args.contender}: {mode}: {int(found.group(1)) / n:,.0f} instructions per request")
+        print(f"{args.contender}: {mode}: {count.instructions / n:,.0f} instructions per request")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         backends.stop()
 
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.callgrind import counted, stop
 from bench.contenders import haproxy_conf, nginx_argv, nginx_backend_conf, rota_config
 from bench.procs import LOOPBACK, Proc, free_port, free_ports, wait_ready
 
@@ -94,28 +94,13 @@ def main() -> None:
                     raise SystemExit(f"wrk_icount: {name} did not start") from None
                 time.sleep(0.5)
         wrk(port, 2, args.close)
-        subprocess.run(
-            ["callgrind_control", "-z", str(proc.pid)], check=True, timeout=60, capture_output=True
-        )
-        requests = wrk(port, args.seconds, args.close)
-        subprocess.run(
-            ["callgrind_control", "-d", str(proc.pid)], check=True, timeout=60, capture_output=True
-        )
-        time.sleep(0.5)
-        dump = Path(f"{out}.1").read_text(errors="replace")
-        found = re.search(r"^summary:\s*(\d+)", dump, re.MULTILINE)
-        if found is None:
-            raise SystemExit("wrk_icount: callgrind dumped no summary")
+        with counted(proc.pid, out, "wrk_icount") as count:
+            requests = wrk(port, args.seconds, args.close)
         mode = "close per request" if args.close else "keep-alive"
-        per = int(found.group(1)) / requests
+        per = count.instructions / requests
         print(f"{name}: {mode}, 50 connections: {per:,.0f} instructions per request")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         backends.stop()
 
 
