@@ -10,7 +10,10 @@ connections (`--close`: `Connection: close`, a new connection per request) for a
 the counters are zeroed (`callgrind_control -z`), wrk runs again for `--seconds`, and the
 counters are dumped: user-space instructions over the requests wrk counted. The kernel's
 share is not counted; CPU time is `bench.ab`'s and `make bench`'s. Under callgrind rota is
-about fifty times slower, so more connections wait per readiness event than at full speed.
+about fifty times slower, so more connections wait per readiness event than at full speed,
+and with `--close` the figure moves by a few thousand instructions from run to run (how
+many connections each event finds): compare builds by the per-function counts of the
+dump it leaves in its temporary directory, or by differences well above that.
 `--contender haproxy` counts HAProxy (bench.run's configuration) the same way.
 """
 
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -28,26 +30,16 @@ from pathlib import Path
 from bench.callgrind import counted, stop
 from bench.contenders import haproxy_conf, nginx_argv, nginx_backend_conf, rota_config
 from bench.procs import LOOPBACK, Proc, free_port, free_ports, wait_ready
+from bench.wrkrun import DONE_LUA, WORKLOADS, WrkError, run_wrk, wrk_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wrk(port: int, seconds: float, close: bool) -> int:
-    """Requests wrk completed in `seconds` with 50 connections."""
-    argv = ["wrk", "-t1", "-c50", f"-d{seconds:g}s"]
-    if close:
-        argv += ["-H", "Connection: close"]
-    out = subprocess.run(
-        [*argv, f"http://{LOOPBACK}:{port}/"],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    ).stdout
-    found = re.search(r"^\s*(\d+) requests in", out, re.MULTILINE)
-    if found is None:
-        raise SystemExit(f"wrk_icount: no request count in wrk's output:\n{out}")
-    return int(found.group(1))
+def wrk(port: int, seconds: float, close: bool, script: Path) -> int:
+    """Requests wrk completed in `seconds` with 50 connections (bench.run's workloads)."""
+    workload = next(w for w in WORKLOADS if w.key == ("close50" if close else "ka50"))
+    argv = wrk_argv(workload, seconds, f"http://{LOOPBACK}:{port}/", script)
+    return run_wrk(argv, seconds).requests
 
 
 def main() -> None:
@@ -61,6 +53,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="rota-wrk-icount-"))
     ports = free_ports(3)
     backends = Proc("backends", nginx_argv(root, nginx_backend_conf(root, ports, 1024)), root)
+    script = root / "done.lua"
+    script.write_text(DONE_LUA)
     config = root / "rota.json"
     config.write_text(rota_config(ports))
     port = free_port()
@@ -87,15 +81,15 @@ def main() -> None:
         deadline = time.monotonic() + 120
         while True:
             try:
-                wrk(port, 1, args.close)
+                wrk(port, 1, args.close, script)
                 break
-            except subprocess.CalledProcessError:
+            except WrkError:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit(f"wrk_icount: {name} did not start") from None
                 time.sleep(0.5)
-        wrk(port, 2, args.close)
+        wrk(port, 2, args.close, script)
         with counted(proc.pid, out, "wrk_icount") as count:
-            requests = wrk(port, args.seconds, args.close)
+            requests = wrk(port, args.seconds, args.close, script)
         mode = "close per request" if args.close else "keep-alive"
         per = count.instructions / requests
         print(f"{name}: {mode}, 50 connections: {per:,.0f} instructions per request")
