@@ -42,6 +42,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.contenders import nginx_backends
 from bench.install import ensure_tools
 from bench.machine import machine_info
 from bench.procs import LOOPBACK, Proc, StartError, free_port, free_ports
@@ -51,14 +52,7 @@ from bench.procstat import (
     tree_cpu_ticks,
     tree_status_kib,
 )
-from bench.tls_contenders import (
-    CONTENDERS,
-    Cert,
-    make_cert,
-    nginx_backends,
-    rota_argv,
-    rota_builder,
-)
+from bench.tls_contenders import CONNS, CONTENDERS, Cert, make_cert, rota_argv, rota_builder
 from bench.wrkrun import DONE_LUA, Workload, WrkError, run_wrk, wrk_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -375,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="rota-bench-tls-"))
     lua = root / "done.lua"
     lua.write_text(DONE_LUA)
-    backends, ports = nginx_backends(root)
+    backends, ports = nginx_backends(root, CONNS)
     try:
         cert = make_cert(root)
         backends.start()

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from bench.callgrind import counted, stop
-from bench.contenders import haproxy_conf, nginx_argv, nginx_backend_conf, rota_config
-from bench.procs import LOOPBACK, Proc, free_port, free_ports, wait_ready
+from bench.contenders import haproxy_conf, nginx_backends, rota_config
+from bench.procs import LOOPBACK, free_port, wait_ready
 from bench.wrkrun import DONE_LUA, WORKLOADS, WrkError, run_wrk, wrk_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +51,7 @@ def main() -> None:
     args = p.parse_args()
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     root = Path(tempfile.mkdtemp(prefix="rota-wrk-icount-"))
-    ports = free_ports(3)
-    backends = Proc("backends", nginx_argv(root, nginx_backend_conf(root, ports, 1024)), root)
+    backends, ports = nginx_backends(root, 1024)
     script = root / "done.lua"
     script.write_text(DONE_LUA)
     config = root / "rota.json"
