@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bench.contenders import haproxy_conf, nginx_backends, rota_config, serving
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, Proc, free_port, wait_ready
 from bench.procstat import cpu_seconds_between, tree_cpu_ticks
 from bench.wrkrun import DONE_LUA, WORKLOADS, run_wrk, wrk_argv
@@ -44,6 +45,7 @@ def main() -> None:
     rota = str(Path(sys.executable).with_name("rota"))
     trees = {d.resolve().name: d.resolve() for d in args.base}
     trees["new"] = HERE
+    require_current_build("bench.ab", *(tree / "src" for tree in trees.values()))
     results: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="ab-") as tmp_name, contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)

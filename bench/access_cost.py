@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from bench.contenders import max_conns, nginx_backends, rota_config, serving
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, Proc, free_port, wait_ready
 from bench.procstat import cpu_seconds_between, machine_busy_seconds, tree_cpu_ticks
 from bench.wrkrun import DONE_LUA, WORKLOADS, run_wrk, wrk_argv
@@ -55,6 +56,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--combined", action="store_true", help="measure the combined format too")
     args = p.parse_args()
+    require_current_build("bench.access_cost")
     variants: dict[str, list[str]] = {"off": [], "json to a file": ["--access-log", "LOG"]}
     if args.combined:
         variants["combined to a file"] = ["--access-log", "LOG", "--access-log-format", "combined"]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from bench.contenders import rota_backends, serving
 from bench.install import ensure_tools
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, Proc, free_ports, wait_ready
 from bench.procstat import cpu_seconds_between, tree_cpu_ticks
 
@@ -95,6 +96,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int)
     p.add_argument("--seconds", type=float)
     args = p.parse_args()
+    require_current_build("bench.observe")
     rounds = args.rounds or (1 if args.quick else 5)
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     ensure_tools()

@@ -39,7 +39,7 @@ from bench.contenders import (
 )
 from bench.held import HeldResult, hold_connections
 from bench.install import ensure_matplotlib, ensure_tools
-from bench.machine import machine_info, tool_versions
+from bench.machine import machine_info, require_current_build, tool_versions
 from bench.procs import LOOPBACK, Proc, StartError, free_port, free_ports, wait_ready
 from bench.procstat import (
     cpu_seconds_between,
@@ -350,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = Report.from_json(args.from_json.read_text())
         write_outputs(report, out, title)
         return 0
+
+    require_current_build("bench.run")
 
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     ensure_tools()

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from bench.contenders import nginx_backends
 from bench.install import ensure_tools
-from bench.machine import machine_info
+from bench.machine import machine_info, require_current_build
 from bench.procs import LOOPBACK, Proc, StartError, free_port, free_ports
 from bench.procstat import (
     cpu_seconds_between,
@@ -345,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "before/after of a change in the same run",
     )
     args = p.parse_args(argv)
+    require_current_build("bench.tls", ROOT / "src", *([Path(args.base)] if args.base else []))
     rounds = args.rounds or (1 if args.quick else 3)
     duration = args.duration or (2.0 if args.quick else 10.0)
     keys = args.only.split(",") if args.only else list(CONTENDERS)

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from bench.contenders import nginx_backends
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, free_port
 from bench.procstat import tree_pids
 from bench.tls import started
@@ -70,6 +71,9 @@ def main() -> int:
     p.add_argument("--base-src", help="rota-base runs from this source tree")
     p.add_argument("--strace", action="store_true", help="syscall counts (slow)")
     args = p.parse_args()
+    require_current_build(
+        "bench.tls_split", ROOT / "src", *([Path(args.base_src)] if args.base_src else [])
+    )
     keys = args.only.split(",")
     if args.base_src:
         keys.insert(0, "rota-base")

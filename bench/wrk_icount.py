@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bench.callgrind import counted, stop
 from bench.contenders import haproxy_conf, nginx_backends, rota_config
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, free_port, wait_ready
 from bench.wrkrun import DONE_LUA, WORKLOADS, WrkError, run_wrk, wrk_argv
 
@@ -49,6 +50,8 @@ def main() -> None:
     p.add_argument("--contender", default="rota", choices=["rota", "haproxy"])
     p.add_argument("--seconds", type=float, default=10.0, help="the counted run")
     args = p.parse_args()
+    if args.contender == "rota":
+        require_current_build("bench.wrk_icount", Path(args.src))
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     root = Path(tempfile.mkdtemp(prefix="rota-wrk-icount-"))
     backends, ports = nginx_backends(root, 1024)
