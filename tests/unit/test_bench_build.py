@@ -135,5 +135,5 @@ def test_bench_ab_refuses_a_stale_base_before_starting_anything(tmp_path: Path) 
         check=False,
     )
     assert done.returncode != 0
-    assert f"bench.ab: rota's compiled modules in {native.BUILD_DIR} are older" in done.stderr
-    assert "(rota.pool)" in done.stderr
+    assert "bench.ab: rota's compiled modules in " in done.stderr
+    assert "/base/src/rota/_compiled are older than their source (rota.pool)" in done.stderr
