@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from bench.machine import build_problem, native_of, require_current_build
+
+from tests.support.procs import fresh_python
 
 REPO = Path(__file__).resolve().parents[2]
 BUILT, EDITED = time.time() - 100, time.time() - 10  # sources older than the build, or newer
@@ -121,19 +121,10 @@ def test_bench_ab_refuses_a_stale_base_before_starting_anything(tmp_path: Path) 
     _, native = _tree(base)
     _build(native)
     os.utime(native.source_path("rota.pool"), (EDITED, EDITED))
-    env = {k: v for k, v in os.environ.items() if k != "ROTA_PURE_PYTHON"}
-    env["PYTHONPATH"] = f"{REPO / 'src'}:{REPO}"
     # Zero rounds: were the stale tree let through, ab would only start and stop its
     # backends and exit 0.
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.ab", "--base", str(base), "--rounds", "0", "--no-haproxy"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    args = ["-m", "bench.ab", "--base", str(base), "--rounds", "0", "--no-haproxy"]
+    done = fresh_python(*args, pythonpath=f"{REPO / 'src'}:{REPO}", cwd=REPO)
     assert done.returncode != 0
     assert "bench.ab: rota's compiled modules in " in done.stderr
     assert "/base/src/rota/_compiled are older than their source (rota.pool)" in done.stderr
