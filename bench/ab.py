@@ -21,8 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.contenders import haproxy_conf, nginx_argv, nginx_backend_conf, rota_config
-from bench.procs import LOOPBACK, Proc, free_port, free_ports, wait_ready
+from bench.contenders import haproxy_conf, nginx_backends, rota_config, serving
+from bench.machine import require_current_build
+from bench.procs import LOOPBACK, Proc, free_port, wait_ready
 from bench.procstat import cpu_seconds_between, tree_cpu_ticks
 from bench.wrkrun import DONE_LUA, WORKLOADS, run_wrk, wrk_argv
 
@@ -44,14 +45,12 @@ def main() -> None:
     rota = str(Path(sys.executable).with_name("rota"))
     trees = {d.resolve().name: d.resolve() for d in args.base}
     trees["new"] = HERE
+    require_current_build("bench.ab", *(tree / "src" for tree in trees.values()))
     results: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="ab-") as tmp_name, contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
-        ports = free_ports(3)
-        conf = nginx_backend_conf(tmp, ports, 1024)
-        backends = stack.enter_context(Proc("backends", nginx_argv(tmp, conf), tmp).start())
-        for port in ports:
-            wait_ready(backends, port)
+        nginx, ports = nginx_backends(tmp, 1024)
+        stack.enter_context(serving([nginx], ports))
         (tmp / "rota.json").write_text(rota_config(ports))
         (tmp / "done.lua").write_text(DONE_LUA)
         order = [*trees, *([] if args.no_haproxy else ["haproxy"])]

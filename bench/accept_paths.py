@@ -30,6 +30,7 @@ import sys
 import time
 from typing import Any
 
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, free_port
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
@@ -147,6 +148,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--seconds", type=int, default=4)
     args = p.parse_args()
+    require_current_build("bench.accept_paths")
     results: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for _ in range(args.rounds):
         for variant in VARIANTS:

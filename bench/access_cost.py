@@ -13,15 +13,15 @@ every process started here is stopped by PID.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.contenders import max_conns, nginx_argv, nginx_backend_conf, rota_config
-from bench.procs import LOOPBACK, Proc, free_port, free_ports, wait_ready
+from bench.contenders import max_conns, nginx_backends, rota_config, serving
+from bench.machine import require_current_build
+from bench.procs import LOOPBACK, Proc, free_port, wait_ready
 from bench.procstat import cpu_seconds_between, machine_busy_seconds, tree_cpu_ticks
 from bench.wrkrun import DONE_LUA, WORKLOADS, run_wrk, wrk_argv
 
@@ -56,6 +56,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--combined", action="store_true", help="measure the combined format too")
     args = p.parse_args()
+    require_current_build("bench.access_cost")
     variants: dict[str, list[str]] = {"off": [], "json to a file": ["--access-log", "LOG"]}
     if args.combined:
         variants["combined to a file"] = ["--access-log", "LOG", "--access-log-format", "combined"]
@@ -64,12 +65,8 @@ def main() -> None:
         tmp = Path(name)
         lua = tmp / "done.lua"
         lua.write_text(DONE_LUA)
-        ports = free_ports(3)
-        conf = nginx_backend_conf(tmp, ports, max_conns(65536))
-        with contextlib.ExitStack() as stack:
-            backends = stack.enter_context(Proc("backends", nginx_argv(tmp, conf), tmp).start())
-            for port in ports:
-                wait_ready(backends, port)
+        nginx, ports = nginx_backends(tmp, max_conns(65536))
+        with serving([nginx], ports):
             for round_no in range(args.rounds):
                 for variant, flags in variants.items():
                     log = tmp / f"access-{round_no}.log"

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.contenders import _haproxy, _nginx_main, _rota, max_conns, nginx_argv
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, Proc, free_ports, wait_ready
 from bench.procstat import cpu_seconds_between, tree_cpu_ticks
 
@@ -291,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--only", default="", help="comma-separated contenders: rota,haproxy,nginx")
     p.add_argument("--rounds", type=int, default=0, help="rounds (default 3, --quick 1)")
     opts = p.parse_args(argv)
+    require_current_build("bench.bulk")
     wrk = shutil.which("wrk") or "wrk"
     args = Args(1, 256 << 20, 2, wrk) if opts.quick else Args(3, GIB, 5, wrk)
     if opts.rounds > 0:

@@ -2,18 +2,23 @@
 
 Every generator writes its config into the given temp dir and returns the argv to run. The
 settings follow the issue: one worker/thread for HAProxy and nginx, keep-alive to backends,
-no access logs, no (or no frequent) health checks.
+no access logs, no (or no frequent) health checks. The backends themselves are here too
+(`nginx_backends`, `rota_backends`, started and awaited by `serving`), so that every bench
+sets them up the one way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.procs import LOOPBACK
+from bench.procs import LOOPBACK, Proc, free_ports, wait_ready
+
+BACKENDS = 3
 
 
 def max_conns(nofile_hard: int) -> int:
@@ -58,6 +63,43 @@ def nginx_backend_conf(
 {servers}
 """,
     )
+
+
+def nginx_backends(root: Path, conns: int) -> tuple[Proc, list[int]]:
+    """The three nginx backends every contender proxies to (one nginx, one worker, plain
+    HTTP, keep-alive, `200 ok` on each port), configured in `root/backends` for `conns`
+    connections: the process, not started yet (`serving` starts it), and its ports."""
+    backend_dir = root / "backends"
+    backend_dir.mkdir()
+    ports = free_ports(BACKENDS)
+    conf = nginx_backend_conf(backend_dir, ports, conns)
+    return Proc("backends", nginx_argv(backend_dir, conf), backend_dir), ports
+
+
+def rota_backends(root: Path, rota: Sequence[str]) -> tuple[list[Proc], list[int]]:
+    """Three `rota backend` processes (`rota`: the argv that runs rota), one port each, their
+    logs in `root`: the processes, not started yet (`serving` starts them), and the ports.
+    The Python backend a user's `make run` starts, for the benches measured against it."""
+    ports = free_ports(BACKENDS)
+    procs = [
+        Proc(f"backend{i}", [*rota, "backend", "--host", LOOPBACK, "--port", str(port)], root)
+        for i, port in enumerate(ports)
+    ]
+    return procs, ports
+
+
+@contextlib.contextmanager
+def serving(procs: Sequence[Proc], ports: Sequence[int]) -> Iterator[list[int]]:
+    """Start `procs` and wait until every port answers `200` (port i is served by process i,
+    or by the only process), yielding the ports; every process is stopped by PID on the way
+    out, whatever happened (one that exits or never answers is an error with its log)."""
+    owners = list(procs) if len(procs) > 1 else [procs[0]] * len(ports)
+    with contextlib.ExitStack() as stack:
+        for proc in procs:
+            stack.enter_context(proc.start())
+        for owner, port in zip(owners, ports, strict=True):
+            wait_ready(owner, port)
+        yield list(ports)
 
 
 def _nginx_main(tmp: Path, conns: int, http_body: str) -> str:

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.contenders import haproxy_conf
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, Proc, free_ports, wait_ready
 
 PARTIAL_HEAD = b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Slow: "
@@ -74,6 +75,7 @@ def main() -> None:
     p.add_argument("--slow", type=int, help="default: 10,000, or what the fd limit allows")
     p.add_argument("--good", type=int, default=1000)
     args = p.parse_args()
+    require_current_build("bench.flood")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if args.slow is None:
         # HAProxy wants 2 fds per connection of its maxconn (client and server side) and a

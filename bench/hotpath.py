@@ -29,6 +29,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from bench.machine import require_current_build
 from rota.balancing import POLICIES
 from rota.config.load import build_config
 from rota.config.model import AccessLogSpec
@@ -194,6 +195,7 @@ def main() -> None:
     p.add_argument("--access-log", metavar="FILE", help="an access log appended to FILE")
     p.add_argument("--access-log-format", choices=("json", "combined"), default="json")
     args = p.parse_args()
+    require_current_build("bench.hotpath")
     loop = asyncio.new_event_loop()
     access: AccessLog | None = None
     try:

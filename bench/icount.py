@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 
+from bench.machine import require_current_build
+
 SMALL, LARGE = 2_000, 12_000
 
 
@@ -45,6 +47,7 @@ def instructions(n: int, extra: list[str]) -> int:
 def main() -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("icount: valgrind is not installed (apt-get install valgrind)")
+    require_current_build("bench.icount")
     extra = sys.argv[1:]
     small = instructions(SMALL, extra)
     large = instructions(LARGE, extra)

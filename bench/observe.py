@@ -26,7 +26,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.contenders import rota_backends, serving
 from bench.install import ensure_tools
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, Proc, free_ports, wait_ready
 from bench.procstat import cpu_seconds_between, tree_cpu_ticks
 
@@ -94,6 +96,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int)
     p.add_argument("--seconds", type=float)
     args = p.parse_args()
+    require_current_build("bench.observe")
     rounds = args.rounds or (1 if args.quick else 5)
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     ensure_tools()
@@ -107,15 +110,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        ports = free_ports(3)
-        backends = [
-            Proc(f"backend{i}", [*ROTA, "backend", "--host", LOOPBACK, "--port", str(p)], tmp)
-            for i, p in enumerate(ports)
-        ]
-        try:
-            for b, port in zip(backends, ports, strict=True):
-                b.start()
-                wait_ready(b, port)
+        with serving(*rota_backends(tmp, ROTA)) as ports:
             for r in range(rounds):
                 for v in variants:
                     run_variant(v, ports, seconds, tmp)
@@ -124,9 +119,6 @@ def main() -> None:
                         f"{v.cpu_us[-1]:.1f} us CPU/req",
                         flush=True,
                     )
-        finally:
-            for b in backends:
-                b.stop()
     base = statistics.median(variants[0].cpu_us)
     # Each variant's "on" against its own "off" of the same round (the rounds interleave):
     # the median of those paired ratios cancels the machine's drift between rounds,

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from bench.contenders import haproxy_conf, nginx_argv, nginx_backend_conf, rota_config
 from bench.install import ensure_tools
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, Proc, free_ports, wait_ready
 from bench.wrkrun import DONE_LUA, Workload, run_wrk, wrk_argv
 
@@ -155,6 +156,7 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.reuse", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="1 round of 3 s, not written to docs/")
     args = p.parse_args()
+    require_current_build("bench.reuse")
     rounds, seconds = (1, 3) if args.quick else (3, 10)
     text = report(measure(rounds, seconds), rounds, seconds)
     out = ROOT / ("bench/results/quick/reuse.md" if args.quick else "docs/benchmarks-reuse.md")

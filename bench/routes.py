@@ -22,6 +22,7 @@ import argparse
 import timeit
 from collections.abc import Callable
 
+from bench.machine import require_current_build
 from rota.config.model import RouteSpec
 from rota.http import routing
 from rota.http.routing import RouteTable
@@ -94,6 +95,7 @@ def main() -> None:
         help="only call this case n times, untimed (for callgrind: see the docstring)",
     )
     args = parser.parse_args()
+    require_current_build("bench.routes")
     calls = cases()
     if args.loop is not None:
         call = calls[args.loop]

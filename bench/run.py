@@ -33,14 +33,14 @@ from bench.contenders import (
     Contender,
     all_contenders,
     max_conns,
-    nginx_argv,
-    nginx_backend_conf,
+    nginx_backends,
     rota_for_held,
+    serving,
 )
 from bench.held import HeldResult, hold_connections
 from bench.install import ensure_matplotlib, ensure_tools
-from bench.machine import machine_info, tool_versions
-from bench.procs import LOOPBACK, Proc, StartError, free_port, free_ports, wait_ready
+from bench.machine import machine_info, require_current_build, tool_versions
+from bench.procs import LOOPBACK, Proc, StartError, free_port, wait_ready
 from bench.procstat import (
     cpu_seconds_between,
     machine_busy_seconds,
@@ -62,7 +62,6 @@ from bench.wrkrun import (
 
 REPO = Path(__file__).resolve().parent.parent
 ROTA_BIN = REPO / ".venv" / "bin" / "rota"
-BACKENDS = 3
 HELD_CONTENDERS = ("rota-1w", "haproxy", "nginx")
 QUIET_CORES = 0.25  # machine busy below this (in cores) counts as quiet
 
@@ -145,14 +144,11 @@ class Bench:
         return usable
 
     def start_backends(self, stack: contextlib.ExitStack) -> None:
-        self.backend_ports = free_ports(BACKENDS)
-        tmp = self._dir("backends")
-        conf = nginx_backend_conf(tmp, self.backend_ports, self.conns)
-        proc = stack.enter_context(Proc("backends", nginx_argv(tmp, conf), tmp).start())
-        for port in self.backend_ports:
-            wait_ready(proc, port)
-        self.backends_pid = proc.pid
-        self._record_config("backends: nginx.conf", conf, tmp, 0)
+        nginx, self.backend_ports = nginx_backends(self._dir("backends"), self.conns)
+        stack.enter_context(serving([nginx], self.backend_ports))
+        self.backends_pid = nginx.pid
+        conf = (nginx.workdir / "nginx.conf").read_text()
+        self._record_config("backends: nginx.conf", conf, nginx.workdir, 0)
         self.report.commands.append("nginx -p DIR -c DIR/nginx.conf   # the three backends")
 
     # -- one run --------------------------------------------------------------------------
@@ -350,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = Report.from_json(args.from_json.read_text())
         write_outputs(report, out, title)
         return 0
+
+    require_current_build("bench.run")
 
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     ensure_tools()

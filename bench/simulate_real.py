@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.machine import require_current_build
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = "examples/simulate/slow-server.toml"
 START = "<!-- rota simulate --real: start -->"
@@ -105,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="5 s per policy, printed only")
     args = p.parse_args(argv)
+    require_current_build("bench.simulate_real")
     duration = 5.0 if args.quick else 30.0
     started = time.monotonic()
     before = load_average()

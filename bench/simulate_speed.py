@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bench.machine import require_current_build
 from rota import native
 from rota.simulate.engine import Simulation
 from rota.simulate.scenario import load_scenario
@@ -22,6 +23,7 @@ SCENARIO = Path(__file__).resolve().parent / "simulate" / "million.toml"
 
 
 def main() -> int:
+    require_current_build("bench.simulate_speed")
     scenario = load_scenario(SCENARIO)
     print(f"{scenario.requests} requests, {len(scenario.servers)} servers; {native.describe()}")
     for run in scenario.policies:

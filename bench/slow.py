@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.install import ensure_tools
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, Proc, free_ports, wait_ready
 
 CONNECTIONS = 30
@@ -220,6 +221,7 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.slow", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="1 round of 3 s, not written to docs/")
     args = p.parse_args()
+    require_current_build("bench.slow")
     rounds, seconds = (1, 3) if args.quick else (3, 10)
     text = report(measure(rounds, seconds), rounds, seconds)
     out = ROOT / (

@@ -42,8 +42,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.contenders import nginx_backends
 from bench.install import ensure_tools
-from bench.machine import machine_info
+from bench.machine import machine_info, require_current_build
 from bench.procs import LOOPBACK, Proc, StartError, free_port, free_ports
 from bench.procstat import (
     cpu_seconds_between,
@@ -51,14 +52,7 @@ from bench.procstat import (
     tree_cpu_ticks,
     tree_status_kib,
 )
-from bench.tls_contenders import (
-    CONTENDERS,
-    Cert,
-    make_cert,
-    nginx_backends,
-    rota_argv,
-    rota_builder,
-)
+from bench.tls_contenders import CONNS, CONTENDERS, Cert, make_cert, rota_argv, rota_builder
 from bench.wrkrun import DONE_LUA, Workload, WrkError, run_wrk, wrk_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -351,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "before/after of a change in the same run",
     )
     args = p.parse_args(argv)
+    require_current_build("bench.tls", ROOT / "src", *([Path(args.base)] if args.base else []))
     rounds = args.rounds or (1 if args.quick else 3)
     duration = args.duration or (2.0 if args.quick else 10.0)
     keys = args.only.split(",") if args.only else list(CONTENDERS)
@@ -375,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="rota-bench-tls-"))
     lua = root / "done.lua"
     lua.write_text(DONE_LUA)
-    backends, ports = nginx_backends(root)
+    backends, ports = nginx_backends(root, CONNS)
     try:
         cert = make_cert(root)
         backends.start()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.contenders import max_conns, nginx_argv, nginx_backend_conf
-from bench.procs import LOOPBACK, Proc, free_ports
+from bench.procs import LOOPBACK
 
 ROOT = Path(__file__).resolve().parents[1]
 # Client connections each contender is configured for, within the file descriptors allowed.
@@ -22,16 +22,6 @@ CIPHERS = (
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
 )
-
-
-def nginx_backends(root: Path) -> tuple[Proc, list[int]]:
-    """The three nginx backends every contender proxies to (plain HTTP, keep-alive, `200
-    ok`), configured in `root/backends`: the process, not started yet, and its ports."""
-    backend_dir = root / "backends"
-    backend_dir.mkdir()
-    ports = free_ports(3)
-    conf = nginx_backend_conf(backend_dir, ports, CONNS)
-    return Proc("backends", nginx_argv(backend_dir, conf), backend_dir), ports
 
 
 def rota_argv() -> list[str]:

@@ -31,8 +31,10 @@ import time
 from pathlib import Path
 
 from bench.callgrind import counted, stop
+from bench.contenders import nginx_backends
+from bench.machine import require_current_build
 from bench.procs import LOOPBACK, free_port
-from bench.tls_contenders import CONTENDERS, make_cert, nginx_backends, rota_builder
+from bench.tls_contenders import CONNS, CONTENDERS, make_cert, rota_builder
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUEST = b"GET / HTTP/1.1\r\nHost: b\r\n\r\n"
@@ -85,10 +87,12 @@ def main() -> None:
     p.add_argument("--src", default=str(ROOT / "src"), help="rota's source tree to run")
     p.add_argument("-n", type=int, help="requests counted (2000, or 300 with --close)")
     args = p.parse_args()
+    if args.contender == "rota":
+        require_current_build("bench.tls_icount", Path(args.src))
     n = args.n or (300 if args.close else 2000)
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     root = Path(tempfile.mkdtemp(prefix="rota-tls-icount-"))
-    backends, ports = nginx_backends(root)
+    backends, ports = nginx_backends(root, CONNS)
     cert = make_cert(root)
     port = free_port()
     if args.contender == "rota":

@@ -29,8 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.contenders import nginx_argv, nginx_backend_conf
-from bench.procs import LOOPBACK, Proc, free_port, free_ports
+from bench.contenders import nginx_backends
+from bench.machine import require_current_build
+from bench.procs import LOOPBACK, free_port
 from bench.procstat import tree_pids
 from bench.tls import started
 from bench.tls_contenders import CONNS, CONTENDERS, make_cert
@@ -70,6 +71,9 @@ def main() -> int:
     p.add_argument("--base-src", help="rota-base runs from this source tree")
     p.add_argument("--strace", action="store_true", help="syscall counts (slow)")
     args = p.parse_args()
+    require_current_build(
+        "bench.tls_split", ROOT / "src", *([Path(args.base_src)] if args.base_src else [])
+    )
     keys = args.only.split(",")
     if args.base_src:
         keys.insert(0, "rota-base")
@@ -77,14 +81,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="rota-tls-split-"))
     lua = root / "done.lua"
     lua.write_text(DONE_LUA)
-    backend_dir = root / "backends"
-    backend_dir.mkdir()
-    ports = free_ports(3)
-    backends = Proc(
-        "backends",
-        nginx_argv(backend_dir, nginx_backend_conf(backend_dir, ports, CONNS)),
-        backend_dir,
-    )
+    backends, ports = nginx_backends(root, CONNS)
     cert = make_cert(root)
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     rps: dict[str, list[float]] = {k: [] for k in keys}

@@ -28,8 +28,9 @@ import time
 from pathlib import Path
 
 from bench.callgrind import counted, stop
-from bench.contenders import haproxy_conf, nginx_argv, nginx_backend_conf, rota_config
-from bench.procs import LOOPBACK, Proc, free_port, free_ports, wait_ready
+from bench.contenders import haproxy_conf, nginx_backends, rota_config
+from bench.machine import require_current_build
+from bench.procs import LOOPBACK, free_port, wait_ready
 from bench.wrkrun import DONE_LUA, WORKLOADS, WrkError, run_wrk, wrk_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,10 +50,11 @@ def main() -> None:
     p.add_argument("--contender", default="rota", choices=["rota", "haproxy"])
     p.add_argument("--seconds", type=float, default=10.0, help="the counted run")
     args = p.parse_args()
+    if args.contender == "rota":
+        require_current_build("bench.wrk_icount", Path(args.src))
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     root = Path(tempfile.mkdtemp(prefix="rota-wrk-icount-"))
-    ports = free_ports(3)
-    backends = Proc("backends", nginx_argv(root, nginx_backend_conf(root, ports, 1024)), root)
+    backends, ports = nginx_backends(root, 1024)
     script = root / "done.lua"
     script.write_text(DONE_LUA)
     config = root / "rota.json"

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rota import native
+from tests.support.procs import fresh_python
 
 SRC = Path(native.__file__).resolve().parent.parent
 
@@ -25,17 +24,8 @@ print("describe:", n.describe())
 
 
 def probe(src: Path, **env: str) -> tuple[dict[str, str], str, str]:
-    environment = {k: v for k, v in os.environ.items() if k != native.PURE_ENV}
-    environment.update(env, PYTHONPATH=str(src))
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env=environment,
-        cwd=src,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = fresh_python("-c", PROBE, pythonpath=str(src), cwd=src, **env)
+    done.check_returncode()
     files = {}
     describe = ""
     for line in done.stdout.splitlines():

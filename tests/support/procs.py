@@ -26,6 +26,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def fresh_python(
+    *args: str, pythonpath: str, cwd: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`python ARGS` in a fresh interpreter, as a user's shell would start it: this
+    environment without ROTA_PURE_PYTHON (the suite's pure-Python pass sets it), plus `env`
+    and PYTHONPATH; its output captured as text, bounded at 60 s, its exit status left to
+    the caller."""
+    environment = {k: v for k, v in os.environ.items() if k != "ROTA_PURE_PYTHON"}
+    environment.update(env, PYTHONPATH=pythonpath)
+    return subprocess.run(
+        [sys.executable, *args],
+        env=environment,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class Proc:
     """A child process whose output is collected in the background."""
 

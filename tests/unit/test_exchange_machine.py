@@ -45,6 +45,8 @@ def ok(body: bytes = b"ok", *, fields: bytes = b"") -> bytes:
 REASONS = {
     400: b"Bad Request",
     408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
     502: b"Bad Gateway",
     503: b"Service Unavailable",
     504: b"Gateway Timeout",
@@ -725,6 +727,55 @@ def test_a_malformed_request_after_a_good_one_is_answered_in_order_then_lingers(
     c.eof()
     assert c.closed
     assert len(h.backend_conns(0)) == 1 and b.received() == forwarded(b"/good")
+
+
+# Small limits, so that each request below is exactly at one of them or one byte or field
+# past it: the bound is the client's whole request line, head and field count, Host included.
+LIMITS = {"max_request_line": 64, "max_header_bytes": 200, "max_headers": 5}
+
+
+def _line_of(length: int) -> bytes:
+    """The target of a GET whose request line (`GET /... HTTP/1.1`) is `length` bytes."""
+    return b"/" + b"a" * (length - len(b"GET / HTTP/1.1"))
+
+
+def _padding_to(length: int) -> bytes:
+    """A field that makes the head of a GET to / exactly `length` bytes, CRLFs included."""
+    return b"X: " + b"a" * (length - len(get(fields=b"X: \r\n"))) + b"\r\n"
+
+
+def _fields(count: int) -> bytes:
+    """`count` fields beside Host."""
+    return b"".join(b"X-%d: 1\r\n" % i for i in range(count))
+
+
+@pytest.mark.parametrize(
+    ("at_limit", "past_it", "status"),
+    [
+        ((_line_of(64), b""), (_line_of(65), b""), 414),
+        ((b"/", _padding_to(200)), (b"/", _padding_to(201)), 431),
+        ((b"/", _fields(4)), (b"/", _fields(5)), 431),
+    ],
+    ids=["request line", "head bytes", "field count"],
+)
+def test_a_head_at_a_limit_is_forwarded_and_one_past_it_refused(
+    at_limit: tuple[bytes, bytes], past_it: tuple[bytes, bytes], status: int
+) -> None:
+    h = Harness(backends=1, limits=LIMITS)
+    c = h.client()
+    target, fields = at_limit
+    c.send(get(target, fields=fields))
+    assert h.backend_conn(0).received() == forwarded(target, fields=fields)
+    h.backend_conn(0).send(ok())
+    assert c.received() == ok()
+
+    h = Harness(backends=1, limits=LIMITS)
+    c = h.client()
+    target, fields = past_it
+    c.send(get(target, fields=fields))
+    assert c.received() == error(status, close=True)
+    assert c.eof_written  # lingering, like every error answer that closes
+    assert h.backend_conns(0) == []  # nothing of it reached a backend
 
 
 def test_lingering_ends_after_its_time_limit() -> None:

@@ -389,26 +389,6 @@ def decide_request(
     )
 
 
-def check_request_line_length(length: int, limits: LimitSpec) -> None:
-    """For the wrapper while the request line arrives (on_url pieces): 414 over the limit,
-    before the rest is buffered."""
-    if length > limits.max_request_line:
-        raise ProtocolError(414, "request line too long")
-
-
-def check_head_size(length: int, limits: LimitSpec) -> None:
-    """For the wrapper while the head arrives: `length` raw bytes fed and the head still not
-    complete. 431 over the limit (RFC 6585 5)."""
-    if length > limits.max_header_bytes:
-        raise ProtocolError(431, "request header section too large")
-
-
-def check_field_count(count: int, limits: LimitSpec) -> None:
-    """For the wrapper on each on_header: 431 over the limit, never truncation."""
-    if count > limits.max_headers:
-        raise ProtocolError(431, "too many header fields")
-
-
 def check_body_size(received: int, limits: LimitSpec) -> None:
     """For the wrapper while a chunked body arrives: 413 once it passes the limit."""
     if limits.max_body_bytes is not None and received > limits.max_body_bytes:
