@@ -8,6 +8,7 @@
 - Every key the config and scenario loaders read is named in their reference page.
 - Every option of every `rota` command is in the README's command-line section.
 - Every relative link resolves, to a file and, with `#`, to a heading of it.
+- docs/architecture.md's module map names every module of src/rota.
 
 Nothing is started; a new key, flag or page that the docs miss fails here.
 """
@@ -240,3 +241,27 @@ def test_every_relative_link_resolves(page: Path) -> None:
         if not dest.exists() or (anchor and dest.suffix == ".md" and anchor not in _anchors(dest)):
             broken.append(target)
     assert broken == []
+
+
+def test_the_module_map_names_every_module() -> None:
+    """docs/architecture.md's map: each module of a package in that package's entry (a
+    `config/` line and its continuations), each top-level one in a top-level entry."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    start = text.index("```\nsrc/rota/\n") + len("```\nsrc/rota/\n")
+    block = text[start : text.index("\n```", start)]
+    entries: dict[str, str] = {}
+    package = ""
+    for line in block.splitlines():
+        entry = re.match(r"  (\S+)", line)
+        if entry:
+            package = entry.group(1).split("/")[0] + "/" if "/" in entry.group(1) else ""
+        entries[package] = entries.get(package, "") + line + "\n"
+    missing = []
+    for path in sorted((REPO / "src" / "rota").rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        parts = path.relative_to(REPO / "src" / "rota").parts
+        package = parts[0] + "/" if len(parts) > 1 else ""
+        if not re.search(r"(?<!\w)" + re.escape(path.name), entries.get(package, "")):
+            missing.append("/".join(parts))
+    assert missing == []
