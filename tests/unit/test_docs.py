@@ -9,6 +9,7 @@
 - Every option of every `rota` command is in the README's command-line section.
 - Every relative link resolves, to a file and, with `#`, to a heading of it.
 - docs/architecture.md's module map names every module of src/rota.
+- docs/admin.md's metrics table is what `/metrics` exposes: names, types and labels.
 
 Nothing is started; a new key, flag or page that the docs miss fails here.
 """
@@ -21,11 +22,13 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import trustme
 
+from rota.admin.exposition import Exposition, RotaCollector
 from rota.cli import build_parser
 from rota.config import ConfigError, config_warnings, load_config
 from rota.config.access_log import KEYS as ACCESS_LOG_KEYS
@@ -265,3 +268,28 @@ def test_the_module_map_names_every_module() -> None:
         if not re.search(r"(?<!\w)" + re.escape(path.name), entries.get(package, "")):
             missing.append("/".join(parts))
     assert missing == []
+
+
+def test_the_metrics_table_is_what_metrics_exposes() -> None:
+    documented = {
+        name: (kind, tuple(label.strip() for label in labels.split(",") if label.strip()))
+        for name, kind, labels in re.findall(
+            r"^\| `(rota_\w+)` \| (\w+) \|([\w, ]*)\|",
+            (REPO / "docs" / "admin.md").read_text(),
+            re.M,
+        )
+    }
+    nothing = SimpleNamespace(pools={}, config=SimpleNamespace(listeners=()))
+    collector = RotaCollector(nothing, dict, list)  # type: ignore[arg-type]
+    text = Exposition(collector).render({}).decode()
+    exposed = {}
+    for family in collector.collect():
+        # The exposition's own name for it (counters end in _total), and its label names
+        # (prometheus-client keeps them on the family even when it has no sample yet).
+        (name,) = (
+            n
+            for n, kind in re.findall(r"^# TYPE (\S+) (\w+)$", text, re.M)
+            if kind == family.type and n in (family.name, f"{family.name}_total")
+        )
+        exposed[name] = (family.type, tuple(family._labelnames))  # type: ignore[attr-defined]
+    assert documented == exposed
