@@ -40,6 +40,7 @@ from rota.config.sections import HEALTH_KEYS, LIMIT_KEYS, SERVER_KEYS, TIMEOUT_K
 from rota.config.seed import SEED_KEYS
 from rota.config.tls import CERT_KEYS, LISTENER_TLS_KEYS, POOL_TLS_KEYS, SNI_ROUTE_KEYS
 from rota.observe.log_format import json_line
+from rota.outcome import REASONS
 from rota.simulate import scenario
 from tests.unit.test_access_log_format import NOW, outcome
 
@@ -196,6 +197,17 @@ def test_the_access_log_sample_is_a_line_rota_writes() -> None:
     written = json.loads(json_line(outcome(), NOW))
     assert list(sample) == list(written)
     assert {k: type(v) for k, v in sample.items()} == {k: type(v) for k, v in written.items()}
+
+
+def test_the_access_log_tables_name_every_key_and_every_end() -> None:
+    page = (REPO / "docs" / "access-log.md").read_text()
+    keys_table = page[page.index("| key | meaning |") : page.index("### `end`")]
+    ends_table = page[page.index("| `end` | HTTP | TCP |") :]
+    rows = re.findall(r"^\| (`[^|]*) \|", keys_table, re.M)
+    keys = [k for row in rows for k in re.findall(r"`(\w+)`", row)]
+    assert keys == list(json.loads(json_line(outcome(), NOW)))
+    ends = re.findall(r"^\| `(\w+)` \|", ends_table, re.M)[1:]  # after the header row
+    assert ends == list(REASONS)
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
