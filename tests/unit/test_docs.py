@@ -10,6 +10,7 @@
 - Every relative link resolves, to a file and, with `#`, to a heading of it.
 - docs/architecture.md's module map names every module of src/rota.
 - docs/admin.md's metrics table is what `/metrics` exposes: names, types and labels.
+- Every default and flag named in a table of settings is the code's.
 
 Nothing is started; a new key, flag or page that the docs miss fails here.
 """
@@ -30,15 +31,17 @@ import trustme
 
 from rota.admin.exposition import Exposition, RotaCollector
 from rota.cli import build_parser
-from rota.config import ConfigError, config_warnings, load_config
+from rota.config import Config, ConfigError, config_warnings, load_config
 from rota.config.access_log import KEYS as ACCESS_LOG_KEYS
 from rota.config.admin import ADMIN_KEYS
 from rota.config.balancing import POOL_BALANCING_KEYS
 from rota.config.listeners import LISTENER_KEYS, POOL_KEYS, TOP_KEYS
+from rota.config.load import build_config
 from rota.config.routes import ROUTE_KEYS
 from rota.config.sections import HEALTH_KEYS, LIMIT_KEYS, SERVER_KEYS, TIMEOUT_KEYS
 from rota.config.seed import SEED_KEYS
 from rota.config.tls import CERT_KEYS, LISTENER_TLS_KEYS, POOL_TLS_KEYS, SNI_ROUTE_KEYS
+from rota.lb_flags import LB_FLAGS
 from rota.observe.log_format import json_line
 from rota.outcome import REASONS
 from rota.simulate import scenario
@@ -305,3 +308,120 @@ def test_the_metrics_table_is_what_metrics_exposes() -> None:
         )
         exposed[name] = (family.type, tuple(family._labelnames))  # type: ignore[attr-defined]
     assert documented == exposed
+
+
+# Tables of settings: (page, the line its header starts with or the heading it follows, the
+# columns of the key, the flag and the default, and the prefix of the key's dotted name).
+SETTINGS_TABLES = (
+    ("README.md", "| timeout | flag |", "timeout", "flag", "default", "timeouts."),
+    ("docs/configuration.md", "### Top level", "key", None, "default", ""),
+    ("docs/configuration.md", "### `health_check`", "key", "flag", "default", "health_check."),
+    ("docs/configuration.md", "### `timeouts` (seconds)", "key", "flag", "default", "timeouts."),
+    ("docs/configuration.md", "### `limits`", "key", "flag", "default", "limits."),
+    ("docs/configuration.md", "### `admin`", "key", "flag", "default", "admin."),
+    ("docs/configuration.md", "### `access_log`", "key", "flag", "default", "access_log."),
+    ("docs/configuration.md", "Only the server list is required.", "key", "flag", "default", ""),
+    (
+        "docs/health-checks.md",
+        "| flag of",
+        "config key (`health_check`)",
+        "flag of `rota lb`",
+        "default",
+        "health_check.",
+    ),
+    ("docs/tcp-mode.md", "## Options", "config", "flag", "default", ""),
+)
+
+
+def table_rows(page: str, after: str) -> list[dict[str, str]]:
+    """The rows of the first table at or after the line that starts with `after`."""
+    lines = (REPO / page).read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(after))
+    first = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
+
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+    header = cells(lines[first])
+    rows = []
+    for line in lines[first + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, cells(line), strict=True)))
+    return rows
+
+
+def loaded_defaults() -> dict[str, object]:
+    """What a seed file with one server loads to: every default as rota applies it."""
+    seed = build_config({"server_list": [{"host": "127.0.0.1", "port": 5001}]}, "seed.json", {})
+    return defaults_of(seed)
+
+
+def defaults_of(c: Config) -> dict[str, object]:
+    listener, pool, health = c.listeners[0], c.pools[0], c.health
+    out: dict[str, object] = {
+        "workers": c.workers,
+        "drain_timeout": c.drain_timeout,
+        "listen.host": listener.host,
+        "listen.port": listener.port,
+        "mode": listener.protocol.value,
+        "send_proxy": listener.send_proxy,
+        "accept_proxy": listener.accept_proxy,
+        "via": listener.via,
+        "algorithm": pool.algorithm,
+        "access_log.path": c.access_log.path,
+        "access_log.format": c.access_log.format,
+        "admin.bind": None,
+        "admin.token_file": None,
+        "health_check.interval": health.interval,
+        "health_check.timeout": health.timeout,
+        "health_check.path": health.path,
+        "health_check.status": f"{health.status_min}-{health.status_max}",
+        "health_check.rise": health.rise,
+        "health_check.fall": health.fall,
+        "health_check.type": health.kind.value,
+    }
+    for spec, prefix in ((c.timeouts, "timeouts."), (c.limits, "limits.")):
+        for name in spec.__dataclass_fields__:
+            out[prefix + name] = getattr(spec, name)
+    return out
+
+
+NONE_WORDS = ("none", "null", "absent", "no", "(off)", "as", "off")
+
+
+def matches(text: str, value: object) -> bool:
+    """A documented default (`5`, `"200-399"`, `2, or the interval if smaller`) is `value`."""
+    word = re.split(r",| \(|\s", text.replace("`", "").strip(), maxsplit=1)[0].strip('"')
+    if value is None:
+        return word in NONE_WORDS
+    if isinstance(value, bool):
+        return word == ("true" if value else "false")
+    if isinstance(value, int | float):
+        return re.fullmatch(r"[\d,.]+", word) is not None and float(word) == value
+    return word == value
+
+
+@pytest.mark.parametrize(
+    ("page", "after", "key", "flag", "default", "prefix"),
+    SETTINGS_TABLES,
+    ids=[f"{t[0]}: {t[1]}" for t in SETTINGS_TABLES],
+)
+def test_a_table_of_settings_names_the_codes_defaults_and_flags(
+    page: str, after: str, key: str, flag: str | None, default: str, prefix: str
+) -> None:
+    defaults = loaded_defaults()
+    field_of = {name: f.field for f in LB_FLAGS for name in (f.flag, *f.aliases)}
+    checked = 0
+    for row in table_rows(page, after):
+        named = re.match(r"`([\w.]+)`", row[key])
+        if named is None:
+            continue
+        field = prefix + named.group(1)
+        if field in defaults:
+            assert matches(row[default], defaults[field]), (field, row[default], defaults[field])
+            checked += 1
+        for typed in re.findall(r"--[a-z][a-z-]*", row[flag] if flag else ""):
+            assert field_of.get(typed) == field, (typed, field)
+            checked += 1
+    assert checked >= 2
