@@ -18,6 +18,7 @@ Nothing is started; a new key, flag or page that the docs miss fails here.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import tomllib
@@ -382,8 +383,8 @@ def defaults_of(c: Config) -> dict[str, object]:
         "health_check.type": health.kind.value,
     }
     for spec, prefix in ((c.timeouts, "timeouts."), (c.limits, "limits.")):
-        for name in spec.__dataclass_fields__:
-            out[prefix + name] = getattr(spec, name)
+        for f in dataclasses.fields(spec):
+            out[prefix + f.name] = getattr(spec, f.name)
     return out
 
 
